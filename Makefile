@@ -1,0 +1,41 @@
+# Two commands on a fresh machine:  `make demo` (the main job)  and  `make test` (the whole test suite).
+# Both create and reuse a local virtual environment in .venv.
+#
+# TORCH_SPEC is installed before the package so that pip does not choose a torch build for us. The default
+# pin matches the CPU wheel that lies on disk on the project's CI machines; elsewhere pip takes the same
+# release from PyPI (CUDA on Linux). Keep your own build with e.g. `make test TORCH_SPEC=torch`.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lab report benchmark clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[train,notebooks,dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# The main job.
+demo: $(STAMP)
+	$(PY) -m h3r_theory.report
+
+# The whole test suite (unit, property, real-sample and notebook tests) on all cores.
+test: $(STAMP)
+	$(PY) -m pytest -n auto --dist loadfile --nbval-lax tests notebooks
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/codecs.py
+
+clean-venv:
+	rm -rf $(VENV)

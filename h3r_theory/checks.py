@@ -1,0 +1,79 @@
+"""Input validation shared by codecs, losses and metrics.
+
+Every check raises ``ValueError`` with a message that names the argument, the expected shape and what was
+found, and for non-finite values the first offending ``(batch, keypoint)`` index, so that a bad sample in a
+batch of thousands can be found.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def _first_index(mask: Tensor) -> tuple[int, ...]:
+    return tuple(int(i) for i in mask.nonzero()[0].tolist())
+
+
+def check_keypoints(keypoints: Tensor, visible: Optional[Tensor] = None, name: str = "keypoints") -> Tensor:
+    """Check ``keypoints`` is a floating (B, K, 2) tensor, finite wherever it is visible.
+
+    Invisible keypoints may hold anything (datasets fill them with 0, -1 or NaN): their coordinates are
+    never used. Returns ``keypoints`` unchanged.
+    """
+    if not isinstance(keypoints, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (B, K, 2), got {type(keypoints).__name__}")
+    if keypoints.dim() != 3 or keypoints.shape[-1] != 2:
+        raise ValueError(f"{name} must have shape (B, K, 2) (x then y), got {tuple(keypoints.shape)}")
+    if not keypoints.is_floating_point():
+        raise ValueError(f"{name} must be a floating tensor (float32 or float64), got {keypoints.dtype}")
+    bad = ~torch.isfinite(keypoints).all(dim=-1)
+    if visible is not None:
+        bad &= visible > 0
+    if bad.any():
+        b, k = _first_index(bad)
+        raise ValueError(
+            f"{name} has a non-finite value at (batch, keypoint) = ({b}, {k}): {keypoints[b, k].tolist()}"
+        )
+    return keypoints
+
+
+def check_visible(visible: Optional[Tensor], keypoints: Tensor, name: str = "visible") -> Tensor:
+    """Return visibility as a float mask (B, K) on the keypoints' device and dtype (1 = use, 0 = ignore).
+
+    Accepts ``None`` (all visible), a bool tensor, or numbers (COCO's 0/1/2 count as ``> 0``).
+    """
+    B, K = keypoints.shape[:2]
+    if visible is None:
+        return torch.ones(B, K, dtype=keypoints.dtype, device=keypoints.device)
+    if not isinstance(visible, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape ({B}, {K}) or None, got {type(visible).__name__}")
+    if tuple(visible.shape) != (B, K):
+        raise ValueError(f"{name} must have shape (B, K) = ({B}, {K}), got {tuple(visible.shape)}")
+    if visible.device != keypoints.device:
+        raise ValueError(f"{name} is on {visible.device} but keypoints are on {keypoints.device}")
+    if visible.is_floating_point() and not torch.isfinite(visible).all():
+        b, k = _first_index(~torch.isfinite(visible))
+        raise ValueError(f"{name} has a non-finite value at (batch, keypoint) = ({b}, {k})")
+    return (visible > 0).to(keypoints.dtype)
+
+
+def check_heatmaps(heatmaps: Tensor, heatmap_size: tuple[int, int], name: str = "heatmaps") -> Tensor:
+    """Check ``heatmaps`` is a finite floating (B, K, h, w) tensor with ``(w, h) == heatmap_size``."""
+    w, h = heatmap_size
+    if not isinstance(heatmaps, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (B, K, {h}, {w}), got {type(heatmaps).__name__}")
+    if heatmaps.dim() != 4 or tuple(heatmaps.shape[-2:]) != (h, w):
+        raise ValueError(
+            f"{name} must have shape (B, K, h, w) = (B, K, {h}, {w}) for heatmap_size (w, h) = ({w}, {h}), "
+            f"got {tuple(heatmaps.shape)}"
+        )
+    if not heatmaps.is_floating_point():
+        raise ValueError(f"{name} must be a floating tensor (float32 or float64), got {heatmaps.dtype}")
+    finite = torch.isfinite(heatmaps).flatten(-2).all(dim=-1)
+    if not finite.all():
+        b, k = _first_index(~finite)
+        raise ValueError(f"{name} has a non-finite value in the map at (batch, keypoint) = ({b}, {k})")
+    return heatmaps

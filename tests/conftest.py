@@ -1,0 +1,54 @@
+"""Shared fixtures: devices/dtypes to test on, the real-sample gate, hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL_SAMPLES = REPO_ROOT.parent / "shared" / "data" / "real_samples"
+
+# "ci" is derandomized so that a CI run is reproducible; "dev" explores new examples on every run.
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DTYPES = [torch.float32, torch.float64]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=DTYPES, ids=["float32", "float64"])
+def dtype(request) -> torch.dtype:
+    return request.param
+
+
+def real_samples_dir(subdir: str = "") -> Path:
+    """Path to ``../shared/data/real_samples/<subdir>``; skips the test when it is absent.
+
+    Under ``H3R_REQUIRE_REAL_SAMPLES=1`` (CI) a missing folder FAILS the test instead of skipping it, so
+    that the real-data tests can never silently stop running.
+    """
+    path = REAL_SAMPLES / subdir
+    if not path.exists():
+        message = f"real samples not found at {path}"
+        if os.environ.get("H3R_REQUIRE_REAL_SAMPLES") == "1":
+            pytest.fail(message + " and H3R_REQUIRE_REAL_SAMPLES=1 requires them")
+        pytest.skip(message + " (set up ../shared/data/real_samples to run this test)")
+    return path
+
+
+@pytest.fixture
+def real_samples() -> Path:
+    """The real-sample root; see :func:`real_samples_dir`."""
+    return real_samples_dir()
