@@ -1,0 +1,182 @@
+"""The codec protocol: ``encode`` keypoints into training targets, ``decode`` heatmaps into keypoints.
+
+Every codec maps keypoints given in *input pixels* to heatmap cells through :mod:`h3r_theory.conventions`
+and back, so that swapping a codec never changes the pixel convention silently.
+
+Edge semantics shared by all codecs (``u`` is a keypoint's heatmap coordinate, ``w`` the heatmap width):
+
+* off the heatmap (``u < -0.5`` or ``u >= w - 0.5``, likewise in y) or invisible: weight 0, all-zero target;
+* in the half-cell border band (``-0.5 <= u < 0`` or ``w - 1 < u < w - 0.5``): cell-based codecs
+  (:class:`Argmax`, :class:`RandomizedRounding`) clamp ``u`` onto ``[0, w - 1]``. Such a target is biased
+  toward the inside by up to half a cell, because no cell centre lies beyond the outermost one;
+* non-finite visible keypoints and non-finite heatmaps raise ``ValueError`` naming ``(batch, keypoint)``;
+* a constant (e.g. all-zero) heatmap carries no location: ``decode`` returns the heatmap centre with
+  score 0 rather than an arbitrary cell.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Optional
+
+import torch
+from torch import Tensor
+
+from .. import conventions
+from ..checks import check_heatmaps, check_keypoints, check_visible
+
+ACTIVATIONS = ("probabilities", "logits")
+
+
+class Encoded:
+    """Training targets for a batch: per-keypoint heatmaps and loss weights.
+
+    Sparse codecs (one-hot and bilinear targets) store only the cells they touch, ``cells`` and ``values``
+    of shape (B, K, P); the dense ``heatmaps`` (B, K, h, w) are built on first access. This keeps
+    ``encode`` cheap (a dense one-hot batch of 1024 x 98 maps of 64 x 64 is 1.6 GB) and lets the
+    cross-entropy loss use the cell index directly.
+
+    Attributes:
+        weights: (B, K) float, 1 where the keypoint is visible and on the heatmap, else 0.
+        centers: (B, K, 2) float, the keypoints in heatmap cells (before any clamping), x then y.
+        heatmap_size: (w, h) of the heatmaps.
+    """
+
+    def __init__(
+        self,
+        weights: Tensor,
+        centers: Tensor,
+        heatmap_size: tuple[int, int],
+        *,
+        heatmaps: Optional[Tensor] = None,
+        cells: Optional[Tensor] = None,
+        values: Optional[Tensor] = None,
+    ) -> None:
+        if (heatmaps is None) == (cells is None):
+            raise ValueError("Encoded needs either dense heatmaps or sparse cells/values, not both")
+        self.weights = weights
+        self.centers = centers
+        self.heatmap_size = heatmap_size
+        self.cells = cells
+        self.values = values
+        self._heatmaps = heatmaps
+
+    @property
+    def heatmaps(self) -> Tensor:
+        """(B, K, h, w) dense targets; zero maps where ``weights == 0``."""
+        if self._heatmaps is None:
+            w, h = self.heatmap_size
+            B, K, _ = self.cells.shape
+            dense = self.values.new_zeros(B, K, h * w)
+            dense.scatter_add_(-1, self.cells, self.values)
+            self._heatmaps = dense.view(B, K, h, w)
+        return self._heatmaps
+
+    @property
+    def indices(self) -> Optional[Tensor]:
+        """(B, K) long flat cell index ``y * w + x`` of a one-hot target, or ``None`` for other targets."""
+        if self.cells is None or self.cells.shape[-1] != 1:
+            return None
+        return self.cells[..., 0]
+
+    def __repr__(self) -> str:
+        kind = "dense" if self.cells is None else f"sparse[{self.cells.shape[-1]} cells]"
+        return f"Encoded({kind}, batch={tuple(self.weights.shape)}, heatmap_size={self.heatmap_size})"
+
+
+class HeatmapCodec:
+    """Base class: holds the sizes and convention, validates inputs, maps coordinates.
+
+    Subclasses implement ``encode`` and ``_decode_cells`` (heatmaps -> cell coordinates + scores);
+    ``expected`` defaults to ``encode`` for deterministic codecs.
+    """
+
+    name: ClassVar[str] = "codec"
+    #: How ``decode`` reads a network output trained with this codec's default loss.
+    default_activation: ClassVar[str] = "probabilities"
+    #: True when ``encode`` draws random targets.
+    stochastic: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        input_size: tuple[int, int],
+        heatmap_size: tuple[int, int],
+        convention: conventions.Convention = "pixel_center",
+    ) -> None:
+        self.input_size = conventions.check_size(input_size, "input_size")
+        self.heatmap_size = conventions.check_size(heatmap_size, "heatmap_size")
+        self.convention = conventions.check_convention(convention)
+
+    # -- coordinates ---------------------------------------------------------------------------------
+    def to_heatmap(self, xy: Tensor) -> Tensor:
+        """Input pixels (..., 2) -> heatmap cells (..., 2)."""
+        return conventions.input_to_heatmap(xy, self.input_size, self.heatmap_size, self.convention)
+
+    def to_input(self, uv: Tensor) -> Tensor:
+        """Heatmap cells (..., 2) -> input pixels (..., 2)."""
+        return conventions.heatmap_to_input(uv, self.input_size, self.heatmap_size, self.convention)
+
+    @property
+    def stride(self) -> tuple[float, float]:
+        """Input pixels per heatmap cell, (x, y)."""
+        return conventions.stride(self.input_size, self.heatmap_size)
+
+    # -- protocol ------------------------------------------------------------------------------------
+    def encode(
+        self, keypoints: Tensor, visible: Optional[Tensor] = None, generator: Optional[torch.Generator] = None
+    ) -> Encoded:
+        raise NotImplementedError
+
+    def expected(self, keypoints: Tensor, visible: Optional[Tensor] = None) -> Encoded:
+        """E[encode(keypoints)]; for a deterministic codec that is ``encode`` itself."""
+        return self.encode(keypoints, visible)
+
+    def decode(self, heatmaps: Tensor, activation: Optional[str] = None, **options) -> tuple[Tensor, Tensor]:
+        """Heatmaps (B, K, h, w) -> keypoints (B, K, 2) in input pixels and scores (B, K).
+
+        ``activation`` says what the maps hold: ``"probabilities"`` (targets, or network outputs trained to
+        match them) or ``"logits"`` (raw outputs of a network trained with a softmax loss). Defaults to
+        ``"probabilities"``, the space ``encode`` produces. ``options`` are the codec's decoder settings
+        for this call only (e.g. ``method``/``k`` of :class:`RandomizedRounding`).
+        """
+        activation = "probabilities" if activation is None else activation
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        check_heatmaps(heatmaps, self.heatmap_size)
+        uv, scores = self._decode_cells(heatmaps, activation, **options)
+        # A constant map has no peak: report the centre of the heatmap, with zero confidence.
+        flat = heatmaps.flatten(-2)
+        constant = flat.amax(-1) == flat.amin(-1)
+        if constant.any():
+            w, h = self.heatmap_size
+            centre = uv.new_tensor([(w - 1) / 2, (h - 1) / 2])
+            uv = torch.where(constant[..., None], centre, uv)
+            scores = scores.masked_fill(constant, 0.0)
+        return self.to_input(uv), scores
+
+    def _decode_cells(self, heatmaps: Tensor, activation: str, **options) -> tuple[Tensor, Tensor]:
+        """(B, K, h, w) -> cell coordinates (B, K, 2) and scores (B, K); inputs already validated."""
+        raise NotImplementedError
+
+    # -- helpers for subclasses ----------------------------------------------------------------------
+    def _prepare(self, keypoints: Tensor, visible: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        """Validate inputs; return heatmap coordinates ``uv`` (B, K, 2) and loss weights (B, K).
+
+        Invisible keypoints may hold NaN; their ``uv`` is replaced by 0 so that no NaN reaches a target.
+        """
+        check_keypoints(keypoints, visible)
+        mask = check_visible(visible, keypoints)
+        uv = self.to_heatmap(keypoints)
+        weights = mask * conventions.on_heatmap(uv, self.heatmap_size).to(mask.dtype)
+        uv = torch.where(weights[..., None] > 0, uv, torch.zeros_like(uv))
+        return uv, weights
+
+    def _clamp_to_cells(self, uv: Tensor) -> Tensor:
+        """Clamp ``uv`` (..., 2) onto the cell-centre box ``[0, w-1] x [0, h-1]`` (the border band bias)."""
+        w, h = self.heatmap_size
+        return torch.stack((uv[..., 0].clamp(0, w - 1), uv[..., 1].clamp(0, h - 1)), dim=-1)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(input_size={self.input_size}, heatmap_size={self.heatmap_size}, "
+            f"convention={self.convention!r})"
+        )
