@@ -1,0 +1,149 @@
+"""300W (Sagonas et al.): iBUG ``.pts`` trees, the standard splits, and the official bounding-box files.
+
+``.pts`` files are written by Matlab tools and are 1-based: the centre of the top-left pixel is (1, 1)
+(menpo's importer subtracts 1 for the same reason). The loader subtracts ``COORDINATE_OFFSET = 1`` once;
+everything downstream is 0-based. The HRNet CSV copies the ``.pts`` numbers unchanged, so
+:mod:`trainers.data.hrnet_csv` applies the same offset for 300W.
+
+Directory layout of the original archives under a root::
+
+    afw/*.pts  helen/{trainset,testset}/*.pts  lfpw/{trainset,testset}/*.pts  ibug/*.pts
+    300W/01_Indoor/*.pts  300W/02_Outdoor/*.pts          (images next to their .pts, .jpg or .png)
+
+Standard splits (counts of the full data): train = afw + helen/trainset + lfpw/trainset (3148);
+common = helen/testset + lfpw/testset (554); challenge = ibug (135); full = common + challenge (689);
+test = 300W indoor + outdoor (600).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .parsing import parse_floats, read_text
+from .records import LoadResult, check_images_exist, make_record
+
+COORDINATE_OFFSET = 1.0
+NUM_KEYPOINTS = 68
+SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("afw", "helen/trainset", "lfpw/trainset"),
+    "common": ("helen/testset", "lfpw/testset"),
+    "challenge": ("ibug",),
+    "full": ("helen/testset", "lfpw/testset", "ibug"),
+    "test": ("300W/01_Indoor", "300W/02_Outdoor"),
+}
+IMAGE_SUFFIXES = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".ppm", ".bmp")
+
+
+def read_pts(path: Path, num_points: Optional[int] = None) -> np.ndarray:
+    """Read a ``.pts`` file as stored (no offset applied): (N, 2) float64.
+
+    Format: ``version: 1`` / ``n_points: N`` / ``{`` / N lines ``x y`` / ``}``. Errors name the line.
+    """
+    path = Path(path)
+    lines = read_text(path, ".pts file")
+    body = [(i, ln.strip()) for i, ln in enumerate(lines, start=1) if ln.strip()]
+    n_points = None
+    start = None
+    for idx, (lineno, text) in enumerate(body):
+        if text.startswith("{"):
+            start = idx + 1
+            break
+        key, _, value = text.partition(":")
+        if key.strip() == "n_points":
+            try:
+                n_points = int(value)
+            except ValueError:
+                raise ValueError(f"{path}:{lineno}: n_points must be an integer, found {value.strip()!r}") from None
+    if start is None or n_points is None:
+        raise ValueError(f"{path}: expected a header with 'n_points: N' followed by '{{', found neither/one")
+    if num_points is not None and n_points != num_points:
+        raise ValueError(f"{path}: expected n_points {num_points}, found {n_points}")
+    points = []
+    for lineno, text in body[start:]:
+        if text.startswith("}"):
+            break
+        tokens = text.split()
+        if len(tokens) != 2:
+            raise ValueError(f"{path}:{lineno}: expected 2 numbers 'x y', found {len(tokens)} fields: {text!r}")
+        points.append(parse_floats(tokens, f"{path}:{lineno}", "point"))
+    else:
+        raise ValueError(f"{path}: missing closing '}}'")
+    if len(points) != n_points:
+        raise ValueError(f"{path}: header says n_points {n_points}, found {len(points)} point lines")
+    return np.asarray(points, dtype=np.float64).reshape(n_points, 2)
+
+
+def image_for(pts_path: Path) -> Path:
+    """The image next to a ``.pts`` file (first existing suffix; ``.jpg`` name if none exists)."""
+    for suffix in IMAGE_SUFFIXES:
+        candidate = pts_path.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return pts_path.with_suffix(".jpg")
+
+
+def load_pts_files(
+    pts_files: list[Path], dataset: str = "300w", check_images: bool = False, subset: str = ""
+) -> LoadResult:
+    """One record per ``.pts`` file; the box is the tight box of the points (300W's ``bb_ground_truth``)."""
+    result = LoadResult(source=subset or "pts files")
+    for pts in sorted(Path(p) for p in pts_files):
+        keypoints = read_pts(pts) - COORDINATE_OFFSET
+        box = np.concatenate([keypoints.min(0), keypoints.max(0)])
+        result.append(
+            make_record(
+                image=image_for(pts), keypoints=keypoints, visibility=np.full(len(keypoints), 2),
+                dataset=dataset, source=str(pts), box=box, extras={"subset": subset, "name": pts.stem},
+            )
+        )
+    if check_images:
+        check_images_exist(result)
+    return result
+
+
+def load_300w(root: Path, split: str, check_images: bool = False) -> LoadResult:
+    """Load a standard 300W split from the original ``.pts`` trees under ``root``."""
+    root = Path(root)
+    if split not in SPLITS:
+        raise ValueError(f"300W split must be one of {sorted(SPLITS)}, got {split!r}")
+    result = LoadResult(source=f"300W {split} under {root}")
+    for sub in SPLITS[split]:
+        folder = root / sub
+        if not folder.is_dir():
+            raise FileNotFoundError(f"300W split {split!r} expects the folder {folder} (with the {sub} .pts files)")
+        files = sorted(folder.glob("*.pts"))
+        if not files:
+            raise FileNotFoundError(f"no .pts files in {folder}")
+        part = load_pts_files(files, check_images=check_images, subset=sub)
+        result.extend(part)
+        for reason, n in part.skipped.items():
+            result.skip(reason, n)
+    return result
+
+
+def load_300w_bounding_boxes(mat_file: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Read an official ``bounding_boxes_*.mat`` (MATLAB v5): image name -> {"detector", "ground_truth"}.
+
+    Boxes are ``x_min, y_min, x_max, y_max`` in the ``.pts`` frame, shifted to 0-based like the points.
+    """
+    import scipy.io
+
+    mat_file = Path(mat_file)
+    if not mat_file.is_file():
+        raise FileNotFoundError(f"300W bounding-box file not found: {mat_file}")
+    data = scipy.io.loadmat(mat_file)
+    if "bounding_boxes" not in data:
+        raise ValueError(f"{mat_file}: expected a variable 'bounding_boxes', found {sorted(k for k in data if not k.startswith('__'))}")
+    boxes = {}
+    for index, entry in enumerate(data["bounding_boxes"].ravel()):
+        try:
+            name = str(entry["imgName"].ravel()[0].ravel()[0])
+            det = np.asarray(entry["bb_detector"].ravel()[0], float).reshape(4) - COORDINATE_OFFSET
+            gt = np.asarray(entry["bb_ground_truth"].ravel()[0], float).reshape(4) - COORDINATE_OFFSET
+        except (ValueError, IndexError, KeyError) as err:
+            raise ValueError(f"{mat_file}#{index}: expected fields imgName, bb_detector (4), bb_ground_truth (4): {err}") from err
+        boxes[name] = {"detector": det, "ground_truth": gt}
+    return boxes
