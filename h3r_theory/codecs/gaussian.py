@@ -89,6 +89,11 @@ class DARK(Gaussian):
         blur_sigma: standard deviation of the decoding blur, in cells (``None``: same as ``sigma``, as in
             DARK; ``0``: no blur). The blur is applied only on the window the Taylor step needs, with zero
             padding beyond the map border, which is the same as blurring the whole map.
+
+    Border bias: the blur sees zeros beyond the border, which flattens the log-map on that side, so within
+    about ``2 sigma`` of the border the step is biased toward the inside (measured with ``sigma = 2``:
+    0.21 cells at 2 cells from the border, 0.05 at 3, 0.007 at 4, 6e-4 at 5). Without blur a noiseless
+    target is decoded exactly wherever the 3 x 3 neighbourhood of its maximum lies on the map.
     """
 
     name = "dark"

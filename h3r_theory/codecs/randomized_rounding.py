@@ -49,7 +49,8 @@ class RandomizedRounding(HeatmapCodec):
         input_size, heatmap_size: (width, height) in pixels and cells.
         convention: pixel convention, see :mod:`h3r_theory.conventions`.
         method: default decoder, ``"topk"`` or ``"window"``.
-        k: number of activation points for ``"topk"`` (>= 4 for losslessness; 9 in the authors' release).
+        k: number of activation points for ``"topk"`` (>= 4 for losslessness; 9 in the authors' release);
+            capped at the number of cells.
         radius: half-size of the ``"window"`` decoder (1 -> 3 x 3).
     """
 
@@ -162,9 +163,9 @@ def _check_decoder(method: str, k: int, radius: int, heatmap_size: tuple[int, in
     """Validate decoder settings; returns them with ``k`` and ``radius`` as ints."""
     if method not in DECODE_METHODS:
         raise ValueError(f"method must be one of {DECODE_METHODS}, got {method!r}")
-    w, h = heatmap_size
-    if not 1 <= int(k) <= w * h:
-        raise ValueError(f"k must be in [1, {w * h}] (cells of a {w}x{h} heatmap), got {k}")
+    if int(k) < 1:
+        raise ValueError(f"k must be >= 1 (4 or more for a lossless decode), got {k}")
     if int(radius) < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
-    return method, int(k), int(radius)
+    w, h = heatmap_size
+    return method, min(int(k), w * h), int(radius)  # a k beyond the map's size uses every cell

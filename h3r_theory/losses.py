@@ -1,0 +1,91 @@
+"""Losses matched to codecs, so that each codec's decoder reads the optimum of its loss without bias.
+
+Which pairing is consistent, and why (derived in :mod:`h3r_theory.theory.consistency`):
+
+* randomized rounding / one-hot targets -> spatial softmax cross-entropy. Its population optimum over the
+  random targets is softmax(logits) = E[target] (the bilinear distribution), whose mean is the keypoint.
+* per-pixel targets with a sigmoid head -> binary cross-entropy; the optimum is sigmoid(logit) = target per
+  cell, so decode the *probabilities*, never a softmax of these logits.
+* Gaussian targets -> mean squared error; the optimum is the target map itself.
+* soft-argmax (integral regression) -> L1 between the differentiable expectation and the keypoint.
+
+Every loss takes per-keypoint ``weights`` (B, K) and averages over the keypoints with positive weight,
+so invisible or off-heatmap keypoints contribute nothing (and an all-invisible batch gives loss 0).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .codecs import Encoded, HeatmapCodec, soft_argmax_cells
+
+LossFn = Callable[[Tensor, Encoded], Tensor]
+
+
+def _weighted_mean(per_keypoint: Tensor, weights: Tensor) -> Tensor:
+    """Mean of ``per_keypoint`` (B, K) over keypoints, weighted by ``weights`` (B, K); 0 if all weights are 0."""
+    return (per_keypoint * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def spatial_softmax_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """Cross-entropy between softmax over each map and a target distribution over its cells.
+
+    Args:
+        logits: (B, K, h, w) raw network outputs.
+        target: (B, K, h, w) distributions (each map sums to 1), or (B, K) long flat cell indices of one-hot
+            targets (cheaper: no dense target is built).
+        weights: (B, K) keypoint weights.
+    """
+    log_probs = torch.log_softmax(logits.flatten(-2).float(), dim=-1).to(logits.dtype)
+    if target.dtype == torch.long:
+        per_keypoint = -log_probs.gather(-1, target[..., None])[..., 0]
+    else:
+        per_keypoint = -(target.flatten(-2) * log_probs).sum(-1)
+    return _weighted_mean(per_keypoint, weights)
+
+
+def binary_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """Per-cell binary cross-entropy with logits, averaged over cells then over weighted keypoints.
+
+    ``logits`` and ``target`` are (B, K, h, w), or (B, K, 2, h, w) for the two-channel binary head of the
+    authors' release, whose channel 1 is "keypoint here" and channel 0 its complement: there the target of
+    channel 0 is ``1 - target``.
+    """
+    if logits.dim() == 5:
+        target = torch.stack((1 - target, target), dim=2)
+    per_cell = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return _weighted_mean(per_cell.flatten(2).mean(-1), weights)
+
+
+def mse(pred: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """Mean squared error per map (averaged over cells), then over weighted keypoints."""
+    return _weighted_mean(((pred - target) ** 2).flatten(-2).mean(-1), weights)
+
+
+def coordinate_l1(pred_uv: Tensor, target_uv: Tensor, weights: Tensor) -> Tensor:
+    """L1 distance (summed over x and y, in cells) between (B, K, 2) coordinates, over weighted keypoints."""
+    return _weighted_mean((pred_uv - target_uv).abs().sum(-1), weights)
+
+
+def default_loss(codec: HeatmapCodec) -> tuple[str, LossFn]:
+    """The loss that makes ``codec.decode(output, activation=codec.default_activation)`` consistent.
+
+    Returns ``(name, fn)`` with ``fn(output (B, K, h, w), enc) -> scalar``.
+    """
+    name = codec.name
+    if name in ("randomized_rounding", "argmax"):
+        def fn(output: Tensor, enc: Encoded) -> Tensor:
+            target = enc.indices if enc.indices is not None else enc.heatmaps
+            return spatial_softmax_cross_entropy(output, target, enc.weights)
+        return "spatial_softmax_cross_entropy", fn
+    if name in ("gaussian", "dark", "udp"):
+        return "mse", lambda output, enc: mse(output, enc.heatmaps, enc.weights)
+    if name == "soft_argmax":
+        def fn(output: Tensor, enc: Encoded) -> Tensor:
+            return coordinate_l1(soft_argmax_cells(output, "logits"), enc.centers, enc.weights)
+        return "coordinate_l1", fn
+    raise ValueError(f"no default loss for codec {name!r}")
