@@ -1,0 +1,161 @@
+"""COCO person_keypoints JSON and the generic COCO-style keypoint JSON of the converted face sets.
+
+One record per annotation (person or face instance). What is ignored is counted in
+``LoadResult.skipped``, never dropped silently:
+
+* ``iscrowd`` annotations (crowd regions carry no keypoints);
+* annotations whose box, clipped to the image, is empty (HRNet/MSRA's rule for a usable box);
+* annotations with no labelled keypoint when ``min_keypoints >= 1`` (nothing to learn or to score);
+* annotations of another category than ``category_id``.
+
+Real files repeat image entries (``coco_val2017_subset`` lists an image once per annotation):
+identical duplicates are merged by id and counted; conflicting ones raise ``ValueError``.
+
+Coordinates: COCO keypoints are integer pixel indices, used as 0-based pixel centres (as HRNet and mmpose
+do); the box ``[x, y, w, h]`` is kept in the same frame. The converted face sets keep their source's
+numbers, so :data:`COORDINATE_OFFSET` repeats the per-dataset offset (mmpose's 300W JSON copies the
+1-based ``.pts`` values; its COFW JSON already subtracted 1).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .records import PIXEL_STD, LoadResult, check_images_exist, make_record
+
+COORDINATE_OFFSET = {"coco": 0.0, "300w": 1.0, "wflw": 0.0, "aflw": 0.0, "cofw": 0.0, "lapa": 0.0}
+
+
+def _read_json(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"COCO-style annotation file not found: {path}")
+    try:
+        with path.open("r", encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def _images_by_id(path: Path, images: list, result: LoadResult) -> dict[int, dict]:
+    by_id: dict[int, dict] = {}
+    for index, image in enumerate(images):
+        where = f"{path}: images[{index}]"
+        if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
+            raise ValueError(f"{where}: expected an object with 'id' and 'file_name', found {str(image)[:80]}")
+        if image["id"] in by_id:
+            if by_id[image["id"]] != image:
+                raise ValueError(f"{where}: image id {image['id']} repeats with different content")
+            result.skip("duplicate image entry (same id, merged)")
+            continue
+        by_id[image["id"]] = image
+    return by_id
+
+
+def _clipped_box(bbox, image: dict, where: str) -> Optional[np.ndarray]:
+    """``x_min, y_min, x_max, y_max`` clipped to the image, or None when empty (MSRA's sanitiser)."""
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: bbox must be 4 numbers [x, y, w, h], found {bbox!r}") from None
+    if not all(np.isfinite([x, y, w, h])):
+        raise ValueError(f"{where}: bbox must be finite, found {bbox!r}")
+    width, height = image.get("width"), image.get("height")
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2, y2 = x1 + max(0.0, w - 1), y1 + max(0.0, h - 1)
+    if width is not None and height is not None:
+        x2, y2 = min(float(width) - 1, x2), min(float(height) - 1, y2)
+    if w <= 0 or h <= 0 or x2 < x1 or y2 < y1:
+        return None
+    return np.array([x1, y1, x2, y2])
+
+
+def load_coco_keypoints(
+    json_file: Path,
+    image_root: Path,
+    dataset: str = "coco",
+    category_id: Optional[int] = 1,
+    min_keypoints: int = 1,
+    coordinate_offset: Optional[float] = None,
+    check_images: bool = False,
+) -> LoadResult:
+    """Load a COCO-style keypoint JSON; images are ``image_root / file_name``.
+
+    ``dataset`` names the markup (it selects the default coordinate offset and, later, the NME normaliser).
+    Extras keep ``image_id``, ``annotation_id``, ``area``, and the face sets' ``box_size`` when present.
+    """
+    json_file, image_root = Path(json_file), Path(image_root)
+    offset = COORDINATE_OFFSET.get(dataset, 0.0) if coordinate_offset is None else float(coordinate_offset)
+    data = _read_json(json_file)
+    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+        raise ValueError(f"{json_file}: expected a COCO object with 'images' and 'annotations'")
+    result = LoadResult(source=str(json_file))
+    images = _images_by_id(json_file, data["images"], result)
+    seen_ids: dict = {}
+    for index, ann in enumerate(data["annotations"]):
+        where = f"{json_file}: annotations[{index}]"
+        if not isinstance(ann, dict):
+            raise ValueError(f"{where}: expected an object, found {type(ann).__name__}")
+        for key in ("image_id", "keypoints"):
+            if key not in ann:
+                raise ValueError(f"{where}: missing required field {key!r}")
+        if "id" in ann:
+            if ann["id"] in seen_ids:
+                if seen_ids[ann["id"]] != ann:
+                    raise ValueError(f"{where}: annotation id {ann['id']} repeats with different content")
+                result.skip("duplicate annotation entry (same id, merged)")
+                continue
+            seen_ids[ann["id"]] = ann
+        if category_id is not None and ann.get("category_id", category_id) != category_id:
+            result.skip(f"category_id != {category_id}")
+            continue
+        if ann.get("iscrowd", 0):
+            result.skip("iscrowd annotation")
+            continue
+        image = images.get(ann["image_id"])
+        if image is None:
+            raise ValueError(f"{where}: image_id {ann['image_id']} is not in 'images'")
+        flat = ann["keypoints"]
+        if not isinstance(flat, list) or len(flat) % 3 or not flat:
+            raise ValueError(f"{where}: keypoints must be a non-empty list [x, y, v] * K, found length "
+                             f"{len(flat) if isinstance(flat, list) else type(flat).__name__}")
+        try:
+            triples = np.asarray(flat, dtype=np.float64).reshape(-1, 3)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: keypoints must all be numbers") from None
+        if not np.isfinite(triples).all():
+            raise ValueError(f"{where}: keypoints must be finite numbers")
+        vis = triples[:, 2]
+        if not np.isin(vis, (0, 1, 2)).all():
+            raise ValueError(f"{where}: keypoint visibility must be 0, 1 or 2, found {sorted(set(vis.tolist()))}")
+        if (vis > 0).sum() < min_keypoints:
+            result.skip(f"fewer than {min_keypoints} labelled keypoints")
+            continue
+        if "bbox" not in ann:
+            raise ValueError(f"{where}: missing required field 'bbox'")
+        box = _clipped_box(ann["bbox"], image, where)
+        if box is None:
+            result.skip("empty box after clipping to the image")
+            continue
+        center = size = None
+        if "center" in ann and "scale" in ann:  # the face conversions carry HRNet's centre/scale
+            center = np.asarray(ann["center"], dtype=np.float64).reshape(2) - offset
+            size = float(np.asarray(ann["scale"], dtype=np.float64).reshape(-1)[0]) * PIXEL_STD
+        extras = {"image_id": ann["image_id"], "annotation_id": ann.get("id"), "area": ann.get("area"),
+                  "image_size": (image.get("width"), image.get("height"))}
+        if "box_size" in ann:
+            extras["box_size"] = float(ann["box_size"])
+        result.append(
+            make_record(
+                image=image_root / image["file_name"], keypoints=triples[:, :2] - offset,
+                visibility=vis.astype(np.int64), dataset=dataset, source=where, box=box - offset,
+                center=center, size=size, extras=extras,
+            )
+        )
+    if check_images:
+        check_images_exist(result)
+    return result
