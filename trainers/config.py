@@ -144,8 +144,42 @@ def from_dict(data: dict, cls: type = Config, where: str = "config") -> Any:
         if _is_section(cls, name):
             kwargs[name] = from_dict(value, _resolve(cls, name), f"{where}.{name}")
         else:
-            kwargs[name] = value
+            kwargs[name] = _coerce(value, _annotation(cls, name), f"{where}.{name}")
     return cls(**kwargs)
+
+
+def _annotation(cls: type, name: str) -> str:
+    return str(next(f.type for f in dataclasses.fields(cls) if f.name == name))
+
+
+_SCALARS = {"float": float, "int": int, "bool": bool, "str": str}
+
+
+def _coerce(value: Any, annotation: str, where: str) -> Any:
+    """Check a leaf value against its annotation; numbers written like ``1e-3`` (a string to YAML 1.1)
+    become floats, ints become floats where a float is expected. Anything else fails, naming the key."""
+    optional = annotation.startswith("Optional[")
+    base = annotation[len("Optional["):-1] if optional else annotation
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{where} must not be null (expected {base})")
+    expected = _SCALARS.get(base)
+    if expected is None:  # list / dict leaves
+        kind = {"list": (list, tuple), "dict": dict}.get(base)
+        if kind is not None and not isinstance(value, kind):
+            raise ValueError(f"{where} must be a {base}, got {type(value).__name__}: {value!r}")
+        return list(value) if base == "list" else value
+    if expected is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is not bool and isinstance(value, bool) or not isinstance(value, expected):
+        raise ValueError(f"{where} must be {annotation}, got {type(value).__name__}: {value!r}")
+    return value
 
 
 def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:

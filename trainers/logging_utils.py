@@ -1,0 +1,90 @@
+"""Per-run records: one JSON object per line (``metrics.jsonl``) and a PNG of the curves.
+
+Each line is ``{"kind": "train" | "eval", "step": int, "epoch": int, ...numbers}``; a resumed run appends to
+the same file after dropping the lines logged past the checkpoint it resumed from, so the file always
+describes one uninterrupted history.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+
+class JsonlLogger:
+    """Append records to ``path``; only the main process should hold one."""
+
+    def __init__(self, path: Union[str, Path], resume_step: Optional[int] = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is None:
+            self.path.write_text("")
+        elif self.path.exists():
+            kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= resume_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    def log(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(_plain(record)) + "\n")
+
+
+def _plain(record: dict) -> dict:
+    """Numbers as Python floats/ints (tensors and numpy scalars are not JSON); NaN/inf as strings."""
+    out = {}
+    for key, value in record.items():
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)
+        out[key] = value
+    return out
+
+
+def read_jsonl(path: Union[str, Path]) -> list[dict]:
+    """All records of a metrics file; a malformed line fails with its line number."""
+    records = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not a JSON line: {exc}") from None
+    return records
+
+
+def plot_curves(records: Iterable[dict], path: Union[str, Path], title: str = "") -> Path:
+    """Training loss (left) and evaluation metrics (right) against the step, saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)  # headless by default; respects an already chosen backend
+    import matplotlib.pyplot as plt
+
+    records = list(records)
+    train = [r for r in records if r.get("kind") == "train" and isinstance(r.get("loss"), (int, float))]
+    evals = [r for r in records if r.get("kind") == "eval"]
+    fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(10, 3.6))
+    if train:
+        ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1.2)
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("training loss")
+    ax_loss.grid(alpha=0.3)
+    # Plot the error-like metrics that every dataset has; each on its own line.
+    for key in ("nme", "mean_error_px", "pckh", "ap"):
+        points = [(r["step"], r[key]) for r in evals if isinstance(r.get(key), (int, float))]
+        if points:
+            ax_eval.plot(*zip(*points), marker="o", lw=1.2, label=key)
+    ax_eval.set_xlabel("step")
+    ax_eval.set_ylabel("evaluation")
+    ax_eval.grid(alpha=0.3)
+    if ax_eval.get_legend_handles_labels()[0]:
+        ax_eval.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
