@@ -1,0 +1,146 @@
+"""``LandmarkDataset``: records -> network samples (the dataset sample contract), and NME normalisers.
+
+Each item loads the record's image lazily (RGB), builds the crop matrix from the record's
+centre/size or box (times ``padding``), perturbs it when training (scale, rotation, shift, flip), warps
+the pixels and maps the keypoints with that same matrix, then applies photometric jitter. It returns::
+
+    image     float32 (3, H, W) in [0, 1]
+    keypoints float32 (K, 2) input pixels, pixel-centre convention; 0 where not labelled
+    visible   float32 (K,) 1 = labelled (COCO v in {1, 2}), 0 = unlabelled
+    matrix    float64 (2, 3) ORIGINAL image pixels -> input pixels (invert it to map predictions back)
+    index     int, index into ``dataset.records``
+
+When a sample is flipped, its keypoints and visibility are also permuted by ``flip_pairs`` (left stays
+left in the mirrored image), so the k-th output is always the k-th landmark of the markup; the mirror is
+inside ``matrix``. Flip is a training augmentation; evaluation samples are never flipped.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from h3r_theory.conventions import check_size, flip_permutation
+
+from .records import LandmarkRecord, check_images_exist, load_image
+from .transforms import color_jitter, crop_matrix, random_affine_params, transform_points, warp_image
+
+# Inter-ocular (outer eye corner) indices of the NME normaliser, 0-based, per markup:
+# WFLW 60 & 72, iBUG-68 36 & 45 (300W, COFW-68), COFW-29 8 & 9 (as in HRNet's evaluation).
+OCULAR_INDICES = {"wflw": (60, 72), "300w": (36, 45), "cofw68": (36, 45), "ibug68": (36, 45), "cofw": (8, 9)}
+
+
+def normalizer(record: LandmarkRecord) -> float:
+    """The record's metric normaliser in ORIGINAL pixels.
+
+    Faces: inter-ocular distance (WFLW, 300W, COFW), AFLW: ``box_size`` (from the HRNet CSV / JSON).
+    MPII: the PCKh head size ``0.6 * ||head-box diagonal||`` (needs ``mpii.attach_head_boxes``).
+    COCO has none (OKS uses the instance area): ``ValueError``.
+    """
+    name = record.dataset
+    if name in OCULAR_INDICES:
+        a, b = OCULAR_INDICES[name]
+        return float(np.linalg.norm(record.keypoints[a] - record.keypoints[b]))
+    if name == "aflw":
+        if "box_size" not in record.extras:
+            raise ValueError(f"{record.source}: AFLW record has no box_size (load the HRNet CSV or the JSON with box_size)")
+        return float(record.extras["box_size"])
+    if name == "mpii":
+        if "head_size" not in record.extras:
+            raise ValueError(f"{record.source}: MPII record has no head box; call mpii.attach_head_boxes with gt_valid.mat")
+        return float(record.extras["head_size"])
+    raise ValueError(f"{record.source}: no NME normaliser is defined for dataset {name!r} (COCO uses OKS)")
+
+
+class LandmarkDataset(Dataset):
+    """Torch dataset over loader records.
+
+    Args:
+        records: list of :class:`~trainers.data.records.LandmarkRecord` (one markup, same K).
+        input_size: network input ``(W, H)``.
+        train: apply the random augmentation (else a deterministic centred crop).
+        flip_pairs: left/right pairs of the markup (see :mod:`trainers.data.flip_pairs`).
+        padding: crop size = annotated size x ``padding`` (HRNet uses 1.25).
+        scale_range, rotation, rotation_prob, translation, flip_prob: see
+            :func:`~trainers.data.transforms.random_affine_params`.
+        color: brightness/contrast/saturation amplitude of the jitter (0 disables it).
+        check_images: check every image path at construction (otherwise a missing file fails on access).
+        dtype: floating dtype of image and keypoints (float32 by the contract; float64 for exactness tests).
+    """
+
+    def __init__(
+        self,
+        records: Sequence[LandmarkRecord],
+        input_size: Sequence[int] = (256, 256),
+        train: bool = False,
+        flip_pairs: Sequence[tuple[int, int]] = (),
+        padding: float = 1.25,
+        scale_range: tuple[float, float] = (0.75, 1.25),
+        rotation: float = 30.0,
+        rotation_prob: float = 0.6,
+        translation: float = 0.05,
+        flip_prob: float = 0.5,
+        color: float = 0.2,
+        check_images: bool = False,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.records = list(records)
+        if not self.records:
+            raise ValueError("LandmarkDataset needs at least one record")
+        counts = {r.num_keypoints for r in self.records}
+        if len(counts) != 1:
+            raise ValueError(f"all records must have the same number of keypoints, found {sorted(counts)}")
+        self.num_keypoints = counts.pop()
+        self.input_size = check_size(input_size, "input_size")
+        self.train = bool(train)
+        self.flip_pairs = [tuple(p) for p in flip_pairs]
+        self._perm = torch.as_tensor(flip_permutation(self.num_keypoints, self.flip_pairs))
+        if padding <= 0:
+            raise ValueError(f"padding must be positive, got {padding}")
+        self.padding = float(padding)
+        self.augment = dict(scale_range=tuple(scale_range), rotation=float(rotation), rotation_prob=float(rotation_prob),
+                            translation=float(translation), flip_prob=float(flip_prob) if self.flip_pairs or flip_prob == 0 else 0.0)
+        if flip_prob > 0 and not self.flip_pairs and train:
+            # Mirroring without swapping left/right would teach the model a wrong markup; refuse rather than guess.
+            raise ValueError("flip_prob > 0 needs flip_pairs (use flip_prob=0 for a markup without pairs)")
+        self.color = float(color)
+        self.dtype = dtype
+        if check_images:
+            check_images_exist(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def normalizer(self, index: int) -> float:
+        """NME normaliser of record ``index`` in ORIGINAL pixels (see :func:`normalizer`)."""
+        return normalizer(self.records[index])
+
+    def matrix_for(self, index: int, generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, bool]:
+        """The (3, 3) float64 original -> input matrix of record ``index`` and whether it flips."""
+        center, size = self.records[index].crop_center_and_size()
+        center = torch.as_tensor(center, dtype=torch.float64)[None]
+        size = torch.as_tensor(size, dtype=torch.float64)[None] * self.padding
+        if not self.train:
+            return crop_matrix(center, size, self.input_size)[0], False
+        p = random_affine_params(1, generator=generator, **self.augment)
+        center = center + p["shift"] * size
+        M = crop_matrix(center, size * p["scale"][:, None], self.input_size, p["rotation"], p["flip"])
+        return M[0], bool(p["flip"][0])
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        pixels = load_image(record.image)
+        image = torch.from_numpy(pixels).permute(2, 0, 1).to(self.dtype).div_(255.0)[None]
+        M, flipped = self.matrix_for(index)
+        image = warp_image(image, M[None], self.input_size)
+        keypoints = transform_points(torch.as_tensor(record.keypoints, dtype=self.dtype)[None], M[None])[0]
+        visible = torch.as_tensor(record.visibility > 0, dtype=self.dtype)
+        if flipped:
+            keypoints, visible = keypoints[self._perm], visible[self._perm]
+        if self.train and self.color > 0:
+            image = color_jitter(image, self.color, self.color, self.color)
+        keypoints = torch.where(visible[:, None] > 0, keypoints, torch.zeros_like(keypoints))
+        return {"image": image[0], "keypoints": keypoints, "visible": visible, "matrix": M[:2].clone(), "index": index}
