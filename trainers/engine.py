@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import random
 import time
@@ -96,18 +95,40 @@ def build_datasets(config: Config, splits: Sequence[str] = ("train", "eval")) ->
             options.setdefault("seed", config.train.seed)
             out.append(SyntheticLandmarks(num_train if role == "train" else num_eval, split=split, **options))
         else:
-            from .data import load_dataset  # the real-format loaders
-
-            if d.root is None:
-                raise ValueError(
-                    f"data.root is not set: dataset {d.name!r} is read from its original files; "
-                    f"pass data.root=/path/to/{d.name} (nothing is downloaded)"
-                )
-            options = dict(d.options)
-            if d.input_size is not None:
-                options["input_size"] = tuple(d.input_size)
-            out.append(load_dataset(d.name, Path(d.root).expanduser(), split, train=(role == "train"), **options))
+            out.append(_real_dataset(d, split, train=(role == "train")))
     return out
+
+
+def _real_dataset(d, split: str, train: bool):
+    """Records of a real dataset (``trainers.data.registry.load_dataset``) wrapped in a LandmarkDataset.
+
+    ``data.options`` go to :class:`~trainers.data.dataset.LandmarkDataset` (padding, augmentation ranges).
+    A missing root or file becomes a ``ValueError`` that keeps the loader's "expected at ..." message.
+    """
+    from .data.dataset import LandmarkDataset
+    from .data.flip_pairs import flip_pairs_for
+    from .data.registry import load_dataset
+
+    if d.root is None:
+        raise ValueError(
+            f"data.root is not set: dataset {d.name!r} is read from its original files; "
+            f"pass data.root=/path/to/{d.name} (nothing is downloaded)"
+        )
+    try:
+        records = load_dataset(d.name, Path(d.root).expanduser(), split)
+    except FileNotFoundError as exc:
+        raise ValueError(f"dataset {d.name!r} (split {split!r}) not found: {exc}") from exc
+    if not records:
+        raise ValueError(f"dataset {d.name!r} split {split!r} under {d.root} has no records ({records.summary()})")
+    options = dict(d.options)
+    if d.input_size is not None:
+        options["input_size"] = tuple(d.input_size)
+    flip_pairs = flip_pairs_for(d.name, records[0].num_keypoints)
+    dataset = LandmarkDataset(records, train=train, flip_pairs=flip_pairs, **options)
+    dataset.load_summary = records.summary()  # what the loader skipped, and why
+    if d.name == "coco":
+        dataset.annotation_file = records.source  # the ground truth that COCO AP is computed against
+    return dataset
 
 
 def heatmap_size_for(input_size: Sequence[int], output_stride: int) -> tuple[int, int]:

@@ -1,0 +1,88 @@
+"""Atomic checkpoints, safe loading and the RNG state of an exact resume (trainers.checkpoint)."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from trainers import checkpoint as ckpt
+
+
+def _state(value: float) -> dict:
+    return {"model": {"w": torch.full((3, 3), value)}, "step": int(value), "note": "h3r"}
+
+
+def test_save_and_load_round_trip(tmp_path):
+    path = ckpt.save_atomic(_state(1.0), tmp_path / "sub" / "last.pt")
+    loaded = ckpt.load(path)
+    assert torch.equal(loaded["model"]["w"], torch.full((3, 3), 1.0))
+    assert loaded["step"] == 1 and loaded["note"] == "h3r"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temp file left behind
+
+
+def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    ckpt.save_atomic(_state(1.0), path)
+    before = path.read_bytes()
+
+    def dying_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a checkpoint")  # some bytes reach the disk, then the process "dies"
+        raise KeyboardInterrupt("simulated kill during torch.save")
+
+    monkeypatch.setattr(ckpt.torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_atomic(_state(2.0), path)
+    assert path.read_bytes() == before
+    assert ckpt.load(path)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_crash_before_rename_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    """A kill between the fsync and the rename leaves the old file; the new data only in a temp file."""
+    path = tmp_path / "last.pt"
+    ckpt.save_atomic(_state(1.0), path)
+
+    def no_replace(src, dst):
+        raise OSError("simulated power cut before os.replace")
+
+    monkeypatch.setattr(ckpt.os, "replace", no_replace)
+    with pytest.raises(OSError, match="power cut"):
+        ckpt.save_atomic(_state(2.0), path)
+    assert ckpt.load(path)["step"] == 1
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(ValueError, match="checkpoint not found"):
+        ckpt.load(tmp_path / "missing.pt")
+    truncated = tmp_path / "truncated.pt"
+    ckpt.save_atomic(_state(1.0), truncated)
+    truncated.write_bytes(truncated.read_bytes()[:40])
+    with pytest.raises(ValueError, match="truncated.pt"):
+        ckpt.load(truncated)
+
+
+class _Payload:  # an arbitrary object: a weights_only load must refuse to unpickle it
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def test_load_is_weights_only(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": _Payload()}, path)
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        ckpt.load(path)
+
+
+def test_rng_state_round_trip_through_a_checkpoint(tmp_path):
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    torch.rand(5), np.random.rand(5), random.random()
+    np.random.randn()  # leaves a cached gaussian in numpy's legacy state
+    path = ckpt.save_atomic({"rng": ckpt.rng_state()}, tmp_path / "rng.pt")
+    expected = (random.random(), np.random.randn(3).tolist(), torch.rand(4).tolist())
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    ckpt.set_rng_state(ckpt.load(path)["rng"])
+    assert (random.random(), np.random.randn(3).tolist(), torch.rand(4).tolist()) == expected
