@@ -46,3 +46,8 @@ def fraction_symbol(name: str = "e") -> sp.Symbol:
 def uniform_mean(expr: sp.Expr, var: sp.Symbol, lo: Any = 0, hi: Any = 1) -> sp.Expr:
     """Mean of ``expr`` over ``var`` uniform on ``[lo, hi]``: the one integral every result below uses."""
     return sp.simplify(sp.integrate(expr, (var, lo, hi)) / (hi - lo))
+
+
+def claim(name: str, value: Any) -> sp.Eq:
+    """``name = value`` as an unevaluated ``sympy.Eq`` (so that matrices and zeros print as equations)."""
+    return sp.Eq(sp.Symbol(name), value, evaluate=False)

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import sympy as sp
 
-from .derivation import Derivation, fraction_symbol, uniform_mean
+from .derivation import Derivation, claim, fraction_symbol, uniform_mean
 
 
 class Moments(NamedTuple):
@@ -63,7 +63,7 @@ def randomized_rounding_moments(dim: int = 1) -> Moments:
     bias = sp.simplify(mean - u)
     covariance = sp.diag(*variances)
     steps.append(("independent axes: covariance is diagonal", covariance))
-    statement = (sp.Eq(sp.Symbol("E[q]"), mean), sp.Eq(sp.Symbol("E[q] - u"), bias), sp.Eq(sp.Symbol("Cov[q]"), covariance))
+    statement = (claim("E[q]", mean), claim("E[q] - u", bias), claim("Cov[q]", covariance))
     return Moments(statement, mean, bias, covariance, tuple(steps), symbols)
 
 
@@ -88,7 +88,7 @@ def single_sample_error(dim: int = 2) -> Derivation:
             ("given e: |i - u| w.p. 1 - e, |i + 1 - u| w.p. e", conditional),
             ("mean over e uniform on [0, 1)", mean),
         )
-        return Derivation(sp.Eq(sp.Symbol("E|q - u| (1-D)"), mean), mean, steps, {"e_x": ex})
+        return Derivation(claim("E|q - u| (1-D)", mean), mean, steps, {"e_x": ex})
     corners = [
         ((1 - ex) * (1 - ey), sp.sqrt(ex**2 + ey**2)),
         (ex * (1 - ey), sp.sqrt((1 - ex) ** 2 + ey**2)),
@@ -107,7 +107,7 @@ def single_sample_error(dim: int = 2) -> Derivation:
         ("... times sqrt(1 + t^2), integrated over t in [0, 1], two triangles", sp.simplify(one_corner)),
         ("four mirror-image corners", mean),
     )
-    return Derivation(sp.Eq(sp.Symbol("E|q - u| (2-D)"), mean), mean, steps, {"e_x": ex, "e_y": ey})
+    return Derivation(claim("E|q - u| (2-D)", mean), mean, steps, {"e_x": ex, "e_y": ey})
 
 
 def single_sample_mse(dim: int = 2) -> Derivation:
@@ -118,7 +118,7 @@ def single_sample_mse(dim: int = 2) -> Derivation:
     for name in "xy"[:dim]:
         mean = uniform_mean(mean, moments.symbols[f"e_{name}"])
     steps = (("trace of the covariance", conditional), ("mean over uniform fractions", mean))
-    return Derivation(sp.Eq(sp.Symbol(f"E|q - u|^2 ({dim}-D)"), mean), mean, steps, moments.symbols)
+    return Derivation(claim(f"E|q - u|^2 ({dim}-D)", mean), mean, steps, moments.symbols)
 
 
 def learn_the_expectation() -> Derivation:
@@ -144,4 +144,4 @@ def learn_the_expectation() -> Derivation:
         ("d risk / dc = 0 at", minimiser),
         ("second derivative (> 0: a minimum)", sp.diff(risk, c, 2)),
     )
-    return Derivation(sp.Eq(sp.Symbol("argmin_c E[(q - c)^2]"), minimiser), minimiser, steps, {"i": i, "e": e, "c": c})
+    return Derivation(claim("argmin_c E[(q - c)^2]", minimiser), minimiser, steps, {"i": i, "e": e, "c": c})
