@@ -369,5 +369,5 @@ def test_topk_and_window_decoders_agree_on_concentrated_maps_and_per_call_overri
     b = codec.decode(maps, method="window", radius=2)[0]
     torch.testing.assert_close(a, b)
     # k = 1 is plain argmax: the vanilla rounding error comes back
-    c = codec.decode(maps, k=1)[0]
+    c = codec.decode(maps, method="topk", k=1)[0]
     assert (c - kp).norm(dim=-1).mean() > 1.0

@@ -19,9 +19,12 @@ Which pairing is lossless (derived in :mod:`h3r_theory.theory`):
   BCE head) -> ``decode(probs, activation="probabilities")`` (normalise the activation points' mass).
   Passing per-pixel BCE *logits* as ``"logits"`` weights cells by the odds ``p / (1 - p)`` and is biased.
 
-Activation points are the ``k`` largest cells (``method="topk"``; the authors' release uses ``k = 9``) or
-the (2r+1)^2 window around the maximum (``method="window"``). Both contain the whole 2 x 2 support of
-the bilinear distribution whenever ``k >= 4`` or ``r >= 1``.
+Activation points are the (2r+1)^2 window around the maximum (``method="window"``, the default) or the
+``k`` largest cells (``method="topk"``; the authors' release uses ``k = 9``). Both contain the whole 2 x 2
+support of the bilinear distribution whenever ``r >= 1`` or ``k >= 4``. The window is the default because
+it is local, so a secondary peak elsewhere in a trained network's map cannot pull the estimate toward it,
+and because it is cheaper: measured on a 2-core CPU, decoding 1024 x 17 maps of 64 x 48 took 24 ms with
+the 3 x 3 window and 56 ms with top-9 (``torch.topk`` alone costs ~24 ms there).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class RandomizedRounding(HeatmapCodec):
     Args:
         input_size, heatmap_size: (width, height) in pixels and cells.
         convention: pixel convention, see :mod:`h3r_theory.conventions`.
-        method: default decoder, ``"topk"`` or ``"window"``.
+        method: default decoder, ``"window"`` or ``"topk"``.
         k: number of activation points for ``"topk"`` (>= 4 for losslessness; 9 in the authors' release);
             capped at the number of cells.
         radius: half-size of the ``"window"`` decoder (1 -> 3 x 3).
@@ -63,7 +66,7 @@ class RandomizedRounding(HeatmapCodec):
         input_size: tuple[int, int],
         heatmap_size: tuple[int, int],
         convention: str = "pixel_center",
-        method: str = "topk",
+        method: str = "window",
         k: int = 9,
         radius: int = 1,
     ) -> None:
