@@ -129,7 +129,7 @@ def load_mpii_gt_valid(mat_file: Path) -> MpiiGroundTruth:
     return MpiiGroundTruth(
         joints=pos.transpose(2, 0, 1).astype(np.float64) - COORDINATE_OFFSET,
         missing=miss.T.astype(bool),
-        head_boxes=heads.transpose(2, 1, 0).astype(np.float64) - COORDINATE_OFFSET,
+        head_boxes=heads.transpose(2, 0, 1).astype(np.float64) - COORDINATE_OFFSET,
         joint_names=names,
     )
 
