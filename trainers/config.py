@@ -129,22 +129,27 @@ def _is_section(cls: type, name: str) -> bool:
     return dataclasses.is_dataclass(getattr(cls(), name))
 
 
-def from_dict(data: dict, cls: type = Config, where: str = "config") -> Any:
-    """Build ``cls`` from a nested dict, failing on unknown keys with the list of valid ones."""
+def from_dict(data: dict, cls: type = Config, source: str = "config", prefix: str = "") -> Any:
+    """Build ``cls`` from a nested dict, failing on unknown keys with the list of valid ones.
+
+    ``source`` names where the data came from (a file) and ``prefix`` the section, for error messages.
+    """
     if data is None:
         data = {}
+    section = prefix.rstrip(".") or "the top level"
     if not isinstance(data, dict):
-        raise ValueError(f"{where} must be a mapping of keys to values, got {type(data).__name__}: {data!r}")
+        raise ValueError(f"{source}: {section} must be a mapping of keys to values, got {type(data).__name__}: "
+                         f"{data!r}")
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; valid keys: {names}")
+        raise ValueError(f"{source}: unknown key(s) {unknown} in {section}; valid keys: {names}")
     kwargs = {}
     for name, value in data.items():
         if _is_section(cls, name):
-            kwargs[name] = from_dict(value, _resolve(cls, name), f"{where}.{name}")
+            kwargs[name] = from_dict(value, _resolve(cls, name), source, f"{prefix}{name}.")
         else:
-            kwargs[name] = _coerce(value, _annotation(cls, name), f"{where}.{name}")
+            kwargs[name] = _coerce(value, _annotation(cls, name), f"{source}: {prefix}{name}")
     return cls(**kwargs)
 
 
