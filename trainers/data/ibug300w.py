@@ -49,9 +49,13 @@ def read_pts(path: Path, num_points: Optional[int] = None) -> np.ndarray:
     start = None
     for idx, (lineno, text) in enumerate(body):
         if text.startswith("{"):
+            if text != "{":
+                raise ValueError(f"{path}:{lineno}: expected a line holding only '{{', found {text!r}")
             start = idx + 1
             break
-        key, _, value = text.partition(":")
+        key, colon, value = text.partition(":")
+        if not colon:
+            raise ValueError(f"{path}:{lineno}: expected a header line 'key: value' or '{{', found {text!r}")
         if key.strip() == "n_points":
             try:
                 n_points = int(value)
@@ -64,6 +68,8 @@ def read_pts(path: Path, num_points: Optional[int] = None) -> np.ndarray:
     points = []
     for lineno, text in body[start:]:
         if text.startswith("}"):
+            if text != "}":
+                raise ValueError(f"{path}:{lineno}: expected a line holding only '}}', found {text!r}")
             break
         tokens = text.split()
         if len(tokens) != 2:
