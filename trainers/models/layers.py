@@ -1,0 +1,119 @@
+"""Building blocks shared by the backbones: conv-BN-act, stride resampling, multi-scale fusion, heads.
+
+Every backbone here ends the same way: features from several strides are resampled to ONE target output
+stride, concatenated, mixed, and turned into keypoint logits by a :class:`KeypointHead`. The mixing and
+head weights do not depend on the target stride, so a model has exactly the same parameters at output
+stride 4, 8 or 16 and a resolution sweep changes the heatmap resolution and nothing else.
+
+Resampling follows the package's pixel convention (pixel centres at integers, ``align_corners=False``):
+a cell of stride ``s`` covers input pixels ``[j*s - 0.5, (j+1)*s - 0.5)``, so going from stride ``s`` to
+``2s`` averages 2 x 2 cells (``avg_pool2d``) and going from ``2s`` to ``s`` is bilinear interpolation
+with ``align_corners=False``; both keep every cell centred where the convention says it is.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+HEADS = ("heatmap", "binary")
+
+
+def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1,
+                act: type[nn.Module] | None = nn.ReLU) -> nn.Sequential:
+    """``Sequential(conv, bn[, act])``; indices 0/1/2 match the key layout of torchvision and HRNet."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if act is not None:
+        layers.append(act(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def check_stride(output_stride: int, allowed: Sequence[int], model: str) -> int:
+    """Validate ``output_stride`` (a power of two the model supports)."""
+    if not isinstance(output_stride, int) or output_stride not in allowed:
+        raise ValueError(f"{model}: output_stride must be one of {tuple(allowed)}, got {output_stride!r}")
+    return output_stride
+
+
+def check_input(x: Tensor, multiple: int, model: str) -> None:
+    """Inputs must be (B, 3, H, W) with H and W multiples of the model's coarsest stride."""
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise ValueError(f"{model}: images must have shape (B, 3, H, W), got {tuple(x.shape)}")
+    H, W = x.shape[-2:]
+    if H % multiple or W % multiple:
+        raise ValueError(f"{model}: input height and width must be multiples of {multiple} (its coarsest "
+                         f"feature stride), got (H, W) = ({H}, {W})")
+
+
+def resample(x: Tensor, from_stride: int, to_stride: int) -> Tensor:
+    """Resample features (B, C, h, w) from one stride to another (powers of two apart), see module doc."""
+    if from_stride == to_stride:
+        return x
+    if from_stride < to_stride:
+        factor = to_stride // from_stride
+        return F.avg_pool2d(x, kernel_size=factor, stride=factor)
+    factor = from_stride // to_stride
+    h, w = x.shape[-2:]
+    return F.interpolate(x, size=(h * factor, w * factor), mode="bilinear", align_corners=False)
+
+
+def fuse_to_stride(features: Sequence[Tensor], strides: Sequence[int], to_stride: int) -> Tensor:
+    """Resample each (B, C_i, H/s_i, W/s_i) map to ``to_stride`` and concatenate along channels."""
+    return torch.cat([resample(f, s, to_stride) for f, s in zip(features, strides)], dim=1)
+
+
+class KeypointHead(nn.Module):
+    """1x1 conv from features to per-keypoint logits.
+
+    ``kind="heatmap"``: one channel per keypoint, output (B, K, h, w) -- Gaussian targets (MSE) or the
+    logits of a spatial softmax (randomized rounding, argmax, soft-argmax).
+    ``kind="binary"``: two logits per keypoint and cell, output (B, K, 2, h, w) as in the authors' H3R
+    release (a per-cell two-class classifier); channel ``2k + c`` of the conv is class ``c`` of keypoint k.
+
+    The conv starts near zero (std 1e-3, bias 0) so initial logits are flat: a uniform spatial softmax and
+    a near-zero regression target, neither favouring any cell.
+    """
+
+    def __init__(self, in_channels: int, num_keypoints: int, kind: str = "heatmap") -> None:
+        super().__init__()
+        if kind not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {kind!r}")
+        if not isinstance(num_keypoints, int) or num_keypoints < 1:
+            raise ValueError(f"num_keypoints must be a positive int, got {num_keypoints!r}")
+        self.kind = kind
+        self.num_keypoints = num_keypoints
+        channels = num_keypoints * (2 if kind == "binary" else 1)
+        self.conv = nn.Conv2d(in_channels, channels, kernel_size=1)
+        nn.init.normal_(self.conv.weight, std=1e-3)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv(x)
+        if self.kind == "binary":
+            B, _, h, w = out.shape
+            out = out.reshape(B, self.num_keypoints, 2, h, w)
+        return out
+
+
+def init_backbone(module: nn.Module) -> None:
+    """He-normal convs (fan_out, as for ReLU nets), BN at identity; heads keep their own near-zero init."""
+    head_convs = {id(m.conv) for m in module.modules() if isinstance(m, KeypointHead)}
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d) and id(m) not in head_convs:
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
