@@ -119,7 +119,10 @@ def load_300w(root: Path, split: str, check_images: bool = False) -> LoadResult:
     for sub in SPLITS[split]:
         folder = root / sub
         if not folder.is_dir():
-            raise FileNotFoundError(f"300W split {split!r} expects the folder {folder} (with the {sub} .pts files)")
+            raise FileNotFoundError(
+                f"300W split {split!r}: the {sub} .pts files (and images) expected at {folder} "
+                f"(or HRNet's face_landmarks_300w_*.csv in {root})"
+            )
         files = sorted(folder.glob("*.pts"))
         if not files:
             raise FileNotFoundError(f"no .pts files in {folder}")
