@@ -351,3 +351,51 @@ def test_coco_results_and_ap_errors(tmp_path):
         M.coco_keypoint_ap(gt, tmp_path / "empty.json")
     with pytest.raises(ValueError, match="not found"):
         M.coco_keypoint_ap(gt, tmp_path / "missing.json")
+
+
+@pytest.mark.real_samples
+def test_interocular_indices_are_the_outer_eye_corners_on_real_annotations():
+    """On real faces the normaliser pair must be the leftmost and rightmost of all eye points."""
+    import csv
+
+    def extremes(points: np.ndarray, eye_range: range, pair: tuple[int, int]) -> tuple[float, float]:
+        eyes = points[:, eye_range, 0]
+        return ((eyes.argmin(1) + eye_range.start == pair[0]).mean(),
+                (eyes.argmax(1) + eye_range.start == pair[1]).mean())
+
+    # WFLW: eye points 60..75 of the ORIGINAL test lists (196 numbers first on each line).
+    lines = [line.split() for f in sorted(real_samples_dir("wflw_original").glob("list_98pt_test_*.txt"))
+             for line in f.read_text().splitlines() if line.strip()]
+    wflw = np.array([[float(v) for v in parts[:196]] for parts in lines]).reshape(-1, 98, 2)
+    assert len(wflw) > 1000
+    left, right = extremes(wflw, range(60, 76), M.INTEROCULAR_INDICES["wflw"])
+    assert left > 0.95 and right > 0.95  # the rest are large-pose faces
+    # 300W: eye points 36..47 of the HRNet test CSV (600 faces).
+    with open(real_samples_dir("hrnet_csv_300w") / "face_landmarks_300w_test.csv") as f:
+        rows = list(csv.reader(f))[1:]
+    w300 = np.array([[float(v) for v in row[4:]] for row in rows]).reshape(-1, 68, 2)
+    assert extremes(w300, range(36, 48), M.INTEROCULAR_INDICES["300w"]) == (1.0, 1.0)
+    # The normaliser is a sane fraction of the face box (scale * 200): outer corners, not pupils or inner.
+    ratio = M.normalizer(torch.tensor(w300), "300w").numpy() / (200 * np.array([float(r[1]) for r in rows]))
+    assert 0.3 < ratio.min() and ratio.max() < 0.85
+    # COFW 29 points: eye points 8..17 (corners 8-11, lids 12-15, pupils 16-17).
+    cofw = json.loads((real_samples_dir("mmpose/cofw") / "test_cofw.json").read_text())["annotations"]
+    cofw_xy = np.stack([_kpts(a)[:, :2] for a in cofw])
+    assert extremes(cofw_xy, range(8, 18), M.INTEROCULAR_INDICES["cofw"]) == (1.0, 1.0)
+
+
+@pytest.mark.real_samples
+def test_coco_ap_of_ground_truth_on_the_val2017_subset(tmp_path):
+    gt_path = real_samples_dir("coco_val2017_subset") / "person_keypoints_val2017.json"
+    _, anns = _coco_annotations(gt_path)
+    scored = [a for a in anns if a["num_keypoints"] > 0 and not a["iscrowd"]]
+    assert len(anns) == 2213 and len(scored) > 1000  # crowd and unlabelled persons are ignored by COCOeval
+    results = M.write_coco_results(tmp_path / "gt.json", [a["image_id"] for a in scored],
+                                   np.stack([_kpts(a)[:, :2] for a in scored]), np.ones(len(scored)))
+    stats = M.coco_keypoint_ap(gt_path, results)
+    assert stats["AP"] == 1.0 and stats["AP50"] == 1.0 and stats["AP75"] == 1.0 and stats["APm"] == 1.0
+    assert stats["AR"] == 1.0
+    # Not APl: in image 277020 the detection of a medium person (ignored in the "large" range) reaches OKS
+    # 0.775 with a large person who has a single labelled keypoint, and pycocotools prefers a non-ignored
+    # match, so that person's own detection becomes a false positive there: APl = 0.9993 by design.
+    assert 0.99 < stats["APl"] < 1.0
