@@ -14,7 +14,27 @@ from hypothesis import strategies as st
 from conftest import REAL_SAMPLES, real_samples_dir
 from trainers.data import hrnet_csv, ibug300w, wflw
 
-PIECES = ["", " ", "  ", "\t", ",", ".", "-", "e", "x", "0", "7", "nan", "inf", "1e400", "--", "1.2.3", "}", "{", "\n"]
+PIECES = [
+    "",
+    " ",
+    "  ",
+    "\t",
+    ",",
+    ".",
+    "-",
+    "e",
+    "x",
+    "0",
+    "7",
+    "nan",
+    "inf",
+    "1e400",
+    "--",
+    "1.2.3",
+    "}",
+    "{",
+    "\n",
+]
 
 
 @st.composite
@@ -24,7 +44,7 @@ def corrupted(draw, text: str) -> str:
         op = draw(st.sampled_from(["delete", "insert", "replace_token", "truncate"]))
         i = draw(st.integers(0, max(len(text) - 1, 0)))
         if op == "delete":
-            text = text[:i] + text[i + draw(st.integers(1, 8)):]
+            text = text[:i] + text[i + draw(st.integers(1, 8)) :]
         elif op == "insert":
             text = text[:i] + draw(st.sampled_from(PIECES)) + text[i:]
         elif op == "truncate":

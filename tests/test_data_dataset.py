@@ -3,8 +3,6 @@ and the load_dataset front door on the original layouts."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -32,10 +30,16 @@ def test_sample_contract_and_exact_keypoints(name):
     sample = ds[0]
     K = ds.num_keypoints
     assert sample["image"].shape == (3, 96, 128) and sample["image"].dtype == torch.float32
-    assert 0 <= float(sample["image"].min()) and float(sample["image"].max()) <= 1 and sample["image"].std() > 0.01
+    assert (
+        0 <= float(sample["image"].min())
+        and float(sample["image"].max()) <= 1
+        and sample["image"].std() > 0.01
+    )
     assert sample["keypoints"].shape == (K, 2) and sample["keypoints"].dtype == torch.float32
     assert sample["visible"].shape == (K,) and sample["visible"].dtype == torch.float32
-    assert sample["matrix"].shape == (2, 3) and sample["matrix"].dtype == torch.float64 and sample["index"] == 0
+    assert (
+        sample["matrix"].shape == (2, 3) and sample["matrix"].dtype == torch.float64 and sample["index"] == 0
+    )
     vis = sample["visible"] > 0
     assert torch.equal(vis, torch.as_tensor(records[0].visibility > 0))
     mapped = transform_points(torch.as_tensor(records[0].keypoints)[None], sample["matrix"][None])[0]
@@ -49,13 +53,25 @@ def test_sample_contract_and_exact_keypoints(name):
 
 def test_training_flip_swaps_pairs_and_matrix_mirrors():
     records = _face_records("300w")
-    ds = LandmarkDataset(records, (64, 64), train=True, flip_pairs=FLIP_PAIRS["300w"], flip_prob=1.0,
-                         rotation_prob=0.0, scale_range=(1.0, 1.0), translation=0.0, color=0.0, dtype=torch.float64)
+    ds = LandmarkDataset(
+        records,
+        (64, 64),
+        train=True,
+        flip_pairs=FLIP_PAIRS["300w"],
+        flip_prob=1.0,
+        rotation_prob=0.0,
+        scale_range=(1.0, 1.0),
+        translation=0.0,
+        color=0.0,
+        dtype=torch.float64,
+    )
     plain = LandmarkDataset(records, (64, 64), train=False, dtype=torch.float64)
     torch.manual_seed(0)
     s, p = ds[1], plain[1]
     # same crop, mirrored: keypoint k of the flipped sample is the mirror of its partner in the plain one
-    perm = torch.tensor([dict(FLIP_PAIRS["300w"] + [(b, a) for a, b in FLIP_PAIRS["300w"]]).get(k, k) for k in range(68)])
+    perm = torch.tensor(
+        [dict(FLIP_PAIRS["300w"] + [(b, a) for a, b in FLIP_PAIRS["300w"]]).get(k, k) for k in range(68)]
+    )
     assert torch.allclose(s["keypoints"][:, 0], 63 - p["keypoints"][perm, 0], atol=1e-9)
     assert torch.allclose(s["keypoints"][:, 1], p["keypoints"][perm, 1], atol=1e-9)
     assert torch.allclose(s["image"], torch.flip(p["image"], dims=(-1,)), atol=1e-9)
@@ -65,21 +81,27 @@ def test_training_flip_swaps_pairs_and_matrix_mirrors():
 
 def test_training_augmentation_keeps_keypoints_on_the_pixels():
     """A bright dot painted under each keypoint must still be under it after a random train transform."""
-    from trainers.data.transforms import crop_matrix, warp_image
+    from trainers.data.transforms import warp_image
 
     records = _face_records("aflw")
-    ds = LandmarkDataset(records, (96, 96), train=True, flip_pairs=FLIP_PAIRS["aflw"], color=0.0, dtype=torch.float64)
+    ds = LandmarkDataset(
+        records, (96, 96), train=True, flip_pairs=FLIP_PAIRS["aflw"], color=0.0, dtype=torch.float64
+    )
     torch.manual_seed(3)
     for _ in range(5):
         M, flipped = ds.matrix_for(0)
         kp = torch.as_tensor(records[0].keypoints)[None]
         mapped = transform_points(kp, M[None])[0]
-        ys, xs = torch.meshgrid(torch.arange(1280.0, dtype=torch.float64), torch.arange(853.0, dtype=torch.float64), indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(1280.0, dtype=torch.float64), torch.arange(853.0, dtype=torch.float64), indexing="ij"
+        )
         x0, y0 = kp[0, 13]
         dot = torch.exp(-((xs - x0) ** 2 + (ys - y0) ** 2) / (2 * 6.0**2))[None, None]
         warped = warp_image(dot, M[None], (96, 96))[0, 0]
         w = warped / warped.sum()
-        gy, gx = torch.meshgrid(torch.arange(96.0, dtype=torch.float64), torch.arange(96.0, dtype=torch.float64), indexing="ij")
+        gy, gx = torch.meshgrid(
+            torch.arange(96.0, dtype=torch.float64), torch.arange(96.0, dtype=torch.float64), indexing="ij"
+        )
         centroid = torch.stack([(w * gx).sum(), (w * gy).sum()])
         assert (centroid - mapped[13]).abs().max() < 0.05
 
@@ -87,7 +109,9 @@ def test_training_augmentation_keeps_keypoints_on_the_pixels():
 def test_normalizers():
     wflw_records = _face_records("wflw")
     ds = LandmarkDataset(wflw_records, (64, 64))
-    assert ds.normalizer(0) == pytest.approx(np.linalg.norm(wflw_records[0].keypoints[60] - wflw_records[0].keypoints[72]))
+    assert ds.normalizer(0) == pytest.approx(
+        np.linalg.norm(wflw_records[0].keypoints[60] - wflw_records[0].keypoints[72])
+    )
     r300 = _face_records("300w")[0]
     assert normalizer(r300) == pytest.approx(np.linalg.norm(r300.keypoints[36] - r300.keypoints[45]))
     rcofw = _face_records("cofw")[0]
@@ -97,7 +121,9 @@ def test_normalizers():
     people = mpii.load_mpii_json(folder / "test_mpii.json", folder)
     with pytest.raises(ValueError, match="no head box"):
         normalizer(people[0])
-    mpii.attach_head_boxes(people, mpii.load_mpii_gt_valid(real_samples_dir("mpii_eval_bearpaw") / "detections_our_format.mat"))
+    mpii.attach_head_boxes(
+        people, mpii.load_mpii_gt_valid(real_samples_dir("mpii_eval_bearpaw") / "detections_our_format.mat")
+    )
     assert all(20 < normalizer(p) < 1000 for p in people)
     with pytest.raises(ValueError, match="no NME normaliser"):
         normalizer(_face_records("coco")[0])
@@ -112,8 +138,13 @@ def test_dataset_argument_errors():
     with pytest.raises(ValueError, match="same number of keypoints"):
         LandmarkDataset(list(records) + list(_face_records("cofw")), (64, 64))
     with pytest.raises(FileNotFoundError, match="image22568.jpg"):
-        LandmarkDataset(coco.load_coco_keypoints(real_samples_dir("mmpose/aflw") / "test_aflw.json", real_samples_dir(), "aflw"),
-                        (64, 64), check_images=True)
+        LandmarkDataset(
+            coco.load_coco_keypoints(
+                real_samples_dir("mmpose/aflw") / "test_aflw.json", real_samples_dir(), "aflw"
+            ),
+            (64, 64),
+            check_images=True,
+        )
 
 
 def test_dataloader_batches():
@@ -133,9 +164,15 @@ def _link(dst, src):
 
 def test_load_dataset_original_layouts(tmp_path):
     R = real_samples_dir()
-    _link(tmp_path / "wflw/WFLW_annotations/list_98pt_test/list_98pt_test_blur.txt", R / "wflw_original/list_98pt_test_blur.txt")
+    _link(
+        tmp_path / "wflw/WFLW_annotations/list_98pt_test/list_98pt_test_blur.txt",
+        R / "wflw_original/list_98pt_test_blur.txt",
+    )
     assert len(load_dataset("wflw", tmp_path / "wflw", "test_blur")) == 773
-    _link(tmp_path / "300w/face_landmarks_300w_valid_challenge.csv", R / "hrnet_csv_300w/face_landmarks_300w_valid_challenge.csv")
+    _link(
+        tmp_path / "300w/face_landmarks_300w_valid_challenge.csv",
+        R / "hrnet_csv_300w/face_landmarks_300w_valid_challenge.csv",
+    )
     assert len(load_dataset("300w", tmp_path / "300w", "challenge")) == 135
     _link(tmp_path / "mpii/annot/valid.json", R / "mmpose/mpii/test_mpii.json")
     _link(tmp_path / "mpii/annot/gt_valid.mat", R / "mpii_eval_bearpaw/detections_our_format.mat")

@@ -27,7 +27,14 @@ def _inside_fraction(record, margin: float) -> float:
 # ---------------------------------------------------------------- WFLW
 
 
-WFLW_SUBSETS = {"blur": 773, "expression": 314, "illumination": 698, "largepose": 326, "makeup": 206, "occlusion": 736}
+WFLW_SUBSETS = {
+    "blur": 773,
+    "expression": 314,
+    "illumination": 698,
+    "largepose": 326,
+    "makeup": 206,
+    "occlusion": 736,
+}
 
 
 def test_wflw_original_subsets_counts_and_values():
@@ -59,7 +66,14 @@ def test_wflw_207_field_lines_and_attribute_subsets(tmp_path):
     path.write_text("\n".join(lines) + "\n\n")
     records = wflw.load_wflw(path, tmp_path)
     assert len(records) == 6 and records.skipped == {"blank line": 1}
-    assert records[0].extras["attributes"] == {"pose": 0, "expression": 0, "illumination": 0, "makeup": 1, "occlusion": 0, "blur": 1}
+    assert records[0].extras["attributes"] == {
+        "pose": 0,
+        "expression": 0,
+        "illumination": 0,
+        "makeup": 1,
+        "occlusion": 0,
+        "blur": 1,
+    }
     assert len(wflw.wflw_attribute_subset(records, "largepose")) == 3
     assert len(wflw.wflw_attribute_subset(records, "makeup")) == 6
     assert all(_inside_fraction(r, 0.0) == 1.0 for r in records)
@@ -79,15 +93,18 @@ def test_300w_hrnet_csv_counts_and_splits():
         assert len(records) == n and not records.skipped
         loaded[split] = records
     names = lambda rs: [r.extras["image_name"] for r in rs]  # noqa: E731
-    assert sorted(names(loaded["valid"])) == sorted(names(loaded["valid_common"]) + names(loaded["valid_challenge"]))
+    assert sorted(names(loaded["valid"])) == sorted(
+        names(loaded["valid_common"]) + names(loaded["valid_challenge"])
+    )
     assert sum(n.startswith("Test/01_Indoor") for n in names(loaded["test"])) == 300
     assert all(n.startswith("ibug/") for n in names(loaded["valid_challenge"]))
     assert all(_inside_fraction(r, 0.1) == 1.0 for r in loaded["valid"])  # the crop box holds the face
 
 
 def test_300w_csv_and_mmpose_json_agree_and_are_shifted_once():
-    csv_records = hrnet_csv.load_hrnet_csv(real_samples_dir("hrnet_csv_300w") / "face_landmarks_300w_test.csv",
-                                           real_samples_dir(), "300w")
+    csv_records = hrnet_csv.load_hrnet_csv(
+        real_samples_dir("hrnet_csv_300w") / "face_landmarks_300w_test.csv", real_samples_dir(), "300w"
+    )
     by_name = {r.extras["image_name"].split("/")[-1]: r for r in csv_records}
     folder = real_samples_dir("mmpose/300w")
     json_records = coco.load_coco_keypoints(folder / "test_300w.json", folder, "300w", check_images=True)
@@ -96,13 +113,21 @@ def test_300w_csv_and_mmpose_json_agree_and_are_shifted_once():
         twin = by_name[r.image.name]
         assert np.allclose(r.keypoints, twin.keypoints, atol=1e-9)
         assert np.allclose(r.center, twin.center) and r.size == pytest.approx(twin.size)
-    raw = real_samples_dir("hrnet_csv_300w").joinpath("face_landmarks_300w_test.csv").read_text().splitlines()[1].split(",")
+    raw = (
+        real_samples_dir("hrnet_csv_300w")
+        .joinpath("face_landmarks_300w_test.csv")
+        .read_text()
+        .splitlines()[1]
+        .split(",")
+    )
     assert csv_records[0].keypoints[0, 0] == pytest.approx(float(raw[4]) - 1.0)  # 1-based .pts numbers
 
 
 def test_300w_helen_images_and_keypoints_inside():
     folder = real_samples_dir("must_ai_lab_helen")
-    records = hrnet_csv.load_hrnet_csv(folder / "face_landmarks_300w_helen5_rows.csv", folder, "300w", check_images=True)
+    records = hrnet_csv.load_hrnet_csv(
+        folder / "face_landmarks_300w_helen5_rows.csv", folder, "300w", check_images=True
+    )
     assert len(records) == 5
     for r in records:
         h, w, _ = load_image(r.image).shape
@@ -114,7 +139,9 @@ def test_pts_files_match_the_official_ground_truth_boxes():
     folder = real_samples_dir("eos")
     records = ibug300w.load_pts_files(sorted(folder.glob("*.pts")), check_images=True)
     assert [r.image.name for r in records] == ["image_0001.png", "image_0010.png"]
-    boxes = ibug300w.load_300w_bounding_boxes(real_samples_dir("ibug300w_bboxes") / "bounding_boxes_lfpw_trainset.mat")
+    boxes = ibug300w.load_300w_bounding_boxes(
+        real_samples_dir("ibug300w_bboxes") / "bounding_boxes_lfpw_trainset.mat"
+    )
     for r in records:
         assert r.keypoints.shape == (68, 2)
         # both shifted by the same 1-based offset: the tight box of the points is bb_ground_truth
@@ -123,7 +150,14 @@ def test_pts_files_match_the_official_ground_truth_boxes():
 
 def test_300w_official_box_file_counts():
     folder = real_samples_dir("ibug300w_bboxes")
-    counts = {"afw": 337, "helen_testset": 330, "helen_trainset": 2000, "ibug": 337, "lfpw_testset": 224, "lfpw_trainset": 811}
+    counts = {
+        "afw": 337,
+        "helen_testset": 330,
+        "helen_trainset": 2000,
+        "ibug": 337,
+        "lfpw_testset": 224,
+        "lfpw_trainset": 811,
+    }
     for name, n in counts.items():
         boxes = ibug300w.load_300w_bounding_boxes(folder / f"bounding_boxes_{name}.mat")
         assert len(boxes) == n
@@ -142,7 +176,12 @@ def test_300w_split_tree(tmp_path):
     with pytest.raises(FileNotFoundError, match="1.jpg"):
         ibug300w.load_300w(tmp_path, "train", check_images=True)
     records = ibug300w.load_300w(tmp_path, "train")
-    assert [r.extras["subset"] for r in records] == ["afw", "helen/trainset", "lfpw/trainset", "lfpw/trainset"]
+    assert [r.extras["subset"] for r in records] == [
+        "afw",
+        "helen/trainset",
+        "lfpw/trainset",
+        "lfpw/trainset",
+    ]
     with pytest.raises(FileNotFoundError, match="ibug"):
         ibug300w.load_300w(tmp_path, "challenge")
     with pytest.raises(ValueError, match="split must be one of"):
@@ -174,7 +213,10 @@ def test_cofw68_counts_boxes_and_cross_check_with_cofw29():
     # mmpose's 29-point COFW JSON (0-based) holds test images #421 and #460: same faces, same frame.
     folder = real_samples_dir("mmpose/cofw")
     by_index = {r.extras["index"]: r for r in records}
-    for r29, i in zip(cofw_json := coco.load_coco_keypoints(folder / "test_cofw.json", folder, "cofw", check_images=True), (421, 460)):
+    for r29, i in zip(
+        cofw_json := coco.load_coco_keypoints(folder / "test_cofw.json", folder, "cofw", check_images=True),
+        (421, 460),
+    ):
         d = np.linalg.norm(r29.keypoints[:, None] - by_index[i].keypoints[None], axis=-1).min(axis=1)
         assert np.median(d) < 4.0
     raw = json.loads((folder / "test_cofw.json").read_text())["annotations"]
@@ -238,13 +280,26 @@ def test_aflw_json_and_csv(tmp_path):
     assert len(records) == 2 and [r.extras["box_size"] for r in records] == [362.0, 128.0]
     assert all(r.keypoints.shape == (19, 2) and _inside_fraction(r, 0.0) == 1.0 for r in records)
     # the HRNet AFLW CSV has a box_size column; write the JSON faces in that format and read them back
-    header = ["image_name", "scale", "box_size", "center_w", "center_h"] + [f"original_{i}_{a}" for i in range(19) for a in "xy"]
+    header = ["image_name", "scale", "box_size", "center_w", "center_h"] + [
+        f"original_{i}_{a}" for i in range(19) for a in "xy"
+    ]
     rows = [",".join(header)]
     for r in records:
-        rows.append(",".join([r.image.name, str(r.size / 200), str(r.extras["box_size"]), *map(str, r.center),
-                              *map(repr, r.keypoints.ravel().tolist())]))
+        rows.append(
+            ",".join(
+                [
+                    r.image.name,
+                    str(r.size / 200),
+                    str(r.extras["box_size"]),
+                    *map(str, r.center),
+                    *map(repr, r.keypoints.ravel().tolist()),
+                ]
+            )
+        )
     (tmp_path / "face_landmarks_aflw_test.csv").write_text("\n".join(rows) + "\n")
-    back = hrnet_csv.load_hrnet_csv(tmp_path / "face_landmarks_aflw_test.csv", folder, "aflw", check_images=True)
+    back = hrnet_csv.load_hrnet_csv(
+        tmp_path / "face_landmarks_aflw_test.csv", folder, "aflw", check_images=True
+    )
     for r, s in zip(records, back):
         assert np.array_equal(r.keypoints, s.keypoints) and s.extras["box_size"] == r.extras["box_size"]
 
@@ -284,8 +339,11 @@ def test_coco_subset_one_record_per_usable_person():
     path = folder / "person_keypoints_val2017.json"
     records = coco.load_coco_keypoints(path, folder)
     assert len(records) == 1354
-    assert records.skipped == {"duplicate image entry (same id, merged)": 2213 - 538, "iscrowd annotation": 49,
-                               "fewer than 1 labelled keypoints": 810}
+    assert records.skipped == {
+        "duplicate image entry (same id, merged)": 2213 - 538,
+        "iscrowd annotation": 49,
+        "fewer than 1 labelled keypoints": 810,
+    }
     ids = [r.extras["annotation_id"] for r in records]
     assert len(set(ids)) == len(ids)
     everyone = coco.load_coco_keypoints(path, folder, min_keypoints=0)
@@ -300,7 +358,9 @@ def test_coco_mmpose_sample_and_identical_annotation():
     folder = real_samples_dir("mmpose/coco")
     records = coco.load_coco_keypoints(folder / "test_coco.json", folder, check_images=True)
     assert len(records) == 12 and records.skipped == {"fewer than 1 labelled keypoints": 2}
-    subset = coco.load_coco_keypoints(real_samples_dir("coco_val2017_subset") / "person_keypoints_val2017.json", folder)
+    subset = coco.load_coco_keypoints(
+        real_samples_dir("coco_val2017_subset") / "person_keypoints_val2017.json", folder
+    )
     a = [r for r in records if r.extras["image_id"] == 785]
     b = [r for r in subset if r.extras["image_id"] == 785]
     assert len(a) == len(b) == 1 and np.array_equal(a[0].keypoints, b[0].keypoints)
@@ -338,8 +398,10 @@ def test_duplicate_image_with_different_content_is_an_error(tmp_path):
     ],
 )
 def test_bad_coco_annotations_name_the_record(tmp_path, annotation, message):
-    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
-            "annotations": [{"image_id": 1, "id": 1, "keypoints": [2, 2, 2], "bbox": [0, 0, 5, 5]}, annotation]}
+    data = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "annotations": [{"image_id": 1, "id": 1, "keypoints": [2, 2, 2], "bbox": [0, 0, 5, 5]}, annotation],
+    }
     (tmp_path / "bad.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match=rf"bad\.json: annotations\[1\]: .*{message}"):
         coco.load_coco_keypoints(tmp_path / "bad.json", tmp_path)
@@ -390,7 +452,9 @@ def test_malformed_text_lines_name_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r"list.txt:2: expected 207 fields .* or 197 fields .*found 198"):
         wflw.load_wflw(path, tmp_path)
     path.write_text(good.replace(good.split()[5], "nan", 1) + "\n")
-    with pytest.raises(ValueError, match=r"list.txt:1: coordinate field 5 must be a finite number, found 'nan'"):
+    with pytest.raises(
+        ValueError, match=r"list.txt:1: coordinate field 5 must be a finite number, found 'nan'"
+    ):
         wflw.load_wflw(path, tmp_path)
     pts = tmp_path / "a.pts"
     pts.write_text("version: 1\nn_points: 3\n{\n1 2\n3 x\n5 6\n}\n")

@@ -24,7 +24,16 @@ def test_pairs_are_an_involution(name):
 def test_pair_counts_and_axis_points():
     # points left on the symmetry axis: WFLW 33-axis, 300W 17 (jaw tip, nose ridge/base, lip mids)
     axis = {name: NUM_KEYPOINTS[name] - 2 * len(p) for name, p in FLIP_PAIRS.items()}
-    assert axis == {"wflw": 10, "300w": 10, "cofw68": 10, "ibug68": 10, "cofw": 7, "aflw": 3, "mpii": 4, "coco": 1}
+    assert axis == {
+        "wflw": 10,
+        "300w": 10,
+        "cofw68": 10,
+        "ibug68": 10,
+        "cofw": 7,
+        "aflw": 3,
+        "mpii": 4,
+        "coco": 1,
+    }
 
 
 def test_bad_pairs_are_rejected():

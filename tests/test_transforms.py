@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from hypothesis import given
@@ -67,11 +65,17 @@ def test_crop_matrix_rotation_is_counter_clockwise_on_screen():
 
 
 @given(
-    cx=st.floats(-50, 500), cy=st.floats(-50, 500), w=st.floats(5, 400), h=st.floats(5, 400),
-    rot=st.floats(-180, 180), flip=st.booleans(),
+    cx=st.floats(-50, 500),
+    cy=st.floats(-50, 500),
+    w=st.floats(5, 400),
+    h=st.floats(5, 400),
+    rot=st.floats(-180, 180),
+    flip=st.booleans(),
 )
 def test_forward_then_inverse_is_identity_on_keypoints(cx, cy, w, h, rot, flip):
-    M = crop_matrix(torch.tensor([[cx, cy]]), torch.tensor([[w, h]]), (96, 128), torch.tensor([rot]), torch.tensor([flip]))
+    M = crop_matrix(
+        torch.tensor([[cx, cy]]), torch.tensor([[w, h]]), (96, 128), torch.tensor([rot]), torch.tensor([flip])
+    )
     pts = torch.rand(1, 20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 600 - 50
     back = transform_points(transform_points(pts, M), invert(M))
     assert torch.allclose(back, pts, atol=1e-9)
@@ -100,9 +104,19 @@ def test_subpixel_dot_lands_on_the_mapped_keypoint(rotation, size, flip, output,
     x0, y0 = 117.3, 93.7
     sigma = 3.0 if size[0] < 200 else 12.0  # the dot must stay wider than a pixel after the warp
     image = _dot_image(260, 220, x0, y0, sigma, dtype, device)
-    M = crop_matrix(torch.tensor([[110.0, 100.0]]), torch.tensor([size]), output, torch.tensor([rotation]), torch.tensor([flip]))
+    M = crop_matrix(
+        torch.tensor([[110.0, 100.0]]),
+        torch.tensor([size]),
+        output,
+        torch.tensor([rotation]),
+        torch.tensor([flip]),
+    )
     warped = warp_image(image, M.to(device), output)
-    assert warped.dtype == dtype and warped.device == image.device and warped.shape == (1, 1, output[1], output[0])
+    assert (
+        warped.dtype == dtype
+        and warped.device == image.device
+        and warped.shape == (1, 1, output[1], output[0])
+    )
     target = transform_points(torch.tensor([[[x0, y0]]], dtype=torch.float64), M)[0, 0]
     tol = 0.05 if dtype == torch.float64 else 0.06
     assert (_centroid(warped) - target).abs().max() < tol
@@ -150,8 +164,15 @@ def test_warp_rejects_bad_shapes():
 
 
 def test_random_affine_params_ranges():
-    p = random_affine_params(4000, scale_range=(0.8, 1.2), rotation=20, rotation_prob=0.5, translation=0.1,
-                             flip_prob=0.3, generator=torch.Generator().manual_seed(3))
+    p = random_affine_params(
+        4000,
+        scale_range=(0.8, 1.2),
+        rotation=20,
+        rotation_prob=0.5,
+        translation=0.1,
+        flip_prob=0.3,
+        generator=torch.Generator().manual_seed(3),
+    )
     assert p["scale"].min() >= 0.8 and p["scale"].max() <= 1.2
     assert p["rotation"].abs().max() <= 20 and 0.4 < (p["rotation"] == 0).double().mean() < 0.6
     assert p["shift"].abs().max() <= 0.1 and p["shift"].shape == (4000, 2)

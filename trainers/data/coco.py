@@ -46,7 +46,9 @@ def _images_by_id(path: Path, images: list, result: LoadResult) -> dict[int, dic
     for index, image in enumerate(images):
         where = f"{path}: images[{index}]"
         if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
-            raise ValueError(f"{where}: expected an object with 'id' and 'file_name', found {str(image)[:80]}")
+            raise ValueError(
+                f"{where}: expected an object with 'id' and 'file_name', found {str(image)[:80]}"
+            )
         if image["id"] in by_id:
             if by_id[image["id"]] != image:
                 raise ValueError(f"{where}: image id {image['id']} repeats with different content")
@@ -121,8 +123,10 @@ def load_coco_keypoints(
             raise ValueError(f"{where}: image_id {ann['image_id']} is not in 'images'")
         flat = ann["keypoints"]
         if not isinstance(flat, list) or len(flat) % 3 or not flat:
-            raise ValueError(f"{where}: keypoints must be a non-empty list [x, y, v] * K, found length "
-                             f"{len(flat) if isinstance(flat, list) else type(flat).__name__}")
+            raise ValueError(
+                f"{where}: keypoints must be a non-empty list [x, y, v] * K, found length "
+                f"{len(flat) if isinstance(flat, list) else type(flat).__name__}"
+            )
         try:
             triples = np.asarray(flat, dtype=np.float64).reshape(-1, 3)
         except (TypeError, ValueError):
@@ -131,7 +135,9 @@ def load_coco_keypoints(
             raise ValueError(f"{where}: keypoints must be finite numbers")
         vis = triples[:, 2]
         if not np.isin(vis, (0, 1, 2)).all():
-            raise ValueError(f"{where}: keypoint visibility must be 0, 1 or 2, found {sorted(set(vis.tolist()))}")
+            raise ValueError(
+                f"{where}: keypoint visibility must be 0, 1 or 2, found {sorted(set(vis.tolist()))}"
+            )
         if (vis > 0).sum() < min_keypoints:
             result.skip(f"fewer than {min_keypoints} labelled keypoints")
             continue
@@ -145,15 +151,25 @@ def load_coco_keypoints(
         if "center" in ann and "scale" in ann:  # the face conversions carry HRNet's centre/scale
             center = np.asarray(ann["center"], dtype=np.float64).reshape(2) - offset
             size = float(np.asarray(ann["scale"], dtype=np.float64).reshape(-1)[0]) * PIXEL_STD
-        extras = {"image_id": ann["image_id"], "annotation_id": ann.get("id"), "area": ann.get("area"),
-                  "image_size": (image.get("width"), image.get("height"))}
+        extras = {
+            "image_id": ann["image_id"],
+            "annotation_id": ann.get("id"),
+            "area": ann.get("area"),
+            "image_size": (image.get("width"), image.get("height")),
+        }
         if "box_size" in ann:
             extras["box_size"] = float(ann["box_size"])
         result.append(
             make_record(
-                image=image_root / image["file_name"], keypoints=triples[:, :2] - offset,
-                visibility=vis.astype(np.int64), dataset=dataset, source=where, box=box - offset,
-                center=center, size=size, extras=extras,
+                image=image_root / image["file_name"],
+                keypoints=triples[:, :2] - offset,
+                visibility=vis.astype(np.int64),
+                dataset=dataset,
+                source=where,
+                box=box - offset,
+                center=center,
+                size=size,
+                extras=extras,
             )
         )
     if check_images:

@@ -113,16 +113,21 @@ def load_cofw(mat_file: Path, split: str) -> LoadResult:
         image = MatImage(mat_file, keys[0], i, functools.partial(reader, str(mat_file), keys[0], i))
         result.append(
             make_record(
-                image=image, keypoints=np.stack([xs, ys], -1) - COORDINATE_OFFSET,
-                visibility=np.where(occ > 0, 1, 2), dataset="cofw", source=where, box=box,
+                image=image,
+                keypoints=np.stack([xs, ys], -1) - COORDINATE_OFFSET,
+                visibility=np.where(occ > 0, 1, 2),
+                dataset="cofw",
+                source=where,
+                box=box,
                 extras={"index": i, "occluded": occ.astype(bool)},
             )
         )
     return result
 
 
-def load_cofw68(annotation_dir: Path, bboxes_file: Optional[Path] = None,
-                cofw_test_file: Optional[Path] = None) -> LoadResult:
+def load_cofw68(
+    annotation_dir: Path, bboxes_file: Optional[Path] = None, cofw_test_file: Optional[Path] = None
+) -> LoadResult:
     """Load the COFW-68 per-image annotations (``<i>_points.mat``, i = 1..507).
 
     Images come from ``cofw_test_file`` (``COFW_test_color.mat``, image ``i - 1`` of ``IsT``) when given,
@@ -156,7 +161,9 @@ def load_cofw68(annotation_dir: Path, bboxes_file: Optional[Path] = None,
         points = np.asarray(data["Points"], dtype=np.float64)
         occ = np.asarray(data["Occ"]).ravel()
         if points.shape != (68, 2) or occ.shape != (68,):
-            raise ValueError(f"{files[i]}: expected Points (68, 2) and Occ (1, 68), found {points.shape}, {occ.shape}")
+            raise ValueError(
+                f"{files[i]}: expected Points (68, 2) and Occ (1, 68), found {points.shape}, {occ.shape}"
+            )
         if not np.isin(occ, (0, 1)).all():
             raise ValueError(f"{files[i]}: Occ must be 0 or 1, found {sorted(set(occ.tolist()))}")
         box = None
@@ -164,14 +171,23 @@ def load_cofw68(annotation_dir: Path, bboxes_file: Optional[Path] = None,
             x, y, w, h = boxes[i - 1]
             box = np.array([x, y, x + w - 1, y + h - 1]) - COORDINATE_OFFSET
         if reader is not None:
-            image = MatImage(Path(cofw_test_file), "IsT", i - 1,
-                             functools.partial(reader, str(cofw_test_file), "IsT", i - 1))
+            image = MatImage(
+                Path(cofw_test_file),
+                "IsT",
+                i - 1,
+                functools.partial(reader, str(cofw_test_file), "IsT", i - 1),
+            )
         else:
             image = annotation_dir.parent / f"im_{i}.png"
         result.append(
             make_record(
-                image=image, keypoints=points - COORDINATE_OFFSET, visibility=np.where(occ > 0, 1, 2),
-                dataset="cofw68", source=str(files[i]), box=box, extras={"index": i, "occluded": occ.astype(bool)},
+                image=image,
+                keypoints=points - COORDINATE_OFFSET,
+                visibility=np.where(occ > 0, 1, 2),
+                dataset="cofw68",
+                source=str(files[i]),
+                box=box,
+                extras={"index": i, "occluded": occ.astype(bool)},
             )
         )
     return result

@@ -46,11 +46,15 @@ def normalizer(record: LandmarkRecord) -> float:
         return float(np.linalg.norm(record.keypoints[a] - record.keypoints[b]))
     if name == "aflw":
         if "box_size" not in record.extras:
-            raise ValueError(f"{record.source}: AFLW record has no box_size (load the HRNet CSV or the JSON with box_size)")
+            raise ValueError(
+                f"{record.source}: AFLW record has no box_size (load the HRNet CSV or the JSON with box_size)"
+            )
         return float(record.extras["box_size"])
     if name == "mpii":
         if "head_size" not in record.extras:
-            raise ValueError(f"{record.source}: MPII record has no head box; call mpii.attach_head_boxes with gt_valid.mat")
+            raise ValueError(
+                f"{record.source}: MPII record has no head box; call mpii.attach_head_boxes with gt_valid.mat"
+            )
         return float(record.extras["head_size"])
     raise ValueError(f"{record.source}: no NME normaliser is defined for dataset {name!r} (COCO uses OKS)")
 
@@ -101,10 +105,15 @@ class LandmarkDataset(Dataset):
         if padding <= 0:
             raise ValueError(f"padding must be positive, got {padding}")
         self.padding = float(padding)
-        self.augment = dict(scale_range=tuple(scale_range), rotation=float(rotation), rotation_prob=float(rotation_prob),
-                            translation=float(translation), flip_prob=float(flip_prob) if self.flip_pairs or flip_prob == 0 else 0.0)
+        self.augment = dict(
+            scale_range=tuple(scale_range),
+            rotation=float(rotation),
+            rotation_prob=float(rotation_prob),
+            translation=float(translation),
+            flip_prob=float(flip_prob) if self.flip_pairs or flip_prob == 0 else 0.0,
+        )
         if flip_prob > 0 and not self.flip_pairs and train:
-            # Mirroring without swapping left/right would teach the model a wrong markup; refuse rather than guess.
+            # Mirroring without swapping left/right would teach a wrong markup; refuse rather than guess.
             raise ValueError("flip_prob > 0 needs flip_pairs (use flip_prob=0 for a markup without pairs)")
         self.color = float(color)
         self.dtype = dtype
@@ -118,7 +127,9 @@ class LandmarkDataset(Dataset):
         """NME normaliser of record ``index`` in ORIGINAL pixels (see :func:`normalizer`)."""
         return normalizer(self.records[index])
 
-    def matrix_for(self, index: int, generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, bool]:
+    def matrix_for(
+        self, index: int, generator: Optional[torch.Generator] = None
+    ) -> tuple[torch.Tensor, bool]:
         """The (3, 3) float64 original -> input matrix of record ``index`` and whether it flips."""
         center, size = self.records[index].crop_center_and_size()
         center = torch.as_tensor(center, dtype=torch.float64)[None]
@@ -143,4 +154,10 @@ class LandmarkDataset(Dataset):
         if self.train and self.color > 0:
             image = color_jitter(image, self.color, self.color, self.color)
         keypoints = torch.where(visible[:, None] > 0, keypoints, torch.zeros_like(keypoints))
-        return {"image": image[0], "keypoints": keypoints, "visible": visible, "matrix": M[:2].clone(), "index": index}
+        return {
+            "image": image[0],
+            "keypoints": keypoints,
+            "visible": visible,
+            "matrix": M[:2].clone(),
+            "index": index,
+        }

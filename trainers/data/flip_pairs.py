@@ -50,7 +50,19 @@ IBUG68_FLIP_PAIRS = (
 
 # COFW (29): brow ends 0/1 and 2/3 interleaved left/right, eye corners 8/9 (outer) ..., pupils 16/17,
 # nose wings 18/19, mouth corners 22/23; 20, 21, 24..28 on the axis.
-COFW_FLIP_PAIRS = [(0, 1), (2, 3), (4, 6), (5, 7), (8, 9), (10, 11), (12, 14), (13, 15), (16, 17), (18, 19), (22, 23)]
+COFW_FLIP_PAIRS = [
+    (0, 1),
+    (2, 3),
+    (4, 6),
+    (5, 7),
+    (8, 9),
+    (10, 11),
+    (12, 14),
+    (13, 15),
+    (16, 17),
+    (18, 19),
+    (22, 23),
+]
 
 # AFLW (19): brows 0..2 / 3..5, eyes 6..8 / 9..11, nose 12..14 (13 the tip), mouth 15..17, chin 18.
 AFLW_FLIP_PAIRS = [(0, 5), (1, 4), (2, 3), (6, 11), (7, 10), (8, 9), (12, 14), (15, 17)]
@@ -74,7 +86,14 @@ FLIP_PAIRS: dict[str, list[tuple[int, int]]] = {
 }
 
 NUM_KEYPOINTS: dict[str, int] = {
-    "wflw": 98, "300w": 68, "cofw68": 68, "ibug68": 68, "cofw": 29, "aflw": 19, "mpii": 16, "coco": 17,
+    "wflw": 98,
+    "300w": 68,
+    "cofw68": 68,
+    "ibug68": 68,
+    "cofw": 29,
+    "aflw": 19,
+    "mpii": 16,
+    "coco": 17,
 }
 
 

@@ -66,10 +66,14 @@ def load_hrnet_csv(csv_file: Path, image_root: Path, dataset: str, check_images:
         name = row[col["image_name"]].strip()
         if not name:
             raise ValueError(f"{where}: image_name is empty")
-        scale, cx, cy = parse_floats([row[col[c]] for c in ("scale", "center_w", "center_h")], where, "scale/center")
+        scale, cx, cy = parse_floats(
+            [row[col[c]] for c in ("scale", "center_w", "center_h")], where, "scale/center"
+        )
         if scale <= 0:
             raise ValueError(f"{where}: scale must be positive, found {scale}")
-        points = parse_floats([row[i] for i in point_idx], where, "coordinate").reshape(num_keypoints, 2) - offset
+        points = (
+            parse_floats([row[i] for i in point_idx], where, "coordinate").reshape(num_keypoints, 2) - offset
+        )
         extras = {"image_name": name, "line": lineno, "scale": scale}
         if has_box_size:
             (box_size,) = parse_floats([row[col["box_size"]]], where, "box_size")
@@ -78,8 +82,14 @@ def load_hrnet_csv(csv_file: Path, image_root: Path, dataset: str, check_images:
             extras["box_size"] = box_size
         result.append(
             make_record(
-                image=image_root / name, keypoints=points, visibility=np.full(num_keypoints, 2), dataset=dataset,
-                source=where, center=np.array([cx, cy]) - offset, size=scale * PIXEL_STD, extras=extras,
+                image=image_root / name,
+                keypoints=points,
+                visibility=np.full(num_keypoints, 2),
+                dataset=dataset,
+                source=where,
+                center=np.array([cx, cy]) - offset,
+                size=scale * PIXEL_STD,
+                extras=extras,
             )
         )
     if check_images:

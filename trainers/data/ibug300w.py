@@ -60,7 +60,9 @@ def read_pts(path: Path, num_points: Optional[int] = None) -> np.ndarray:
             try:
                 n_points = int(value)
             except ValueError:
-                raise ValueError(f"{path}:{lineno}: n_points must be an integer, found {value.strip()!r}") from None
+                raise ValueError(
+                    f"{path}:{lineno}: n_points must be an integer, found {value.strip()!r}"
+                ) from None
     if start is None or n_points is None:
         raise ValueError(f"{path}: expected a header with 'n_points: N' followed by '{{', found neither/one")
     if num_points is not None and n_points != num_points:
@@ -73,7 +75,9 @@ def read_pts(path: Path, num_points: Optional[int] = None) -> np.ndarray:
             break
         tokens = text.split()
         if len(tokens) != 2:
-            raise ValueError(f"{path}:{lineno}: expected 2 numbers 'x y', found {len(tokens)} fields: {text!r}")
+            raise ValueError(
+                f"{path}:{lineno}: expected 2 numbers 'x y', found {len(tokens)} fields: {text!r}"
+            )
         points.append(parse_floats(tokens, f"{path}:{lineno}", "point"))
     else:
         raise ValueError(f"{path}: missing closing '}}'")
@@ -101,8 +105,13 @@ def load_pts_files(
         box = np.concatenate([keypoints.min(0), keypoints.max(0)])
         result.append(
             make_record(
-                image=image_for(pts), keypoints=keypoints, visibility=np.full(len(keypoints), 2),
-                dataset=dataset, source=str(pts), box=box, extras={"subset": subset, "name": pts.stem},
+                image=image_for(pts),
+                keypoints=keypoints,
+                visibility=np.full(len(keypoints), 2),
+                dataset=dataset,
+                source=str(pts),
+                box=box,
+                extras={"subset": subset, "name": pts.stem},
             )
         )
     if check_images:
@@ -145,7 +154,10 @@ def load_300w_bounding_boxes(mat_file: Path) -> dict[str, dict[str, np.ndarray]]
         raise FileNotFoundError(f"300W bounding-box file not found: {mat_file}")
     data = scipy.io.loadmat(mat_file)
     if "bounding_boxes" not in data:
-        raise ValueError(f"{mat_file}: expected a variable 'bounding_boxes', found {sorted(k for k in data if not k.startswith('__'))}")
+        raise ValueError(
+            f"{mat_file}: expected a variable 'bounding_boxes', found "
+            f"{sorted(k for k in data if not k.startswith('__'))}"
+        )
     boxes = {}
     for index, entry in enumerate(data["bounding_boxes"].ravel()):
         try:
@@ -153,6 +165,8 @@ def load_300w_bounding_boxes(mat_file: Path) -> dict[str, dict[str, np.ndarray]]
             det = np.asarray(entry["bb_detector"].ravel()[0], float).reshape(4) - COORDINATE_OFFSET
             gt = np.asarray(entry["bb_ground_truth"].ravel()[0], float).reshape(4) - COORDINATE_OFFSET
         except (ValueError, IndexError, KeyError) as err:
-            raise ValueError(f"{mat_file}#{index}: expected fields imgName, bb_detector (4), bb_ground_truth (4): {err}") from err
+            raise ValueError(
+                f"{mat_file}#{index}: expected fields imgName, bb_detector (4), bb_ground_truth (4): {err}"
+            ) from err
         boxes[name] = {"detector": det, "ground_truth": gt}
     return boxes

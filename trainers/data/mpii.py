@@ -17,16 +17,30 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Optional
-
 import numpy as np
 
 from .records import PIXEL_STD, LoadResult, LandmarkRecord, check_images_exist, make_record
 
 COORDINATE_OFFSET = 1.0
 NUM_JOINTS = 16
-JOINT_NAMES = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head",
-               "rwri", "relb", "rsho", "lsho", "lelb", "lwri")
+JOINT_NAMES = (
+    "rank",
+    "rkne",
+    "rhip",
+    "lhip",
+    "lkne",
+    "lank",
+    "pelv",
+    "thor",
+    "neck",
+    "head",
+    "rwri",
+    "relb",
+    "rsho",
+    "lsho",
+    "lelb",
+    "lwri",
+)
 HEAD_SIZE_FACTOR = 0.6  # SC_BIAS of the MPII evaluation code
 
 
@@ -65,12 +79,17 @@ def load_mpii_json(json_file: Path, image_root: Path, check_images: bool = False
             raise ValueError(f"{where}: joints_vis must be 0 or 1, found {sorted(set(vis.tolist()))}")
         if not (np.isfinite(joints).all() and np.isfinite(center).all() and np.isfinite(scale) and scale > 0):
             raise ValueError(f"{where}: joints and center must be finite and scale positive")
-        # joints_vis says "annotated"; the list carries no occlusion flag, so annotated joints count as visible.
+        # joints_vis says "annotated"; the list has no occlusion flag, so annotated joints count as visible.
         visibility = np.where(vis > 0, 2, 0)
         result.append(
             make_record(
-                image=image_root / str(entry["image"]), keypoints=joints - COORDINATE_OFFSET, visibility=visibility,
-                dataset="mpii", source=where, center=center - COORDINATE_OFFSET, size=scale * PIXEL_STD,
+                image=image_root / str(entry["image"]),
+                keypoints=joints - COORDINATE_OFFSET,
+                visibility=visibility,
+                dataset="mpii",
+                source=where,
+                center=center - COORDINATE_OFFSET,
+                size=scale * PIXEL_STD,
                 extras={"image_name": str(entry["image"]), "scale": scale, "entry": index},
             )
         )
@@ -120,7 +139,8 @@ def load_mpii_gt_valid(mat_file: Path) -> MpiiGroundTruth:
     n = pos.shape[-1] if pos.ndim == 3 else -1
     if pos.shape != (NUM_JOINTS, 2, n) or miss.shape != (NUM_JOINTS, n) or heads.shape != (2, 2, n):
         raise ValueError(
-            f"{mat_file}: expected pos_gt_src (16, 2, N), jnt_missing (16, N), headboxes_src (2, 2, N), found "
+            f"{mat_file}: expected pos_gt_src (16, 2, N), jnt_missing (16, N), headboxes_src (2, 2, N), "
+            "found "
             f"{pos.shape}, {miss.shape}, {heads.shape}"
         )
     names = JOINT_NAMES
@@ -134,7 +154,9 @@ def load_mpii_gt_valid(mat_file: Path) -> MpiiGroundTruth:
     )
 
 
-def match_to_ground_truth(records: list[LandmarkRecord], gt: MpiiGroundTruth, tol: float = 1e-3) -> np.ndarray:
+def match_to_ground_truth(
+    records: list[LandmarkRecord], gt: MpiiGroundTruth, tol: float = 1e-3
+) -> np.ndarray:
     """Index of the ``gt`` person each record is (same annotated joints within ``tol`` px), or -1.
 
     The validation JSON and ``gt_valid.mat`` list the same persons in the same order; matching by joints

@@ -86,7 +86,9 @@ class LandmarkRecord:
         if box is None:
             labelled = self.keypoints[self.visibility > 0]
             if len(labelled) == 0:
-                raise ValueError(f"{self.source}: record has neither a box nor labelled keypoints to crop around")
+                raise ValueError(
+                    f"{self.source}: record has neither a box nor labelled keypoints to crop around"
+                )
             box = np.concatenate([labelled.min(0), labelled.max(0)])
         box = np.asarray(box, float)
         center = 0.5 * (box[:2] + box[2:]) if self.center is None else np.asarray(self.center, float)

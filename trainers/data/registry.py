@@ -4,19 +4,26 @@ was expected, so a user can fix the layout without reading the loaders.
 
 Expected layouts (as distributed by the datasets' authors, or by HRNet where noted):
 
-=========  =====================================================================================
-wflw       ``root/WFLW_annotations/list_98pt_rect_attr_train_test/list_98pt_rect_attr_{train,test}.txt``,
-           ``root/WFLW_annotations/list_98pt_test/list_98pt_test_<subset>.txt`` (split ``test_<subset>``),
-           images in ``root/WFLW_images/``
-300w       ``root/{afw, helen/{trainset,testset}, lfpw/{trainset,testset}, ibug, 300W/{01_Indoor,02_Outdoor}}``
-           (.pts + images); or HRNet's ``root/face_landmarks_300w_<split>.csv`` with images in ``root/images``
-cofw       ``root/COFW_{train,test}_color.mat`` (or ``COFW_{train,test}.mat``)
-cofw68     ``root/COFW68_Data/test_annotations/<i>_points.mat``, ``root/COFW68_Data/cofw68_test_bboxes.mat``,
-           images from ``root/COFW_test_color.mat`` when present
-aflw       HRNet's ``root/face_landmarks_aflw_<split>.csv`` (split train / test / test_frontal), images in ``root/images``
-mpii       ``root/annot/<split>.json`` (HRNet lists), images in ``root/images``; ``root/annot/gt_valid.mat`` adds head boxes
-coco       ``root/annotations/person_keypoints_<split>2017.json``, images in ``root/<split>2017`` or ``root/images/<split>2017``
-=========  =====================================================================================
+wflw
+    ``root/WFLW_annotations/list_98pt_rect_attr_train_test/list_98pt_rect_attr_{train,test}.txt``,
+    ``root/WFLW_annotations/list_98pt_test/list_98pt_test_<subset>.txt`` (split ``test_<subset>``),
+    images in ``root/WFLW_images/``
+300w
+    ``root/{afw, helen/{trainset,testset}, lfpw/{trainset,testset}, ibug, 300W/{01_Indoor,02_Outdoor}}``
+    (.pts + images); or HRNet's ``root/face_landmarks_300w_<split>.csv`` with images in ``root/images``
+cofw
+    ``root/COFW_{train,test}_color.mat`` (or ``COFW_{train,test}.mat``)
+cofw68
+    ``root/COFW68_Data/test_annotations/<i>_points.mat``, ``root/COFW68_Data/cofw68_test_bboxes.mat``,
+    images from ``root/COFW_test_color.mat`` when present
+aflw
+    HRNet's ``root/face_landmarks_aflw_<split>.csv`` (train / test / test_frontal), images in ``root/images``
+mpii
+    ``root/annot/<split>.json`` (HRNet lists), images in ``root/images``; ``root/annot/gt_valid.mat``
+    adds the head boxes (PCKh) to the ``valid`` split
+coco
+    ``root/annotations/person_keypoints_<split>2017.json``, images in ``root/<split>2017`` or
+    ``root/images/<split>2017``
 """
 
 from __future__ import annotations
@@ -27,7 +34,13 @@ from . import cofw, coco, hrnet_csv, ibug300w, mpii, wflw
 from .records import LoadResult
 
 DATASETS = ("wflw", "300w", "cofw", "cofw68", "aflw", "mpii", "coco")
-_300W_CSV = {"train": "train", "common": "valid_common", "challenge": "valid_challenge", "full": "valid", "test": "test"}
+_300W_CSV = {
+    "train": "train",
+    "common": "valid_common",
+    "challenge": "valid_challenge",
+    "full": "valid",
+    "test": "test",
+}
 
 
 def _require(path: Path, what: str) -> Path:
@@ -58,13 +71,15 @@ def load_dataset(name: str, root, split: str, check_images: bool = False) -> Loa
         elif split.startswith("test_") and split[5:] in wflw.SUBSET_ATTRIBUTE:
             f = ann / "list_98pt_test" / f"list_98pt_test_{split[5:]}.txt"
         else:
-            raise ValueError(f"WFLW split must be train, test or test_<{'|'.join(wflw.SUBSET_ATTRIBUTE)}>, got {split!r}")
+            raise ValueError(
+                f"WFLW split must be train, test or test_<{'|'.join(wflw.SUBSET_ATTRIBUTE)}>, got {split!r}"
+            )
         return wflw.load_wflw(_require(f, "WFLW list file"), root / "WFLW_images", check_images)
     if name == "300w":
         if split not in ibug300w.SPLITS:
             raise ValueError(f"300W split must be one of {sorted(ibug300w.SPLITS)}, got {split!r}")
         csv_file = root / f"face_landmarks_300w_{_300W_CSV[split]}.csv"
-        if not any((root / s.split('/')[0]).is_dir() for s in ibug300w.SPLITS[split]) and csv_file.is_file():
+        if not any((root / s.split("/")[0]).is_dir() for s in ibug300w.SPLITS[split]) and csv_file.is_file():
             images = root / "images" if (root / "images").is_dir() else root
             return hrnet_csv.load_hrnet_csv(csv_file, images, "300w", check_images)
         return ibug300w.load_300w(root, split, check_images)
@@ -74,7 +89,9 @@ def load_dataset(name: str, root, split: str, check_images: bool = False) -> Loa
         for fname in (f"COFW_{split}_color.mat", f"COFW_{split}.mat"):
             if (root / fname).is_file():
                 return cofw.load_cofw(root / fname, split)
-        raise FileNotFoundError(f"COFW file expected at {root / f'COFW_{split}_color.mat'} (or COFW_{split}.mat)")
+        raise FileNotFoundError(
+            f"COFW file expected at {root / f'COFW_{split}_color.mat'} (or COFW_{split}.mat)"
+        )
     if name == "cofw68":
         if split != "test":
             raise ValueError(f"COFW-68 has only the 'test' split, got {split!r}")

@@ -37,7 +37,9 @@ def pixel_to_normalized(size: Sequence[int], dtype=torch.float64, device=None) -
     """
     W, H = check_size(size, "size")
     return torch.tensor(
-        [[2.0 / W, 0.0, 1.0 / W - 1.0], [0.0, 2.0 / H, 1.0 / H - 1.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device
+        [[2.0 / W, 0.0, 1.0 / W - 1.0], [0.0, 2.0 / H, 1.0 / H - 1.0], [0.0, 0.0, 1.0]],
+        dtype=dtype,
+        device=device,
     )
 
 
@@ -65,7 +67,11 @@ def crop_matrix(
     if not (size > 0).all():
         raise ValueError(f"crop size must be positive, found {size[~(size > 0).all(-1)][0].tolist()}")
     k = torch.minimum(W / size[:, 0], H / size[:, 1])  # input pixels per original pixel
-    theta = torch.zeros(B, dtype=torch.float64, device=device) if rotation is None else _as_batch(rotation, B, device=device)
+    theta = (
+        torch.zeros(B, dtype=torch.float64, device=device)
+        if rotation is None
+        else _as_batch(rotation, B, device=device)
+    )
     theta = theta * (math.pi / 180.0)
     # y points down on screen, so a counter-clockwise turn on screen is the matrix [[c, s], [-s, c]].
     cos, sin = torch.cos(theta) * k, torch.sin(theta) * k
@@ -77,13 +83,17 @@ def crop_matrix(
         M[:, :2, :2] @ center.unsqueeze(-1)
     ).squeeze(-1)
     if flip is not None:
-        M = torch.where(_as_batch(flip, B, dtype=torch.bool, device=device)[:, None, None], flip_matrix(W, device) @ M, M)
+        M = torch.where(
+            _as_batch(flip, B, dtype=torch.bool, device=device)[:, None, None], flip_matrix(W, device) @ M, M
+        )
     return M
 
 
 def flip_matrix(width: int, device=None) -> Tensor:
     """(3, 3) float64 horizontal mirror ``x -> width - 1 - x`` of an image ``width`` pixels wide."""
-    return torch.tensor([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64, device=device)
+    return torch.tensor(
+        [[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64, device=device
+    )
 
 
 def resize_matrix(from_size: Sequence[int], to_size: Sequence[int], device=None) -> Tensor:
@@ -91,8 +101,11 @@ def resize_matrix(from_size: Sequence[int], to_size: Sequence[int], device=None)
     W, H = check_size(from_size, "from_size")
     W2, H2 = check_size(to_size, "to_size")
     ax, ay = W2 / W, H2 / H
-    return torch.tensor([[ax, 0.0, 0.5 * ax - 0.5], [0.0, ay, 0.5 * ay - 0.5], [0.0, 0.0, 1.0]],
-                        dtype=torch.float64, device=device)
+    return torch.tensor(
+        [[ax, 0.0, 0.5 * ax - 0.5], [0.0, ay, 0.5 * ay - 0.5], [0.0, 0.0, 1.0]],
+        dtype=torch.float64,
+        device=device,
+    )
 
 
 def transform_points(points: Tensor, matrix: Tensor) -> Tensor:
@@ -105,7 +118,9 @@ def transform_points(points: Tensor, matrix: Tensor) -> Tensor:
 def invert(matrix: Tensor) -> Tensor:
     """Inverse of (B, 3, 3) affine matrices, or of (B, 2, 3) ones (returned as (B, 2, 3))."""
     if matrix.shape[-2] == 2:
-        full = torch.cat([matrix, matrix.new_tensor([0.0, 0.0, 1.0]).expand(*matrix.shape[:-2], 1, 3)], dim=-2)
+        full = torch.cat(
+            [matrix, matrix.new_tensor([0.0, 0.0, 1.0]).expand(*matrix.shape[:-2], 1, 3)], dim=-2
+        )
         return torch.linalg.inv(full)[..., :2, :]
     return torch.linalg.inv(matrix)
 
@@ -136,8 +151,10 @@ def warp_image(
             matrix = matrix @ torch.linalg.inv(resize_matrix((w, h), (w2, h2), device=matrix.device))
             h, w = h2, w2
     # theta maps output-normalised to source-normalised: N_src . M^-1 . N_out^-1
-    theta = pixel_to_normalized((w, h), device=matrix.device) @ torch.linalg.inv(matrix) @ torch.linalg.inv(
-        pixel_to_normalized((W, H), device=matrix.device)
+    theta = (
+        pixel_to_normalized((w, h), device=matrix.device)
+        @ torch.linalg.inv(matrix)
+        @ torch.linalg.inv(pixel_to_normalized((W, H), device=matrix.device))
     )
     grid = F.affine_grid(theta[:, :2, :].to(image.dtype), [B, image.shape[1], H, W], align_corners=False)
     return F.grid_sample(image, grid, mode=mode, padding_mode="zeros", align_corners=False)
@@ -183,7 +200,9 @@ def color_jitter(
     f = f.to(device=image.device, dtype=image.dtype)
     out = image * f[:, 0, None, None, None]
     gray = (0.299 * out[:, 0] + 0.587 * out[:, 1] + 0.114 * out[:, 2]).unsqueeze(1)
-    out = (out - gray.mean(dim=(2, 3), keepdim=True)) * f[:, 1, None, None, None] + gray.mean(dim=(2, 3), keepdim=True)
+    out = (out - gray.mean(dim=(2, 3), keepdim=True)) * f[:, 1, None, None, None] + gray.mean(
+        dim=(2, 3), keepdim=True
+    )
     gray = (0.299 * out[:, 0] + 0.587 * out[:, 1] + 0.114 * out[:, 2]).unsqueeze(1)
     out = (out - gray) * f[:, 2, None, None, None] + gray
     return out.clamp(0.0, 1.0)

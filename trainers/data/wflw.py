@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
-
 import numpy as np
 
 from .parsing import check_box, parse_flags, parse_floats, read_text
@@ -28,8 +26,12 @@ COORDINATE_OFFSET = 0.0  # subtracted from the file's numbers (0: already 0-base
 ATTRIBUTES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
 # File-name words of the six official test subsets -> attribute they select.
 SUBSET_ATTRIBUTE = {
-    "largepose": "pose", "expression": "expression", "illumination": "illumination",
-    "makeup": "makeup", "occlusion": "occlusion", "blur": "blur",
+    "largepose": "pose",
+    "expression": "expression",
+    "illumination": "illumination",
+    "makeup": "makeup",
+    "occlusion": "occlusion",
+    "blur": "blur",
 }
 _FULL_FIELDS = 2 * NUM_KEYPOINTS + 4 + len(ATTRIBUTES) + 1  # 207
 _SHORT_FIELDS = 2 * NUM_KEYPOINTS + 1  # 197
