@@ -184,6 +184,14 @@ def test_load_dataset_original_layouts(tmp_path):
     assert len(load_dataset("coco", tmp_path / "coco", "val", check_images=True)) == 12
     _link(tmp_path / "cofw68/COFW68_Data", R / "cofw68_benchmark/COFW68_Data")
     assert len(load_dataset("cofw68", tmp_path / "cofw68", "test")) == 507
+    # mmpose's converted face JSON, read when the original files are absent
+    _link(tmp_path / "aflw/annotations/face_landmarks_aflw_test.json", R / "mmpose/aflw/test_aflw.json")
+    _link(tmp_path / "aflw/images", R / "mmpose/aflw")
+    faces = load_dataset("aflw", tmp_path / "aflw", "test", check_images=True)
+    assert len(faces) == 2 and faces[0].extras["box_size"] == 362.0
+    _link(tmp_path / "cofw/annotations/cofw_test.json", R / "mmpose/cofw/test_cofw.json")
+    _link(tmp_path / "cofw/images", R / "mmpose/cofw")
+    assert len(load_dataset("cofw", tmp_path / "cofw", "test", check_images=True)) == 2
 
 
 def test_load_dataset_says_where_files_are_expected(tmp_path):

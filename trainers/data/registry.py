@@ -24,6 +24,10 @@ mpii
 coco
     ``root/annotations/person_keypoints_<split>2017.json``, images in ``root/<split>2017`` or
     ``root/images/<split>2017``
+
+The face sets may also come as mmpose's COCO-style conversions: when the original file is absent and
+``root/annotations/face_landmarks_<name>_<split>.json`` (``cofw_<split>.json`` for COFW) exists, it is read
+with images in ``root/images``. AFLW has no original-format loader beyond HRNet's CSV.
 """
 
 from __future__ import annotations
@@ -56,6 +60,12 @@ def _first_dir(candidates: list[Path], what: str) -> Path:
     raise FileNotFoundError(f"{what} expected at one of: " + ", ".join(str(c) for c in candidates))
 
 
+def _mmpose_json(name: str, root: Path, split: str) -> Path | None:
+    stem = f"cofw_{split}" if name == "cofw" else f"face_landmarks_{name}_{split}"
+    path = root / "annotations" / f"{stem}.json"
+    return path if path.is_file() else None
+
+
 def load_dataset(name: str, root, split: str, check_images: bool = False) -> LoadResult:
     """Records of ``split`` of dataset ``name`` read from its original files under ``root``."""
     name = name.lower()
@@ -64,6 +74,27 @@ def load_dataset(name: str, root, split: str, check_images: bool = False) -> Loa
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{name} root folder not found: {root}")
+    converted = _mmpose_json(name, root, split) if name in ("wflw", "300w", "cofw", "aflw") else None
+    if converted is not None:
+        return _load_converted(name, root, split, converted, check_images)
+    return _load_original(name, root, split, check_images)
+
+
+def _load_converted(name: str, root: Path, split: str, path: Path, check_images: bool) -> LoadResult:
+    """mmpose's COCO-style face JSON, used only when the original files are absent."""
+    originals = {
+        "wflw": root / "WFLW_annotations",
+        "300w": root / "afw",
+        "cofw": root / f"COFW_{split}_color.mat",
+        "aflw": root / f"face_landmarks_aflw_{split}.csv",
+    }
+    if originals[name].exists():
+        return _load_original(name, root, split, check_images)
+    images = root / "images" if (root / "images").is_dir() else root
+    return coco.load_coco_keypoints(path, images, name, check_images=check_images)
+
+
+def _load_original(name: str, root: Path, split: str, check_images: bool) -> LoadResult:
     if name == "wflw":
         ann = root / "WFLW_annotations"
         if split in ("train", "test"):
