@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -102,6 +104,27 @@ def test_hrnet_uses_the_official_key_layout():
     assert not any(k.startswith(("transition2.0.", "transition2.1.", "transition3.0.")) for k in state)
 
 
+# Names and shapes of torchvision's mobilenet_v2 ImageNet state dict for the blocks we keep (0..13).
+TORCHVISION_MOBILENETV2_KEYS = {
+    "features.0.0.weight": (32, 3, 3, 3),
+    "features.1.conv.0.0.weight": (32, 1, 3, 3),
+    "features.1.conv.1.weight": (16, 32, 1, 1),
+    "features.2.conv.0.0.weight": (96, 16, 1, 1),
+    "features.2.conv.1.0.weight": (96, 1, 3, 3),
+    "features.2.conv.2.weight": (24, 96, 1, 1),
+    "features.2.conv.3.running_mean": (24,),
+    "features.13.conv.0.0.weight": (576, 96, 1, 1),
+    "features.13.conv.2.weight": (96, 576, 1, 1),
+}
+
+
+def test_mobilenetv2_uses_the_torchvision_key_layout():
+    state = build_model("mobilenetv2", 4).state_dict()
+    found = {k: tuple(state[k].shape) for k in TORCHVISION_MOBILENETV2_KEYS if k in state}
+    assert found == TORCHVISION_MOBILENETV2_KEYS
+    assert max(int(k.split(".")[1]) for k in state if k.startswith("features.")) == 13  # stride-32 part dropped
+
+
 def test_hrnet_backbone_checkpoint_loads_with_report(tmp_path):
     torch.manual_seed(1)
     source = build_model("hrnet_w18", 4)
@@ -121,7 +144,7 @@ def test_hrnet_backbone_checkpoint_loads_with_report(tmp_path):
     assert all(torch.equal(target[k], v) for k, v in state.items() if k in target)
 
 
-def test_pretrained_round_trip_unwraps_and_reports_shape_mismatch(tmp_path):
+def test_pretrained_round_trip_unwraps_and_reports_shape_mismatch(tmp_path, caplog):
     torch.manual_seed(2)
     source = build_model("tiny", 5, head="binary")
     path = tmp_path / "tiny.pt"
@@ -133,7 +156,9 @@ def test_pretrained_round_trip_unwraps_and_reports_shape_mismatch(tmp_path):
     source.eval(), same.eval()
     torch.testing.assert_close(same(x), source(x), rtol=0, atol=0)
 
-    other = build_model("tiny", 3, head="binary", pretrained=path)  # different K: the head cannot load
+    with caplog.at_level(logging.WARNING, logger="trainers.models"):
+        other = build_model("tiny", 3, head="binary", pretrained=path)  # different K: the head cannot load
+    assert "2 shape mismatches" in caplog.text and "tiny.pt" in caplog.text
     report = other.pretrained_report
     assert {m.split(":")[0] for m in report.mismatched} == {"head.conv.weight", "head.conv.bias"}
     assert sorted(report.missing) == ["head.conv.bias", "head.conv.weight"]

@@ -65,5 +65,6 @@ def build_model(
         model = TinyNet(num_keypoints, output_stride, head, width=16 if width is None else width)
     if pretrained is not None:
         report = load_pretrained(model, pretrained)
-        log.info("%s", report.summary())
+        # Missing head keys are normal for a backbone checkpoint; a shape mismatch usually is not.
+        (log.warning if report.mismatched else log.info)("%s", report.summary())
     return model
