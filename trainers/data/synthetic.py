@@ -155,6 +155,18 @@ def _normal(u: Tensor) -> Tensor:
     return (math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)).clamp(-2.0, 2.0)
 
 
+_MIN_FACE_PX = 8.0  # smallest face half-width worth drawing: below it the markers merge
+
+
+def _largest_face(W: int, H: int, margin: float = 4.0) -> float:
+    """Largest face half-width (px) whose landmarks stay ``margin`` px inside a W x H image at any pose."""
+    largest = (min(W, H) / 2.0 - margin) / _FACE_RADIUS
+    if largest < _MIN_FACE_PX:
+        need = math.ceil(2 * (margin + _MIN_FACE_PX * _FACE_RADIUS))
+        raise ValueError(f"image_size ({W}, {H}) is too small: a face needs min(W, H) >= {need} px")
+    return largest
+
+
 def sample_params(
     uniforms: Tensor,
     image_size: Sequence[int],
@@ -187,8 +199,12 @@ def sample_params(
             f"uniforms must have shape (B, {num_uniforms(clutter)}) for clutter={clutter}, got {tuple(u.shape)}"
         )
     B = u.shape[0]
-    it = iter(u.unbind(1))
-    take = lambda n: torch.stack([next(it) for _ in range(n)], dim=1)  # noqa: E731  (B, n)
+    offset = 0
+
+    def take(n: int) -> Tensor:  # the next n uniforms of every row, (B, n)
+        nonlocal offset
+        offset += n
+        return u[:, offset - n : offset]
 
     pose = take(5)
     shape3 = take(3)
@@ -207,9 +223,7 @@ def sample_params(
     local = template + jitter
 
     # Pose: scale so that the face fits at any rotation, then rotation, aspect, position within the margin.
-    largest = (min(W, H) / 2.0 - margin) / _FACE_RADIUS
-    if largest <= 1.0:
-        raise ValueError(f"image_size {image_size} is too small for a face with a {margin} px margin")
+    largest = _largest_face(W, H, margin)
     lo, hi = scale_range
     scale = largest * (lo + (hi - lo) * pose[:, 0])
     angle = math.radians(max_rotation) * (2.0 * pose[:, 1] - 1.0)
@@ -346,7 +360,15 @@ def pixel_gaussian(centres: Tensor, sigmas: Tensor, size: int) -> Tensor:
     """
     edges = torch.arange(size + 1, dtype=centres.dtype, device=centres.device) - 0.5
     z = (edges - centres[..., None]) / (sigmas[..., None] * math.sqrt(2.0))
-    return 0.5 * torch.diff(torch.erf(z), dim=-1)
+    # erf(b) - erf(a) cancels catastrophically in the tails (float32: 6e-8 absolute noise on every pixel,
+    # enough to pull an intensity centroid by 0.01 px). On the side away from the centre use the
+    # complementary function instead, which keeps the tails accurate relative to their size:
+    # erf(b) - erf(a) = erfc(a) - erfc(b) = erfc(-b) - erfc(-a).
+    upper, lower = torch.erfc(z), torch.erfc(-z)
+    right = 0.5 * (upper[..., :-1] - upper[..., 1:])
+    left = 0.5 * (lower[..., 1:] - lower[..., :-1])
+    middle = (z[..., :-1] + z[..., 1:]) > 0  # pixel centre right of the Gaussian centre
+    return torch.where(middle, right, left)
 
 
 def render_scene(scene: Scene, image_size: Sequence[int], dtype: torch.dtype = torch.float32, clip: bool = True) -> Tensor:
@@ -423,13 +445,34 @@ def render_batch(
     _check_options(num_keypoints, clutter, noise, max_rotation, occlusion)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    uniforms = torch.rand(batch_size, num_uniforms(clutter), generator=generator, dtype=torch.float64)
-    pixel_noise = _uniform_noise((batch_size, 3, H, W), noise, generator, dtype) if noise > 0 else None
-    params = sample_params(
-        uniforms, (W, H), clutter=clutter, max_rotation=max_rotation, occlusion=occlusion, noise=pixel_noise
-    )
-    images = render_scene(build_scene(params), (W, H), dtype)
+    D = num_uniforms(clutter)
+    uniforms = torch.rand(batch_size, D + 3, generator=generator, dtype=torch.float64)
+    params = sample_params(uniforms[:, :D], (W, H), clutter=clutter, max_rotation=max_rotation, occlusion=occlusion)
+    images = render_scene(build_scene(params), (W, H), dtype, clip=False)
+    if noise > 0:
+        bank = _uniform_noise((_NOISE_TILES, 3, 2 * H, 2 * W), noise, generator, dtype)
+        add_bank_noise(images, bank, uniforms[:, D:])
+    images.clamp_(0.0, 1.0)
     return images, params.keypoints[:, :num_keypoints].to(dtype), params.visible[:, :num_keypoints].to(dtype)
+
+
+_NOISE_TILES = 8
+
+
+def add_bank_noise(images: Tensor, bank: Tensor, picks: Tensor) -> Tensor:
+    """Add to each image (B, 3, H, W), in place, a crop of the noise ``bank`` (T, 3, 2H, 2W).
+
+    ``picks`` (B, 3) uniforms in [0, 1) choose the tile and the x, y offset of each crop. Why a bank:
+    drawing 3 x H x W fresh numbers per image costs more than rendering the whole batch, while T x H x W
+    crops of a few tiles are plenty of variety for pixel noise. The loop is over images, not pixels.
+    """
+    T, H, W = bank.shape[0], images.shape[-2], images.shape[-1]
+    tile = (picks[:, 0] * T).long().tolist()
+    dx = (picks[:, 1] * W).long().tolist()
+    dy = (picks[:, 2] * H).long().tolist()
+    for row in range(images.shape[0]):
+        images[row].add_(bank[tile[row], :, dy[row] : dy[row] + H, dx[row] : dx[row] + W])
+    return images
 
 
 _MASK64 = (1 << 64) - 1
@@ -501,7 +544,7 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
         self.flip_pairs = [(a, b) for a, b in FLIP_PAIRS if b < num_keypoints]
         self.keypoint_names = LANDMARK_NAMES[:num_keypoints]
         W, H = self.input_size
-        largest = (min(W, H) / 2.0 - 4.0) / _FACE_RADIUS
+        largest = _largest_face(W, H)
         self._normalizer = _NORMALIZER_UNITS * largest * (0.55 + 0.9) / 2.0
         self.records = _Records(num_samples, split, self._normalizer)
         self._bank: Optional[Tensor] = None  # built on first use, so that pickling to workers stays cheap
@@ -509,14 +552,12 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.num_samples
 
-    _NOISE_TILES = 8
-
     def _noise_bank(self) -> Tensor:
-        """(8, 3, 2H, 2W) float32 zero-mean uniform noise of std ``noise``, a pure function of the seed."""
+        """(8, 3, 2H, 2W) float32 zero-mean uniform noise of std ``noise``; a pure function of seed and split."""
         if self._bank is None:
             W, H = self.input_size
             g = torch.Generator().manual_seed(item_seed(self.seed, self.split, -1))
-            self._bank = _uniform_noise((self._NOISE_TILES, 3, 2 * H, 2 * W), self.noise, g, torch.float32)
+            self._bank = _uniform_noise((_NOISE_TILES, 3, 2 * H, 2 * W), self.noise, g, torch.float32)
         return self._bank
 
     def normalizer(self, index: int) -> float:
@@ -543,15 +584,7 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
         )  # fmt: skip
         images = render_scene(build_scene(params), (W, H), torch.float32, clip=False)
         if self.noise > 0:
-            # Pixel noise is a crop of a seeded noise bank at a per-item random tile and offset: drawing
-            # 3 x H x W fresh numbers per item would cost more than rendering the whole batch.
-            bank = self._noise_bank()
-            pick = uniforms[:, D:]
-            tile = (pick[:, 0] * bank.shape[0]).long().tolist()
-            dx = (pick[:, 1] * W).long().tolist()
-            dy = (pick[:, 2] * H).long().tolist()
-            for row in range(len(idx)):
-                images[row].add_(bank[tile[row], :, dy[row] : dy[row] + H, dx[row] : dx[row] + W])
+            add_bank_noise(images, self._noise_bank(), uniforms[:, D:])
         images.clamp_(0.0, 1.0)
         K = self.num_keypoints
         return {
@@ -589,5 +622,5 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
 __all__ = [
     "LANDMARK_NAMES", "MAX_KEYPOINTS", "FLIP_PAIRS", "VALID_NUM_KEYPOINTS", "DEFAULT_NUM_KEYPOINTS",
     "FaceParams", "Scene", "sample_params", "mirror_params", "build_scene", "pixel_gaussian",
-    "render_scene", "render_batch", "item_seed", "num_uniforms", "SyntheticLandmarks",
+    "render_scene", "render_batch", "add_bank_noise", "item_seed", "num_uniforms", "SyntheticLandmarks",
 ]  # fmt: skip
