@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -75,6 +76,7 @@ def _floats(tokens):
     return np.array([float(t) for t in tokens])
 
 
+@pytest.mark.real_samples
 @given(st.data())
 def test_corrupted_wflw_line(data):
     real_samples_dir("wflw_original")
@@ -96,6 +98,7 @@ def test_corrupted_wflw_line(data):
         assert record.image.name == Path(tokens[-1]).name
 
 
+@pytest.mark.real_samples
 @given(st.data())
 def test_corrupted_pts_file(data):
     real_samples_dir("eos")
@@ -114,6 +117,7 @@ def test_corrupted_pts_file(data):
     assert np.array_equal(points, np.array([[float(a), float(b)] for a, b in rows]).reshape(-1, 2))
 
 
+@pytest.mark.real_samples
 @given(st.data())
 def test_corrupted_hrnet_csv(data):
     real_samples_dir("must_ai_lab_helen")

@@ -22,6 +22,7 @@ def _face_records(name):
     return coco.load_coco_keypoints(folder / f"test_{name}.json", folder, name)
 
 
+@pytest.mark.real_samples
 @pytest.mark.parametrize("name", FACE_SETS + ("coco",))
 def test_sample_contract_and_exact_keypoints(name):
     records = _face_records(name)
@@ -51,6 +52,7 @@ def test_sample_contract_and_exact_keypoints(name):
         assert ((kp > -0.5) & (kp < torch.tensor([127.5, 95.5]))).all()
 
 
+@pytest.mark.real_samples
 def test_training_flip_swaps_pairs_and_matrix_mirrors():
     records = _face_records("300w")
     ds = LandmarkDataset(
@@ -79,6 +81,7 @@ def test_training_flip_swaps_pairs_and_matrix_mirrors():
     assert s["keypoints"][36, 0] < s["keypoints"][45, 0]
 
 
+@pytest.mark.real_samples
 def test_training_augmentation_keeps_keypoints_on_the_pixels():
     """A bright dot painted under each keypoint must still be under it after a random train transform."""
     from trainers.data.transforms import warp_image
@@ -106,6 +109,7 @@ def test_training_augmentation_keeps_keypoints_on_the_pixels():
         assert (centroid - mapped[13]).abs().max() < 0.05
 
 
+@pytest.mark.real_samples
 def test_normalizers():
     wflw_records = _face_records("wflw")
     ds = LandmarkDataset(wflw_records, (64, 64))
@@ -129,6 +133,7 @@ def test_normalizers():
         normalizer(_face_records("coco")[0])
 
 
+@pytest.mark.real_samples
 def test_dataset_argument_errors():
     records = _face_records("aflw")
     with pytest.raises(ValueError, match="flip_pairs"):
@@ -147,6 +152,7 @@ def test_dataset_argument_errors():
         )
 
 
+@pytest.mark.real_samples
 def test_dataloader_batches():
     ds = LandmarkDataset(_face_records("wflw"), (64, 64), train=True, flip_pairs=FLIP_PAIRS["wflw"])
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
@@ -162,6 +168,7 @@ def _link(dst, src):
     dst.symlink_to(src)
 
 
+@pytest.mark.real_samples
 def test_load_dataset_original_layouts(tmp_path):
     R = real_samples_dir()
     _link(

