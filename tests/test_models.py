@@ -253,3 +253,17 @@ def test_resampling_keeps_cell_centres_where_the_pixel_convention_puts_them():
     # Bilinear interpolation is exact on a ramp away from the border (it clamps at the first/last half cell).
     torch.testing.assert_close(up[..., 2:-2], centres(4, 16)[..., 2:-2])
     assert not torch.allclose(up[..., :1], centres(4, 16)[..., :1])  # the clamped border, for contrast
+
+
+@pytest.mark.parametrize("name", ["tiny", "mobilenetv2", "hrnet_w18"])
+def test_models_normalise_unit_range_images_with_imagenet_statistics(name):
+    from trainers.models.layers import IMAGENET_MEAN, IMAGENET_STD
+
+    model = build_model(name, 2)
+    mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1).expand(1, 3, 2, 2)
+    torch.testing.assert_close(model.normalize(mean), torch.zeros(1, 3, 2, 2))
+    torch.testing.assert_close(model.normalize(mean + torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)),
+                               torch.ones(1, 3, 2, 2))
+    # Non-persistent: checkpoints keep the official key layouts.
+    assert not any(k.startswith("normalize.") for k in model.state_dict())
+    assert model.double().normalize.mean.dtype == torch.float64

@@ -4,7 +4,9 @@
     model = build_model("hrnet_w18", num_keypoints=98, output_stride=4, head="heatmap")
     model(images)  # (B, 3, H, W) -> (B, K, H // s, W // s) logits; head="binary" -> (B, K, 2, H // s, W // s)
 
-Every model exposes ``num_keypoints``, ``output_stride`` and ``input_multiple`` (H and W must be multiples
+Models take images in [0, 1] (the dataset contract) and normalise them with the ImageNet mean and std
+inside ``forward``, so ImageNet-pretrained weights see the statistics they were trained on. Every model
+exposes ``num_keypoints``, ``output_stride`` and ``input_multiple`` (H and W must be multiples
 of it). Parameters do not depend on ``output_stride``.
 """
 

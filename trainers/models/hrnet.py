@@ -37,7 +37,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import KeypointHead, check_input, check_stride, conv_bn_act, fuse_to_stride, init_backbone
+from .layers import ImageNormalization, KeypointHead, check_input, check_stride, conv_bn_act, fuse_to_stride, init_backbone
 
 OUTPUT_STRIDES = (1, 2, 4, 8, 16, 32)
 BRANCH_STRIDES = (4, 8, 16, 32)
@@ -174,6 +174,7 @@ class HRNetV2(nn.Module):
     def __init__(self, num_keypoints: int, width: int = 18, output_stride: int = 4, head: str = "heatmap") -> None:
         super().__init__()
         self.output_stride = check_stride(output_stride, OUTPUT_STRIDES, f"hrnet_w{width}")
+        self.normalize = ImageNormalization()  # images arrive in [0, 1]
         self.num_keypoints = num_keypoints
         self.width = width
         self.input_multiple = BRANCH_STRIDES[-1]
@@ -210,6 +211,7 @@ class HRNetV2(nn.Module):
     def features(self, x: Tensor) -> list[Tensor]:
         """The four branch outputs, strides 4, 8, 16, 32, widths C, 2C, 4C, 8C."""
         check_input(x, self.input_multiple, f"hrnet_w{self.width}")
+        x = self.normalize(x)
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         x = self.layer1(x)

@@ -34,6 +34,29 @@ def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: i
     return nn.Sequential(*layers)
 
 
+# ImageNet channel statistics (RGB, images in [0, 1]), the ones torchvision and the HRNet ImageNet models
+# were trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageNormalization(nn.Module):
+    """``(x - mean) / std`` per RGB channel, so models take images in [0, 1] (the dataset contract) and
+    ImageNet-pretrained weights still see the input statistics they were trained on.
+
+    The statistics are non-persistent buffers: they follow ``.to(dtype/device)`` but stay out of the
+    state dict, so checkpoints keep the official key layouts.
+    """
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).reshape(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
 def check_stride(output_stride: int, allowed: Sequence[int], model: str) -> int:
     """Validate ``output_stride`` (a power of two the model supports)."""
     if not isinstance(output_stride, int) or output_stride not in allowed:

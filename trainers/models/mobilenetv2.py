@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .layers import KeypointHead, check_input, check_stride, conv_bn_act, fuse_to_stride, init_backbone
+from .layers import ImageNormalization, KeypointHead, check_input, check_stride, conv_bn_act, fuse_to_stride, init_backbone
 
 OUTPUT_STRIDES = (1, 2, 4, 8, 16)
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1))
@@ -73,6 +73,7 @@ class MobileNetV2Fused(nn.Module):
                  neck: int = 64) -> None:
         super().__init__()
         self.output_stride = check_stride(output_stride, OUTPUT_STRIDES, "mobilenetv2")
+        self.normalize = ImageNormalization()  # images arrive in [0, 1]
         if not width > 0:
             raise ValueError(f"mobilenetv2: width multiplier must be > 0, got {width!r}")
         self.num_keypoints = num_keypoints
@@ -99,6 +100,7 @@ class MobileNetV2Fused(nn.Module):
     def multiscale(self, x: Tensor) -> list[Tensor]:
         """Trunk features at strides 4, 8, 16 (24, 32, 96 channels at width 1)."""
         check_input(x, self.input_multiple, "mobilenetv2")
+        x = self.normalize(x)
         out = []
         for i, block in enumerate(self.features):
             x = block(x)

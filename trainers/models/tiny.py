@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .layers import KeypointHead, check_input, check_stride, conv_bn_act, fuse_to_stride, init_backbone
+from .layers import ImageNormalization, KeypointHead, check_input, check_stride, conv_bn_act, fuse_to_stride, init_backbone
 
 OUTPUT_STRIDES = (1, 2, 4, 8, 16)
 TAP_STRIDES = (4, 8, 16)
@@ -45,6 +45,7 @@ class TinyNet(nn.Module):
     def __init__(self, num_keypoints: int, output_stride: int = 4, head: str = "heatmap", width: int = 16) -> None:
         super().__init__()
         self.output_stride = check_stride(output_stride, OUTPUT_STRIDES, "tiny")
+        self.normalize = ImageNormalization()  # images arrive in [0, 1]
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"tiny: width must be a positive int, got {width!r}")
         self.num_keypoints = num_keypoints
@@ -63,6 +64,7 @@ class TinyNet(nn.Module):
     def multiscale(self, x: Tensor) -> list[Tensor]:
         """Features at strides 4, 8, 16 (2w, 4w, 6w channels)."""
         check_input(x, self.input_multiple, "tiny")
+        x = self.normalize(x)
         x = self.stem(x)
         out = []
         for stage in self.stages:
