@@ -302,14 +302,30 @@ def pck_correct(
     ``correct`` is False wherever ``valid`` is False, so sums over it count only labelled keypoints.
     """
     pred, gt = _pair(pred, gt)
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
     mask = _visible(visible, gt)
     norm = _as_tensor(normalizer, "normalizer", like=gt)
     if tuple(norm.shape) != tuple(gt.shape[:-2]):
         raise ValueError(f"normalizer must have shape {tuple(gt.shape[:-2])}, got {tuple(norm.shape)}")
+    bad = ~(torch.isfinite(norm) & (norm > 0)) & mask.any(-1)
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0].tolist())
+        raise ValueError(f"normalizer must be finite and > 0; image {index} has {float(norm[index])}")
     dist = _distances(pred, gt, mask)
-    # "<=" as in the MPII evaluators: a joint exactly on the threshold counts as correct.
-    correct = (dist <= threshold * norm[..., None]) & mask
+    # Divide, then compare with "<=", exactly as the MPII evaluators do, so that a joint on the threshold
+    # is correct and rounding at the boundary matches theirs.
+    correct = (dist / norm[..., None] <= threshold) & mask
     return correct, mask
+
+
+def _mpii_counts(pred, gt, visible, head_boxes, threshold) -> tuple[Tensor, Tensor]:
+    """Correct and labelled counts per joint (K,), float64."""
+    gt = _points(gt, "gt")
+    if gt.dim() != 3 or gt.shape[1] != len(MPII_JOINTS):
+        raise ValueError(f"MPII joints must have shape (B, {len(MPII_JOINTS)}, 2), got {tuple(gt.shape)}")
+    correct, valid = pck_correct(pred, gt, mpii_head_size(head_boxes).to(gt.dtype), threshold, visible)
+    return correct.sum(0).to(torch.float64), valid.sum(0).to(torch.float64)
 
 
 def pckh(
@@ -331,9 +347,8 @@ def pckh(
     Returns:
         (K,) percentages; NaN for a joint that is never labelled.
     """
-    correct, valid = pck_correct(pred, gt, mpii_head_size(head_boxes).to(_points(gt, "gt").dtype), threshold,
-                                 visible)
-    return 100.0 * correct.sum(0).to(torch.float64) / valid.sum(0).to(torch.float64)
+    hits, counts = _mpii_counts(pred, gt, visible, head_boxes, threshold)
+    return 100.0 * hits / counts
 
 
 def pckh_table(
@@ -350,12 +365,7 @@ def pckh_table(
     Also returns ``"count"``: the number of labelled joints entering the mean. A column is NaN only when
     none of its joints is labelled in the batch.
     """
-    correct, valid = pck_correct(pred, gt, mpii_head_size(head_boxes).to(_points(gt, "gt").dtype), threshold,
-                                 visible)
-    if correct.shape[-1] != len(MPII_JOINTS):
-        raise ValueError(f"MPII has {len(MPII_JOINTS)} joints, got K = {correct.shape[-1]}")
-    hits = correct.sum(0).to(torch.float64)
-    counts = valid.sum(0).to(torch.float64)
+    hits, counts = _mpii_counts(pred, gt, visible, head_boxes, threshold)
     per_joint = 100.0 * hits / counts
     # nanmean: a side never labelled in this batch leaves the column to the other side, not NaN.
     table = {name: float(per_joint[list(joints)].nanmean()) for name, joints in MPII_TABLE.items()}

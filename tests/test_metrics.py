@@ -149,6 +149,10 @@ def test_pckh_hand_computed():
     # At exactly 0.1 (radius 0.3 px) the wrist at 0.315 px fails; at 0.11 it would pass.
     assert M.pckh(pred, gt, visible, boxes, 0.1)[10] == 0.0
     assert M.pckh(pred, gt, visible, boxes, 0.11)[10] == 100.0
+    with pytest.raises(ValueError, match="shape \\(B, 16, 2\\)"):
+        M.pckh(pred[:, :14], gt[:, :14], visible[:, :14], boxes)
+    with pytest.raises(ValueError, match="image \\(0,\\) has 0.0"):
+        M.pckh(pred, gt, visible, torch.zeros(1, 2, 2, dtype=torch.float64))
 
 
 @pytest.mark.real_samples
