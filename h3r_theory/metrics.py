@@ -68,7 +68,9 @@ def _points(value: ArrayLike, name: str) -> Tensor:
 def _pair(pred: ArrayLike, gt: ArrayLike) -> tuple[Tensor, Tensor]:
     pred, gt = _points(pred, "pred"), _points(gt, "gt")
     if pred.shape != gt.shape:
-        raise ValueError(f"pred and gt must have the same shape, got {tuple(pred.shape)} and {tuple(gt.shape)}")
+        raise ValueError(
+            f"pred and gt must have the same shape, got {tuple(pred.shape)} and {tuple(gt.shape)}"
+        )
     if pred.device != gt.device:
         raise ValueError(f"pred is on {pred.device} but gt is on {gt.device}")
     if pred.dtype != gt.dtype:
@@ -82,8 +84,10 @@ def _visible(visible: Optional[ArrayLike], gt: Tensor) -> Tensor:
         return torch.ones(gt.shape[:-1], dtype=torch.bool, device=gt.device)
     visible = _as_tensor(visible, "visible")
     if tuple(visible.shape) != tuple(gt.shape[:-1]):
-        raise ValueError(f"visible must have shape {tuple(gt.shape[:-1])} (one flag per keypoint), "
-                         f"got {tuple(visible.shape)}")
+        raise ValueError(
+            f"visible must have shape {tuple(gt.shape[:-1])} (one flag per keypoint), "
+            f"got {tuple(visible.shape)}"
+        )
     return visible.to(gt.device) > 0
 
 
@@ -91,8 +95,9 @@ def _check_finite(points: Tensor, mask: Tensor, name: str) -> None:
     bad = ~torch.isfinite(points).all(dim=-1) & mask
     if bad.any():
         index = tuple(int(i) for i in bad.nonzero()[0].tolist())
-        raise ValueError(f"{name} has a non-finite value at (image, keypoint) = {index}: "
-                         f"{points[index].tolist()}")
+        raise ValueError(
+            f"{name} has a non-finite value at (image, keypoint) = {index}: {points[index].tolist()}"
+        )
 
 
 def _distances(pred: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
@@ -145,8 +150,9 @@ def normalizer(
     if isinstance(dataset, str):
         name = dataset.lower()
         if name in NUM_FACE_KEYPOINTS and NUM_FACE_KEYPOINTS[name] != K:
-            raise ValueError(f"dataset {dataset!r} has {NUM_FACE_KEYPOINTS[name]} keypoints, "
-                             f"but keypoints has K = {K}")
+            raise ValueError(
+                f"dataset {dataset!r} has {NUM_FACE_KEYPOINTS[name]} keypoints, but keypoints has K = {K}"
+            )
         if name == "aflw":
             if box_size is None:
                 raise ValueError("the AFLW normaliser is the face box size: pass box_size (B,)")
@@ -155,8 +161,9 @@ def normalizer(
                 raise ValueError(f"box_size must have shape ({keypoints.shape[0]},), got {tuple(size.shape)}")
             return size
         if name not in INTEROCULAR_INDICES:
-            raise ValueError(f"dataset must be one of {sorted(NUM_FACE_KEYPOINTS)} or an (i, j) pair, "
-                             f"got {dataset!r}")
+            raise ValueError(
+                f"dataset must be one of {sorted(NUM_FACE_KEYPOINTS)} or an (i, j) pair, got {dataset!r}"
+            )
         i, j = INTEROCULAR_INDICES[name]
     else:
         try:
@@ -189,7 +196,9 @@ def nme_per_image(
     norm = _as_tensor(normalizer, "normalizer", like=gt)
     norm = norm.expand(gt.shape[0]) if norm.dim() == 0 else norm
     if tuple(norm.shape) != (gt.shape[0],):
-        raise ValueError(f"normalizer must have shape ({gt.shape[0]},) or be a scalar, got {tuple(norm.shape)}")
+        raise ValueError(
+            f"normalizer must have shape ({gt.shape[0]},) or be a scalar, got {tuple(norm.shape)}"
+        )
     if not (torch.isfinite(norm) & (norm > 0)).all():
         b = int((~(torch.isfinite(norm) & (norm > 0))).nonzero()[0])
         raise ValueError(f"normalizer must be finite and > 0; image {b} has {float(norm[b])}")
@@ -207,8 +216,10 @@ def nme(pred: ArrayLike, gt: ArrayLike, normalizer: ArrayLike, visible: Optional
     per_image = nme_per_image(pred, gt, normalizer, visible)
     empty = torch.isnan(per_image)
     if empty.any():
-        raise ValueError(f"image {int(empty.nonzero()[0])} has no visible keypoint, so no NME "
-                         f"({int(empty.sum())} such images); drop them explicitly before calling nme")
+        raise ValueError(
+            f"image {int(empty.nonzero()[0])} has no visible keypoint, so no NME "
+            f"({int(empty.sum())} such images); drop them explicitly before calling nme"
+        )
     return per_image.mean()
 
 
@@ -242,7 +253,9 @@ def ced(errors: ArrayLike, thresholds: ArrayLike) -> Tensor:
 def _errors(errors: ArrayLike) -> Tensor:
     errors = _as_tensor(errors, "errors")
     if errors.dim() != 1 or errors.numel() == 0 or not errors.is_floating_point():
-        raise ValueError(f"errors must be a non-empty float vector (N,), got {tuple(errors.shape)} {errors.dtype}")
+        raise ValueError(
+            f"errors must be a non-empty float vector (N,), got {tuple(errors.shape)} {errors.dtype}"
+        )
     if torch.isnan(errors).any():
         raise ValueError(f"errors has NaN at image {int(torch.isnan(errors).nonzero()[0])}")
     return errors
@@ -270,8 +283,22 @@ def face_metrics(
 # --------------------------------------------------------------------------------------------------------
 
 MPII_JOINTS: tuple[str, ...] = (
-    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
-    "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+    "r_ankle",
+    "r_knee",
+    "r_hip",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "pelvis",
+    "thorax",
+    "upper_neck",
+    "head_top",
+    "r_wrist",
+    "r_elbow",
+    "r_shoulder",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
 )
 # The MPII head size is 0.6 times the diagonal of the annotated head box (the "SC_BIAS" of the official
 # MATLAB evaluation, reproduced by the HRNet / pytorch-pose evaluators).
@@ -281,21 +308,32 @@ MPII_EXCLUDED_FROM_MEAN: tuple[int, ...] = (6, 7)
 # Columns of the usual MPII table; left/right pairs are averaged with equal weight. "Head" is the head top
 # joint alone, as in the HRNet and pytorch-pose evaluators (the upper neck enters only the mean).
 MPII_TABLE: dict[str, tuple[int, ...]] = {
-    "Head": (9,), "Shoulder": (12, 13), "Elbow": (11, 14), "Wrist": (10, 15),
-    "Hip": (2, 3), "Knee": (1, 4), "Ankle": (0, 5),
+    "Head": (9,),
+    "Shoulder": (12, 13),
+    "Elbow": (11, 14),
+    "Wrist": (10, 15),
+    "Hip": (2, 3),
+    "Knee": (1, 4),
+    "Ankle": (0, 5),
 }
 
 
 def mpii_head_size(head_boxes: ArrayLike) -> Tensor:
-    """Head sizes (B,) from head boxes (B, 2, 2) ``[[x1, y1], [x2, y2]]``: ``0.6 * ||(x2 - x1, y2 - y1)||``."""
+    """Head sizes (B,) from head boxes (B, 2, 2) ``[[x1, y1], [x2, y2]]``: ``0.6 * ||(x2-x1, y2-y1)||``."""
     boxes = _as_tensor(head_boxes, "head_boxes")
     if boxes.dim() != 3 or tuple(boxes.shape[1:]) != (2, 2):
-        raise ValueError(f"head_boxes must have shape (B, 2, 2) = [[x1, y1], [x2, y2]], got {tuple(boxes.shape)}")
+        raise ValueError(
+            f"head_boxes must have shape (B, 2, 2) = [[x1, y1], [x2, y2]], got {tuple(boxes.shape)}"
+        )
     return MPII_HEAD_SIZE_FACTOR * torch.linalg.vector_norm(boxes[:, 1] - boxes[:, 0], dim=-1)
 
 
 def pck_correct(
-    pred: ArrayLike, gt: ArrayLike, normalizer: ArrayLike, threshold: float, visible: Optional[ArrayLike] = None
+    pred: ArrayLike,
+    gt: ArrayLike,
+    normalizer: ArrayLike,
+    threshold: float,
+    visible: Optional[ArrayLike] = None,
 ) -> tuple[Tensor, Tensor]:
     """Per keypoint: is ``||pred - gt|| / normalizer <= threshold``? Returns (correct, valid), bool (B, K).
 
@@ -382,9 +420,12 @@ def pckh_table(
 
 # Per-keypoint standard deviations of the COCO keypoint challenge (nose, eyes, ears, shoulders, elbows,
 # wrists, hips, knees, ankles), from the COCO keypoint evaluation (Ruggero Ronchi & Perona, ICCV 2017).
-COCO_SIGMAS = np.array(
-    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
-) / 10.0
+COCO_SIGMAS = (
+    np.array(
+        [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
+    )
+    / 10.0
+)
 COCO_STATS: tuple[str, ...] = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
 
@@ -450,20 +491,30 @@ def write_coco_results(
     ids = [int(i) for i in image_ids]
     score = _as_tensor(scores, "scores").detach().cpu().to(torch.float64).reshape(-1)
     if len(ids) != N or score.shape[0] != N:
-        raise ValueError(f"image_ids ({len(ids)}), scores ({score.shape[0]}) and keypoints ({N}) must have "
-                         "the same length")
+        raise ValueError(
+            f"image_ids ({len(ids)}), scores ({score.shape[0]}) and keypoints ({N}) must have the same length"
+        )
     if kpts.shape[-1] == 2:
-        third = (torch.ones(kpts.shape[:2], dtype=torch.float64) if keypoint_scores is None
-                 else _as_tensor(keypoint_scores, "keypoint_scores").detach().cpu().to(torch.float64))
+        third = (
+            torch.ones(kpts.shape[:2], dtype=torch.float64)
+            if keypoint_scores is None
+            else _as_tensor(keypoint_scores, "keypoint_scores").detach().cpu().to(torch.float64)
+        )
         if tuple(third.shape) != tuple(kpts.shape[:2]):
-            raise ValueError(f"keypoint_scores must have shape {tuple(kpts.shape[:2])}, got {tuple(third.shape)}")
+            raise ValueError(
+                f"keypoint_scores must have shape {tuple(kpts.shape[:2])}, got {tuple(third.shape)}"
+            )
         kpts = torch.cat([kpts, third[..., None]], dim=-1)
     if not torch.isfinite(kpts).all() or not torch.isfinite(score).all():
         bad = int((~torch.isfinite(kpts).flatten(1).all(1) | ~torch.isfinite(score)).nonzero()[0])
         raise ValueError(f"detection {bad} (image_id {ids[bad]}) has a non-finite keypoint or score")
     results = [
-        {"image_id": ids[n], "category_id": int(category_id), "keypoints": kpts[n].reshape(-1).tolist(),
-         "score": float(score[n])}
+        {
+            "image_id": ids[n],
+            "category_id": int(category_id),
+            "keypoints": kpts[n].reshape(-1).tolist(),
+            "score": float(score[n]),
+        }
         for n in range(N)
     ]
     path = Path(path)
@@ -501,8 +552,10 @@ def coco_keypoint_ap(
         coco_gt = COCO(str(gt_json_path))
     missing = sorted({int(r["image_id"]) for r in results} - set(coco_gt.getImgIds()))
     if missing:
-        raise ValueError(f"{results_json_path}: {len(missing)} detection image_ids are not in {gt_json_path}, "
-                         f"e.g. {missing[:5]}")
+        raise ValueError(
+            f"{results_json_path}: {len(missing)} detection image_ids are not in {gt_json_path}, "
+            f"e.g. {missing[:5]}"
+        )
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         coco_dt = coco_gt.loadRes(results)
@@ -517,4 +570,4 @@ def coco_keypoint_ap(
     stats = [float(s) for s in evaluator.stats]
     if len(stats) != len(COCO_STATS) or any(math.isnan(s) for s in stats):
         raise ValueError(f"unexpected COCOeval stats {stats}; pycocotools said:\n{log.getvalue()}")
-    return dict(zip(COCO_STATS, stats))
+    return dict(zip(COCO_STATS, stats, strict=True))

@@ -10,10 +10,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import real_samples_dir
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import real_samples_dir
 from h3r_theory import metrics as M
 
 # --------------------------------------------------------------------------------------------------------
@@ -28,7 +28,9 @@ def _face(K: int, i: int, j: int, dtype=torch.float64) -> torch.Tensor:
     return pts
 
 
-@pytest.mark.parametrize("name, K, pair", [("wflw", 98, (60, 72)), ("300w", 68, (36, 45)), ("cofw", 29, (8, 9))])
+@pytest.mark.parametrize(
+    "name, K, pair", [("wflw", 98, (60, 72)), ("300w", 68, (36, 45)), ("cofw", 29, (8, 9))]
+)
 def test_interocular_normalizer_uses_the_outer_eye_corners(name, K, pair, dtype):
     pts = _face(K, *pair, dtype=dtype)
     norm = M.normalizer(pts, name)
@@ -46,7 +48,10 @@ def test_interocular_normalizer_uses_the_outer_eye_corners(name, K, pair, dtype)
 def test_normalizer_pairs_box_size_and_errors():
     pts = _face(10, 2, 7)
     assert float(M.normalizer(pts, (2, 7))[0]) == pytest.approx(5.0)
-    assert M.normalizer(torch.zeros(2, 19, 2), "aflw", box_size=np.array([362.0, 100.0])).tolist() == [362.0, 100.0]
+    assert M.normalizer(torch.zeros(2, 19, 2), "aflw", box_size=np.array([362.0, 100.0])).tolist() == [
+        362.0,
+        100.0,
+    ]
     with pytest.raises(ValueError, match="box_size"):
         M.normalizer(torch.zeros(2, 19, 2), "aflw")
     with pytest.raises(ValueError, match="98 keypoints"):
@@ -104,7 +109,9 @@ def test_failure_rate_and_auc_hand_computed():
     assert float(M.auc(errors, 0.1)) == pytest.approx(0.375)
     assert float(M.auc(torch.zeros(3), 0.1)) == pytest.approx(1.0)
     assert M.ced(errors, torch.tensor([0.0, 0.1, 1.0])).tolist() == pytest.approx([0.25, 0.75, 1.0])
-    metrics = M.face_metrics(*_nme_case(torch.float64)[:3], visible=_nme_case(torch.float64)[3], threshold=1.0)
+    metrics = M.face_metrics(
+        *_nme_case(torch.float64)[:3], visible=_nme_case(torch.float64)[3], threshold=1.0
+    )
     assert metrics == pytest.approx({"nme": 0.85, "fr@1": 0.5, "auc@1": 0.4})
     with pytest.raises(ValueError, match="NaN at image 1"):
         M.auc(torch.tensor([0.0, float("nan")]))
@@ -133,11 +140,11 @@ def test_pckh_hand_computed():
     pred = gt.clone()
     boxes = torch.tensor([[[0.0, 0.0], [3.0, 4.0]]], dtype=torch.float64)
     assert float(M.mpii_head_size(boxes)[0]) == pytest.approx(3.0)
-    pred[0, 9, 0] = 1.5      # head top exactly on the radius: correct ("<=")
-    pred[0, 12, 1] = 1.6     # right shoulder just outside: wrong
-    pred[0, 0, 0] = 100.0    # right ankle far off, but missing: excluded
-    pred[0, 6, 0] = 100.0    # pelvis wrong: excluded from the mean, still in the per-joint list
-    pred[0, 10, 0] = 0.315   # right wrist at 0.105 head sizes: right at 0.11, wrong at exactly 0.1
+    pred[0, 9, 0] = 1.5  # head top exactly on the radius: correct ("<=")
+    pred[0, 12, 1] = 1.6  # right shoulder just outside: wrong
+    pred[0, 0, 0] = 100.0  # right ankle far off, but missing: excluded
+    pred[0, 6, 0] = 100.0  # pelvis wrong: excluded from the mean, still in the per-joint list
+    pred[0, 10, 0] = 0.315  # right wrist at 0.105 head sizes: right at 0.11, wrong at exactly 0.1
     visible = torch.ones(1, 16)
     visible[0, 0] = 0
     table = M.pckh_table(pred, gt, visible, boxes, 0.5)
@@ -162,10 +169,10 @@ def test_pckh_on_mpii_validation_matches_the_published_reference():
     mat = scipy.io.loadmat(real_samples_dir("mpii_eval_bearpaw") / "detections_our_format.mat")
     names = [str(n[0]) for n in mat["dataset_joints"][0]]
     assert names[6:10] == ["pelv", "thor", "neck", "head"] and len(names) == 16
-    gt = mat["pos_gt_src"].transpose(2, 0, 1)          # (16, 2, N) -> (N, 16, 2)
+    gt = mat["pos_gt_src"].transpose(2, 0, 1)  # (16, 2, N) -> (N, 16, 2)
     pred = mat["pos_pred_src"].transpose(2, 0, 1)
-    visible = 1 - mat["jnt_missing"].T                  # (N, 16)
-    boxes = mat["headboxes_src"].transpose(2, 0, 1)     # (N, 2, 2) = [[x1, y1], [x2, y2]]
+    visible = 1 - mat["jnt_missing"].T  # (N, 16)
+    boxes = mat["headboxes_src"].transpose(2, 0, 1)  # (N, 2, 2) = [[x1, y1], [x2, y2]]
     assert gt.shape == (2958, 16, 2) and int(visible.sum()) == 16 * 2958 - 3088
 
     truth = M.pckh_table(gt, gt, visible, boxes, 0.5)
@@ -176,8 +183,21 @@ def test_pckh_on_mpii_validation_matches_the_published_reference():
     table = M.pckh_table(pred, gt, visible, boxes, 0.5)
     assert table["Mean"] == pytest.approx(82.34, abs=0.005)
     per_joint = M.pckh(pred, gt, visible, boxes, 0.5).numpy()
-    expected = {9: 95.60, 12: 92.15, 13: 93.27, 11: 83.37, 14: 83.36, 10: 76.40, 15: 77.07,
-                2: 82.00, 3: 81.86, 1: 73.44, 4: 73.28, 0: 65.20, 5: 65.69}
+    expected = {
+        9: 95.60,
+        12: 92.15,
+        13: 93.27,
+        11: 83.37,
+        14: 83.36,
+        10: 76.40,
+        15: 77.07,
+        2: 82.00,
+        3: 81.86,
+        1: 73.44,
+        4: 73.28,
+        0: 65.20,
+        5: 65.69,
+    }
     for joint, value in expected.items():
         assert per_joint[joint] == pytest.approx(value, abs=0.005), M.MPII_JOINTS[joint]
     strict = M.pckh_table(pred, gt, visible, boxes, 0.1)["Mean"]
@@ -192,8 +212,8 @@ def test_pckh_on_mpii_validation_matches_the_published_reference():
 def test_oks_hand_computed(dtype):
     gt = torch.zeros(1, 17, 2, dtype=dtype)
     pred = gt.clone()
-    pred[0, 0, 0] = 1.0   # nose off by 1 px
-    pred[0, 5, 1] = 2.0   # left shoulder off by 2 px
+    pred[0, 0, 0] = 1.0  # nose off by 1 px
+    pred[0, 5, 1] = 2.0  # left shoulder off by 2 px
     pred[0, 3, 0] = 50.0  # ear unlabelled: ignored
     visible = torch.zeros(1, 17)
     visible[0, [0, 5, 9]] = torch.tensor([2.0, 1.0, 2.0])  # wrist labelled and exact
@@ -255,14 +275,14 @@ def test_coco_ap_ground_truth_is_perfect_and_oks_matches_pycocotools(tmp_path):
     evaluator = _evaluate_directly(gt_path, dets)
     compared = 0
     for image_id in sorted(set(ids)):
-        theirs = evaluator.ious[(image_id, 1)]                       # (dets by score desc, gts in file order)
+        theirs = evaluator.ious[(image_id, 1)]  # (dets by score desc, gts in file order)
         mine_dt = sorted([n for n in range(len(ids)) if ids[n] == image_id], key=lambda n: -scores[n])
         gts = [a for a in anns if a["image_id"] == image_id]
         gt_xy = torch.tensor(np.stack([_kpts(a)[:, :2] for a in gts]))
         gt_v = torch.tensor(np.stack([_kpts(a)[:, 2] for a in gts]))
         area = torch.tensor([a["area"] for a in gts], dtype=torch.float64)
         mine = M.oks(torch.tensor(noisy[mine_dt])[:, None], gt_xy[None], gt_v[None], area[None]).numpy()
-        labelled = gt_v.sum(1).numpy() > 0                              # pycocotools uses a box rule otherwise
+        labelled = gt_v.sum(1).numpy() > 0  # pycocotools uses a box rule otherwise
         np.testing.assert_allclose(mine[:, labelled], theirs[:, labelled], rtol=1e-10, atol=1e-12)
         compared += int(labelled.sum()) * len(mine_dt)
     assert compared > 20
@@ -281,7 +301,9 @@ def _hand_ap(own_oks: np.ndarray) -> float:
     thresholds = np.linspace(0.5, 0.95, 10)
     recalls = np.linspace(0.0, 1.0, 101)
     N = len(own_oks)
-    per_t = [np.mean(recalls <= (own_oks >= t).sum() / N) if (own_oks >= t).any() else 0.0 for t in thresholds]
+    per_t = [
+        np.mean(recalls <= (own_oks >= t).sum() / N) if (own_oks >= t).any() else 0.0 for t in thresholds
+    ]
     return float(np.mean(per_t))
 
 
@@ -311,17 +333,25 @@ def test_coco_ap_of_a_perturbed_prediction_equals_a_hand_computation(tmp_path):
     # Discard persons whose prediction is within OKS 0.5 of another person of the same image: the hand
     # formula assumes no cross-matching, and it must hold for the kept set (checked below).
     ids = np.array([a["image_id"] for a in keep])
-    cross = M.oks(torch.tensor(pred)[:, None], torch.tensor(gt_xy)[None], torch.tensor(gt_v)[None],
-                  torch.tensor(area)[None]).numpy()
+    cross = M.oks(
+        torch.tensor(pred)[:, None],
+        torch.tensor(gt_xy)[None],
+        torch.tensor(gt_v)[None],
+        torch.tensor(area)[None],
+    ).numpy()
     same_image = (ids[:, None] == ids[None, :]) & ~np.eye(len(keep), dtype=bool)
     assert (cross[same_image] < 0.5).mean() > 0.95
-    clash = (np.where(same_image, cross, 0.0) >= 0.5).any(axis=1) | (np.where(same_image, cross, 0.0) >= 0.5).any(0)
+    clash = (np.where(same_image, cross, 0.0) >= 0.5).any(axis=1) | (
+        np.where(same_image, cross, 0.0) >= 0.5
+    ).any(0)
     kept = ~clash
     if clash.any():  # rebuild the ground truth without the clashing persons
-        keep = [a for a, k in zip(keep, kept) if k]
-        gt_path.write_text(json.dumps({"images": images, "annotations": keep, "categories": data["categories"]}))
+        keep = [a for a, k in zip(keep, kept, strict=True) if k]
+        gt_path.write_text(
+            json.dumps({"images": images, "annotations": keep, "categories": data["categories"]})
+        )
     pred, own, ids = pred[kept], own[kept], ids[kept]
-    assert len(keep) >= 200 and own.min() < 0.5 < 0.95 < own.max()
+    assert len(keep) >= 200 and own.min() < 0.5 and own.max() > 0.95
 
     results = M.write_coco_results(tmp_path / "dt.json", ids.tolist(), pred, own)
     stats = M.coco_keypoint_ap(gt_path, results)
@@ -342,9 +372,12 @@ def test_coco_results_and_ap_errors(tmp_path):
     with pytest.raises(ValueError, match="same length"):
         M.write_coco_results(tmp_path / "r.json", [1, 2], np.zeros((3, 17, 2)), np.ones(3))
     with pytest.raises(ValueError, match="detection 1 \\(image_id 2\\)"):
-        M.write_coco_results(tmp_path / "r.json", [1, 2], np.array([np.zeros((17, 2)), np.full((17, 2), np.nan)]),
-                             np.ones(2))
-    written = json.loads(M.write_coco_results(tmp_path / "r.json", [5], np.ones((1, 17, 2)), [0.7]).read_text())
+        M.write_coco_results(
+            tmp_path / "r.json", [1, 2], np.array([np.zeros((17, 2)), np.full((17, 2), np.nan)]), np.ones(2)
+        )
+    written = json.loads(
+        M.write_coco_results(tmp_path / "r.json", [5], np.ones((1, 17, 2)), [0.7]).read_text()
+    )
     assert written == [{"image_id": 5, "category_id": 1, "keypoints": [1.0, 1.0, 1.0] * 17, "score": 0.7}]
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps({"images": [{"id": 1}], "annotations": [], "categories": [{"id": 1}]}))
@@ -364,12 +397,18 @@ def test_interocular_indices_are_the_outer_eye_corners_on_real_annotations():
 
     def extremes(points: np.ndarray, eye_range: range, pair: tuple[int, int]) -> tuple[float, float]:
         eyes = points[:, eye_range, 0]
-        return ((eyes.argmin(1) + eye_range.start == pair[0]).mean(),
-                (eyes.argmax(1) + eye_range.start == pair[1]).mean())
+        return (
+            (eyes.argmin(1) + eye_range.start == pair[0]).mean(),
+            (eyes.argmax(1) + eye_range.start == pair[1]).mean(),
+        )
 
     # WFLW: eye points 60..75 of the ORIGINAL test lists (196 numbers first on each line).
-    lines = [line.split() for f in sorted(real_samples_dir("wflw_original").glob("list_98pt_test_*.txt"))
-             for line in f.read_text().splitlines() if line.strip()]
+    lines = [
+        line.split()
+        for f in sorted(real_samples_dir("wflw_original").glob("list_98pt_test_*.txt"))
+        for line in f.read_text().splitlines()
+        if line.strip()
+    ]
     wflw = np.array([[float(v) for v in parts[:196]] for parts in lines]).reshape(-1, 98, 2)
     assert len(wflw) > 1000
     left, right = extremes(wflw, range(60, 76), M.INTEROCULAR_INDICES["wflw"])
@@ -394,8 +433,12 @@ def test_coco_ap_of_ground_truth_on_the_val2017_subset(tmp_path):
     _, anns = _coco_annotations(gt_path)
     scored = [a for a in anns if a["num_keypoints"] > 0 and not a["iscrowd"]]
     assert len(anns) == 2213 and len(scored) > 1000  # crowd and unlabelled persons are ignored by COCOeval
-    results = M.write_coco_results(tmp_path / "gt.json", [a["image_id"] for a in scored],
-                                   np.stack([_kpts(a)[:, :2] for a in scored]), np.ones(len(scored)))
+    results = M.write_coco_results(
+        tmp_path / "gt.json",
+        [a["image_id"] for a in scored],
+        np.stack([_kpts(a)[:, :2] for a in scored]),
+        np.ones(len(scored)),
+    )
     stats = M.coco_keypoint_ap(gt_path, results)
     assert stats["AP"] == 1.0 and stats["AP50"] == 1.0 and stats["AP75"] == 1.0 and stats["APm"] == 1.0
     assert stats["AR"] == 1.0

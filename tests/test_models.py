@@ -25,8 +25,13 @@ def _expected_shape(B, K, H, W, stride, head):
 
 
 # hrnet_w32 shares every code path with hrnet_w18: two of its cases keep the suite fast.
-SHAPE_CASES = [(name, stride, head) for name in MODELS if name != "hrnet_w32"
-               for stride in (4, 8, 16) for head in ("heatmap", "binary")]
+SHAPE_CASES = [
+    (name, stride, head)
+    for name in MODELS
+    if name != "hrnet_w32"
+    for stride in (4, 8, 16)
+    for head in ("heatmap", "binary")
+]
 SHAPE_CASES += [("hrnet_w32", 4, "heatmap"), ("hrnet_w32", 16, "binary")]
 
 
@@ -122,7 +127,9 @@ def test_mobilenetv2_uses_the_torchvision_key_layout():
     state = build_model("mobilenetv2", 4).state_dict()
     found = {k: tuple(state[k].shape) for k in TORCHVISION_MOBILENETV2_KEYS if k in state}
     assert found == TORCHVISION_MOBILENETV2_KEYS
-    assert max(int(k.split(".")[1]) for k in state if k.startswith("features.")) == 13  # stride-32 part dropped
+    assert (
+        max(int(k.split(".")[1]) for k in state if k.startswith("features.")) == 13
+    )  # stride-32 part dropped
 
 
 def test_hrnet_backbone_checkpoint_loads_with_report(tmp_path):
@@ -262,8 +269,9 @@ def test_models_normalise_unit_range_images_with_imagenet_statistics(name):
     model = build_model(name, 2)
     mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1).expand(1, 3, 2, 2)
     torch.testing.assert_close(model.normalize(mean), torch.zeros(1, 3, 2, 2))
-    torch.testing.assert_close(model.normalize(mean + torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)),
-                               torch.ones(1, 3, 2, 2))
+    torch.testing.assert_close(
+        model.normalize(mean + torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)), torch.ones(1, 3, 2, 2)
+    )
     # Non-persistent: checkpoints keep the official key layouts.
     assert not any(k.startswith("normalize.") for k in model.state_dict())
     assert model.double().normalize.mean.dtype == torch.float64

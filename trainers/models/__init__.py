@@ -24,8 +24,19 @@ from .mobilenetv2 import MobileNetV2Fused
 from .tiny import TinyNet
 from .weights import LoadReport, load_pretrained, load_state_dict_file
 
-__all__ = ["MODELS", "HEADS", "build_model", "count_parameters", "load_pretrained", "load_state_dict_file",
-           "LoadReport", "HRNetV2", "MobileNetV2Fused", "TinyNet", "KeypointHead"]
+__all__ = [
+    "MODELS",
+    "HEADS",
+    "build_model",
+    "count_parameters",
+    "load_pretrained",
+    "load_state_dict_file",
+    "LoadReport",
+    "HRNetV2",
+    "MobileNetV2Fused",
+    "TinyNet",
+    "KeypointHead",
+]
 
 MODELS = ("hrnet_w18", "hrnet_w32", "mobilenetv2", "tiny")
 _HRNET_WIDTHS = {"hrnet_w18": 18, "hrnet_w32": 32}
@@ -62,7 +73,9 @@ def build_model(
             raise ValueError(f"{name} has width {_HRNET_WIDTHS[name]}; got width={width!r}")
         model: nn.Module = HRNetV2(num_keypoints, _HRNET_WIDTHS[name], output_stride, head)
     elif name == "mobilenetv2":
-        model = MobileNetV2Fused(num_keypoints, output_stride, head, width=1.0 if width is None else float(width))
+        model = MobileNetV2Fused(
+            num_keypoints, output_stride, head, width=1.0 if width is None else float(width)
+        )
     else:
         model = TinyNet(num_keypoints, output_stride, head, width=16 if width is None else width)
     if pretrained is not None:

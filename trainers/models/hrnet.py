@@ -37,7 +37,15 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import ImageNormalization, KeypointHead, check_input, check_stride, conv_bn_act, fuse_to_stride, init_backbone
+from .layers import (
+    ImageNormalization,
+    KeypointHead,
+    check_input,
+    check_stride,
+    conv_bn_act,
+    fuse_to_stride,
+    init_backbone,
+)
 
 OUTPUT_STRIDES = (1, 2, 4, 8, 16, 32)
 BRANCH_STRIDES = (4, 8, 16, 32)
@@ -105,7 +113,9 @@ def _exchange(cin: int, cout: int, source: int, target: int) -> Optional[nn.Modu
     steps = []
     for step in range(target - source):
         last = step == target - source - 1
-        steps.append(conv_bn_act(cin, cout if last else cin, kernel=3, stride=2, act=None if last else nn.ReLU))
+        steps.append(
+            conv_bn_act(cin, cout if last else cin, kernel=3, stride=2, act=None if last else nn.ReLU)
+        )
     return nn.Sequential(*steps)
 
 
@@ -124,7 +134,7 @@ class HighResolutionModule(nn.Module):
         self.relu = nn.ReLU(inplace=False)
 
     def forward(self, xs: list[Tensor]) -> list[Tensor]:
-        xs = [branch(x) for branch, x in zip(self.branches, xs)]
+        xs = [branch(x) for branch, x in zip(self.branches, xs, strict=True)]
         out = []
         for i, paths in enumerate(self.fuse_layers):
             total = xs[i]
@@ -171,7 +181,9 @@ class HRNetV2(nn.Module):
     Input (B, 3, H, W) with H, W multiples of 32.
     """
 
-    def __init__(self, num_keypoints: int, width: int = 18, output_stride: int = 4, head: str = "heatmap") -> None:
+    def __init__(
+        self, num_keypoints: int, width: int = 18, output_stride: int = 4, head: str = "heatmap"
+    ) -> None:
         super().__init__()
         self.output_stride = check_stride(output_stride, OUTPUT_STRIDES, f"hrnet_w{width}")
         self.normalize = ImageNormalization()  # images arrive in [0, 1]

@@ -22,8 +22,14 @@ from torch import Tensor, nn
 HEADS = ("heatmap", "binary")
 
 
-def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1,
-                act: type[nn.Module] | None = nn.ReLU) -> nn.Sequential:
+def conv_bn_act(
+    cin: int,
+    cout: int,
+    kernel: int = 3,
+    stride: int = 1,
+    groups: int = 1,
+    act: type[nn.Module] | None = nn.ReLU,
+) -> nn.Sequential:
     """``Sequential(conv, bn[, act])``; indices 0/1/2 match the key layout of torchvision and HRNet."""
     layers: list[nn.Module] = [
         nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, groups=groups, bias=False),
@@ -70,8 +76,10 @@ def check_input(x: Tensor, multiple: int, model: str) -> None:
         raise ValueError(f"{model}: images must have shape (B, 3, H, W), got {tuple(x.shape)}")
     H, W = x.shape[-2:]
     if H % multiple or W % multiple:
-        raise ValueError(f"{model}: input height and width must be multiples of {multiple} (its coarsest "
-                         f"feature stride), got (H, W) = ({H}, {W})")
+        raise ValueError(
+            f"{model}: input height and width must be multiples of {multiple} (its coarsest "
+            f"feature stride), got (H, W) = ({H}, {W})"
+        )
 
 
 def resample(x: Tensor, from_stride: int, to_stride: int) -> Tensor:
@@ -88,7 +96,7 @@ def resample(x: Tensor, from_stride: int, to_stride: int) -> Tensor:
 
 def fuse_to_stride(features: Sequence[Tensor], strides: Sequence[int], to_stride: int) -> Tensor:
     """Resample each (B, C_i, H/s_i, W/s_i) map to ``to_stride`` and concatenate along channels."""
-    return torch.cat([resample(f, s, to_stride) for f, s in zip(features, strides)], dim=1)
+    return torch.cat([resample(f, s, to_stride) for f, s in zip(features, strides, strict=True)], dim=1)
 
 
 class KeypointHead(nn.Module):

@@ -20,7 +20,15 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .layers import ImageNormalization, KeypointHead, check_input, check_stride, conv_bn_act, fuse_to_stride, init_backbone
+from .layers import (
+    ImageNormalization,
+    KeypointHead,
+    check_input,
+    check_stride,
+    conv_bn_act,
+    fuse_to_stride,
+    init_backbone,
+)
 
 OUTPUT_STRIDES = (1, 2, 4, 8, 16)
 SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1))
@@ -29,13 +37,13 @@ TAP_AFTER_STAGE = (1, 2, 4)  # the last 24-, 32- and 96-channel blocks: strides 
 
 
 def round_channels(channels: float, divisor: int = 8) -> int:
-    """Scale-rounded width: nearest multiple of ``divisor``, never below 90% of the request (MobileNet rule)."""
+    """Width rounded to the nearest multiple of ``divisor``, never below 90% of the request (MobileNet)."""
     rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
     return rounded + divisor if rounded < 0.9 * channels else rounded
 
 
 class InvertedResidual(nn.Module):
-    """1x1 expand (skipped when t = 1), 3x3 depthwise, 1x1 linear projection; identity shortcut if shapes agree."""
+    """1x1 expand (none if t = 1), 3x3 depthwise, 1x1 linear projection; identity shortcut if shapes agree."""
 
     def __init__(self, cin: int, cout: int, stride: int, expansion: int) -> None:
         super().__init__()
@@ -69,8 +77,14 @@ class MobileNetV2Fused(nn.Module):
     Input (B, 3, H, W) with H, W multiples of 16.
     """
 
-    def __init__(self, num_keypoints: int, output_stride: int = 4, head: str = "heatmap", width: float = 1.0,
-                 neck: int = 64) -> None:
+    def __init__(
+        self,
+        num_keypoints: int,
+        output_stride: int = 4,
+        head: str = "heatmap",
+        width: float = 1.0,
+        neck: int = 64,
+    ) -> None:
         super().__init__()
         self.output_stride = check_stride(output_stride, OUTPUT_STRIDES, "mobilenetv2")
         self.normalize = ImageNormalization()  # images arrive in [0, 1]
@@ -109,5 +123,5 @@ class MobileNetV2Fused(nn.Module):
         return out
 
     def forward(self, x: Tensor) -> Tensor:
-        lateral = [layer(f) for layer, f in zip(self.laterals, self.multiscale(x))]
+        lateral = [layer(f) for layer, f in zip(self.laterals, self.multiscale(x), strict=True)]
         return self.head(self.fuse(fuse_to_stride(lateral, TAP_STRIDES, self.output_stride)))

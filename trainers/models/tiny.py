@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .layers import ImageNormalization, KeypointHead, check_input, check_stride, conv_bn_act, fuse_to_stride, init_backbone
+from .layers import (
+    ImageNormalization,
+    KeypointHead,
+    check_input,
+    check_stride,
+    conv_bn_act,
+    fuse_to_stride,
+    init_backbone,
+)
 
 OUTPUT_STRIDES = (1, 2, 4, 8, 16)
 TAP_STRIDES = (4, 8, 16)
@@ -23,7 +31,9 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(conv_bn_act(channels, channels, 3), conv_bn_act(channels, channels, 3, act=None))
+        self.body = nn.Sequential(
+            conv_bn_act(channels, channels, 3), conv_bn_act(channels, channels, 3, act=None)
+        )
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -42,7 +52,9 @@ class TinyNet(nn.Module):
     Input (B, 3, H, W) with H, W multiples of 16.
     """
 
-    def __init__(self, num_keypoints: int, output_stride: int = 4, head: str = "heatmap", width: int = 16) -> None:
+    def __init__(
+        self, num_keypoints: int, output_stride: int = 4, head: str = "heatmap", width: int = 16
+    ) -> None:
         super().__init__()
         self.output_stride = check_stride(output_stride, OUTPUT_STRIDES, "tiny")
         self.normalize = ImageNormalization()  # images arrive in [0, 1]
@@ -73,5 +85,5 @@ class TinyNet(nn.Module):
         return out
 
     def forward(self, x: Tensor) -> Tensor:
-        lateral = [layer(f) for layer, f in zip(self.laterals, self.multiscale(x))]
+        lateral = [layer(f) for layer, f in zip(self.laterals, self.multiscale(x), strict=True)]
         return self.head(self.fuse(fuse_to_stride(lateral, TAP_STRIDES, self.output_stride)))

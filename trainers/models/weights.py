@@ -30,9 +30,11 @@ class LoadReport:
     mismatched: list[str] = field(default_factory=list)  # "key: file (shape) vs model (shape)"
 
     def summary(self) -> str:
-        return (f"{self.path}: loaded {len(self.loaded)} tensors; {len(self.missing)} model keys missing "
-                f"from the file (e.g. {self.missing[:3]}), {len(self.unexpected)} file keys unused "
-                f"(e.g. {self.unexpected[:3]}), {len(self.mismatched)} shape mismatches {self.mismatched[:3]}")
+        return (
+            f"{self.path}: loaded {len(self.loaded)} tensors; {len(self.missing)} model keys missing "
+            f"from the file (e.g. {self.missing[:3]}), {len(self.unexpected)} file keys unused "
+            f"(e.g. {self.unexpected[:3]}), {len(self.mismatched)} shape mismatches {self.mismatched[:3]}"
+        )
 
 
 def load_state_dict_file(path: Union[str, Path]) -> dict[str, torch.Tensor]:
@@ -59,12 +61,14 @@ def load_state_dict_file(path: Union[str, Path]) -> dict[str, torch.Tensor]:
             obj = obj[key]
             break
     if not isinstance(obj, dict):
-        raise ValueError(f"{path} must hold a state dict (a mapping of names to tensors), got {type(obj).__name__}")
+        raise ValueError(
+            f"{path} must hold a state dict (a mapping of names to tensors), got {type(obj).__name__}"
+        )
     state = {}
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
-        state[key[len("module."):] if key.startswith("module.") else key] = value
+        state[key[len("module.") :] if key.startswith("module.") else key] = value
     return state
 
 
