@@ -9,14 +9,14 @@ MPII ground truth against 0-based predictions) does NOT cancel: add it before ca
 
 Units at a glance:
 
-=====================  ==========================================================================
-``nme``                fraction of the normaliser (multiply by 100 for the usual "NME (%)")
-``failure_rate``       fraction of images in [0, 1]
-``auc``                fraction in [0, 1] (area under the CED curve divided by the threshold)
-``pckh`` / ``pckh_table``  percent in [0, 100], as MPII tables are printed
-``oks``                similarity in [0, 1]
-``coco_keypoint_ap``   fractions in [0, 1], exactly what pycocotools' ``COCOeval.stats`` holds
-=====================  ==========================================================================
+==========================  =====================================================================
+``nme``                     fraction of the normaliser (multiply by 100 for the usual "NME (%)")
+``failure_rate``            fraction of images in [0, 1]
+``auc``                     fraction in [0, 1] (area under the CED curve divided by the threshold)
+``pckh`` / ``pckh_table``   percent in [0, 100], as MPII tables are printed
+``oks``                     similarity in [0, 1]
+``coco_keypoint_ap``        fractions in [0, 1], exactly what pycocotools' ``COCOeval.stats`` holds
+==========================  =====================================================================
 """
 
 from __future__ import annotations
@@ -40,11 +40,20 @@ ArrayLike = Union[Tensor, np.ndarray]
 
 
 def _as_tensor(value: ArrayLike, name: str, like: Optional[Tensor] = None) -> Tensor:
-    """Convert numpy to torch keeping the dtype; move/cast to ``like`` when given (values that are masks)."""
+    """Convert numpy to torch keeping the dtype; cast to ``like``'s dtype when given (not bool masks).
+
+    Host data (numpy, lists, numbers) is moved to ``like``'s device; a tensor on another device than
+    ``like`` is an error rather than a silent copy.
+    """
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(np.ascontiguousarray(value))
+        value = value.to(like.device) if like is not None else value
     elif isinstance(value, (list, tuple, float, int)):
-        value = torch.as_tensor(value, dtype=like.dtype if like is not None else torch.float64)
+        value = torch.as_tensor(
+            value,
+            dtype=like.dtype if like is not None else torch.float64,
+            device=like.device if like is not None else None,
+        )
     if not isinstance(value, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
     if like is not None:

@@ -76,14 +76,16 @@ def _nme_case(dtype):
     return pred, gt, torch.tensor([10.0, 2.0], dtype=dtype), visible
 
 
-def test_nme_hand_computed(dtype):
+def test_nme_hand_computed(dtype, device):
     pred, gt, norm, visible = _nme_case(dtype)
-    per_image = M.nme_per_image(pred, gt, norm, visible)
-    assert per_image.dtype == dtype
-    torch.testing.assert_close(per_image, torch.tensor([0.2, 1.5], dtype=dtype))
-    assert float(M.nme(pred, gt, norm, visible)) == pytest.approx(0.85)
+    pred, gt, visible = pred.to(device), gt.to(device), visible.to(device)
+    per_image = M.nme_per_image(pred, gt, norm.numpy(), visible)  # numpy normaliser follows the device
+    assert per_image.dtype == dtype and per_image.device == device
+    torch.testing.assert_close(per_image, torch.tensor([0.2, 1.5], dtype=dtype, device=device))
+    assert float(M.nme(pred, gt, norm.to(device), visible)) == pytest.approx(0.85)
     # numpy in, same answer; a scalar normaliser is broadcast over images.
-    assert float(M.nme(pred.numpy(), gt.numpy(), norm.numpy(), visible.numpy())) == pytest.approx(0.85)
+    host = [t.cpu().numpy() for t in (pred, gt, norm, visible)]
+    assert float(M.nme(*host)) == pytest.approx(0.85)
     assert float(M.nme_per_image(pred[:1], gt[:1], 10.0)[0]) == pytest.approx(0.2)
 
 
