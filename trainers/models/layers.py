@@ -105,7 +105,9 @@ class KeypointHead(nn.Module):
     ``kind="heatmap"``: one channel per keypoint, output (B, K, h, w) -- Gaussian targets (MSE) or the
     logits of a spatial softmax (randomized rounding, argmax, soft-argmax).
     ``kind="binary"``: two logits per keypoint and cell, output (B, K, 2, h, w) as in the authors' H3R
-    release (a per-cell two-class classifier); channel ``2k + c`` of the conv is class ``c`` of keypoint k.
+    release (a per-cell two-class classifier); channel ``2k + c`` of the conv is class ``c`` of keypoint k,
+    where class 1 means "the keypoint is in this cell" and class 0 its complement (as
+    :func:`h3r_theory.losses.binary_cross_entropy` and the engine's ``sigmoid(output[:, :, 1])`` read it).
 
     The conv starts near zero (std 1e-3, bias 0) so initial logits are flat: a uniform spatial softmax and
     a near-zero regression target, neither favouring any cell.
