@@ -73,6 +73,17 @@ def test_parameter_counts_and_stride_independence(name, K, low, high):
     assert counts[0] == counts[1] and layouts[0] == layouts[1]
 
 
+def test_binary_head_layout_is_keypoint_major():
+    model = build_model("tiny", 3, head="binary").eval()
+    with torch.no_grad():
+        model.head.conv.weight.zero_()
+        model.head.conv.bias.copy_(torch.arange(6.0))
+        out = model(torch.rand(1, 3, 32, 32))
+    # Conv channel 2k + c is class c of keypoint k (class 1 = "keypoint in this cell").
+    expected = torch.arange(6.0).reshape(1, 3, 2, 1, 1).expand_as(out)
+    torch.testing.assert_close(out, expected)
+
+
 def test_binary_head_has_two_channels_per_keypoint():
     heatmap = count_parameters(build_model("tiny", 7, head="heatmap"))
     binary = count_parameters(build_model("tiny", 7, head="binary"))
