@@ -26,9 +26,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m h3r_theory.report
 
-# The whole test suite (unit, property, real-sample and notebook tests) on all cores.
+# The whole test suite (unit, property, real-sample and notebook tests), one worker per core. Each worker
+# and each notebook kernel gets one torch thread (OMP_NUM_THREADS), so the workers do not oversubscribe.
 test: $(STAMP)
-	$(PY) -m pytest -n auto --dist loadfile --nbval-lax tests notebooks
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n auto --dist loadfile --nbval-lax tests notebooks
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
