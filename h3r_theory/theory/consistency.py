@@ -157,3 +157,34 @@ def mse_gaussian_argmax_error() -> Derivation:
         ("mean 2-D error of round(u)", error),
     )
     return Derivation(claim("E|argmax(optimum) - u| (2-D)", error), error, steps)
+
+
+def odds_weighted_decode_joint(dim: int = 2) -> Derivation:
+    """The odds-weighted decoder as a function of free cell probabilities ``p_c`` (not necessarily bilinear).
+
+    The cells are those of :func:`h3r_theory.theory.losslessness.bilinear_support` (same order), with a
+    symbol ``p_<offsets>`` each. A finite sample's empirical frequencies are not exactly of product form, so
+    the Monte Carlo compares a fitted decoder with this plug-in formula at the empirical frequencies.
+    """
+    cells = [cell for cell, _ in bilinear_support(dim)]
+    probs = [sp.Symbol("p_" + "".join(map(str, cell)), positive=True) for cell in cells]
+    odds = [p / (1 - p) for p in probs]
+    decoded = sp.Matrix([sum(o * cell[a] for cell, o in zip(cells, odds)) / sum(odds) for a in range(dim)])
+    steps = (("odds of each cell", sp.Matrix(odds)), ("odds-weighted mean offset", decoded))
+    symbols = {str(p): p for p in probs}
+    return Derivation(claim(f"odds-weighted decode ({dim}-D, free p)", decoded), decoded, steps, symbols)
+
+
+def odds_weighted_decode_max_slope() -> tuple[sp.Expr, sp.Expr]:
+    """``(e, slope)``: where the 1-D odds-weighted decode ``e^2 / (e^2 + (1 - e)^2)`` is steepest, and the slope.
+
+    The slope bounds how far sampling noise in the fraction can move the decoded position (a Lipschitz
+    constant), which turns the Monte Carlo tolerance ``5 sd / sqrt(N)`` on the fraction into one on the
+    decoded position: ``slope * 5 sd / sqrt(N)``. The maximum is 2, at ``e = 1/2``.
+    """
+    decoded = odds_weighted_decode(1)
+    e = decoded.symbols["e_x"]
+    slope = sp.factor(sp.diff(decoded.closed_form[0], e))
+    candidates = [c for c in sp.solve(sp.numer(sp.together(sp.diff(slope, e))), e) if c.is_real and 0 <= c <= 1]
+    best = max(candidates, key=lambda c: float(slope.subs(e, c)))
+    return best, sp.simplify(slope.subs(e, best))
