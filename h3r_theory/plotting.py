@@ -1,0 +1,259 @@
+"""The figures the notebooks show: pure functions that take numbers and arrays and return a Figure.
+
+Every function builds a fresh :class:`matplotlib.figure.Figure` without touching ``pyplot``'s global state,
+so that a notebook cell shows exactly one figure (the returned one), nothing leaks between cells, and
+the functions run headless in tests and in CI. Every axis gets a label with its unit; the caller passes
+the units because only the caller knows whether a number is in heatmap cells, input pixels or NME.
+
+Inputs are numpy arrays or anything ``np.asarray`` accepts (torch CPU tensors included); shapes are
+checked and a mismatch raises ``ValueError`` naming the argument.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+#: Small stored figures: the notebooks are committed with their outputs (each .ipynb < 1 MB).
+DPI = 80
+
+
+def _array(values, name: str, ndim: Optional[int] = None) -> np.ndarray:
+    """``values`` as a float64 numpy array, checked to be finite and (optionally) of ``ndim`` dimensions."""
+    if hasattr(values, "detach"):  # a torch tensor: plot its values, never keep the graph or the device
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values, dtype=np.float64)
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} has non-finite values")
+    return array
+
+
+def _figure(ncols: int = 1, size: tuple[float, float] = (5.0, 3.2)) -> tuple[Figure, list]:
+    fig = Figure(figsize=(size[0] * ncols, size[1]), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def line_plot(
+    x,
+    curves: Mapping[str, object],
+    xlabel: str,
+    ylabel: str,
+    title: Optional[str] = None,
+    bands: Optional[Mapping[str, object]] = None,
+    styles: Optional[Mapping[str, str]] = None,
+    logx: bool = False,
+    logy: bool = False,
+    hlines: Optional[Mapping[str, float]] = None,
+) -> Figure:
+    """Curves ``y(x)`` on one axis, with an optional +-band per curve and labelled horizontal lines.
+
+    Args:
+        x: (N,) abscissae. curves: label -> (N,) values. bands: label -> (N,) half-widths (e.g. 2 standard
+            errors) drawn as a shaded band around that curve. styles: label -> matplotlib format string
+            (e.g. ``"o"`` for markers only, ``"--"``). hlines: label -> y of a dotted reference line
+            (a closed form the curve should approach).
+    """
+    xs = _array(x, "x", 1)
+    fig, (ax,) = _figure()
+    for label, values in curves.items():
+        ys = _array(values, f"curves[{label!r}]", 1)
+        if ys.shape != xs.shape:
+            raise ValueError(f"curves[{label!r}] has shape {ys.shape}, expected {xs.shape} like x")
+        fmt = (styles or {}).get(label, "-")
+        (line,) = ax.plot(xs, ys, fmt, label=label)
+        if bands and label in bands:
+            half = _array(bands[label], f"bands[{label!r}]", 1)
+            if half.shape != xs.shape:
+                raise ValueError(f"bands[{label!r}] has shape {half.shape}, expected {xs.shape} like x")
+            ax.fill_between(xs, ys - half, ys + half, color=line.get_color(), alpha=0.25, linewidth=0)
+    for label, y in (hlines or {}).items():
+        ax.axhline(float(y), color="0.3", linestyle=":", linewidth=1)
+        ax.annotate(label, (1.0, float(y)), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                    fontsize=8, color="0.3")
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def histograms(
+    samples: Mapping[str, object], xlabel: str, bins: int = 50, title: Optional[str] = None,
+    vlines: Optional[Mapping[str, float]] = None,
+) -> Figure:
+    """Overlaid density histograms of 1-D samples (e.g. per-axis errors in cells), one per label."""
+    fig, (ax,) = _figure()
+    for label, values in samples.items():
+        data = _array(values, f"samples[{label!r}]").reshape(-1)
+        ax.hist(data, bins=bins, density=True, histtype="stepfilled", alpha=0.45, label=label)
+    for label, x in (vlines or {}).items():
+        ax.axvline(float(x), color="0.2", linestyle="--", linewidth=1, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density (1 / unit of x)")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def error_scatter(
+    errors: Mapping[str, object], unit: str = "cells", max_points: int = 2000, title: Optional[str] = None
+) -> Figure:
+    """2-D decoding errors ``(dx, dy)``, one panel per label, on equal axes (the shape of the error cell).
+
+    ``errors``: label -> (N, 2) array. Only the first ``max_points`` points are drawn (deterministic, keeps
+    the stored figure small).
+    """
+    if not errors:
+        raise ValueError("errors must hold at least one labelled (N, 2) array")
+    fig, axes = _figure(len(errors), size=(3.4, 3.4))
+    limit = 0.0
+    for ax, (label, values) in zip(axes, errors.items()):
+        data = _array(values, f"errors[{label!r}]", 2)
+        if data.shape[1] != 2:
+            raise ValueError(f"errors[{label!r}] must have shape (N, 2), got {data.shape}")
+        data = data[:max_points]
+        limit = max(limit, float(np.abs(data).max(initial=0.0)))
+        ax.scatter(data[:, 0], data[:, 1], s=2, alpha=0.5)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel(f"x error ({unit})")
+        ax.set_ylabel(f"y error ({unit})")
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+    limit = 1.05 * limit if limit > 0 else 1.0
+    for ax in axes:
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def heatmap_panels(
+    maps: Mapping[str, object],
+    keypoint: Optional[Sequence[float]] = None,
+    decoded: Optional[Mapping[str, Sequence[float]]] = None,
+    unit: str = "cells",
+    title: Optional[str] = None,
+) -> Figure:
+    """Heatmaps side by side with the true keypoint (white cross) and each panel's decoded point (red dot).
+
+    Args:
+        maps: label -> (h, w) array, drawn with cell ``(j, i)`` centred at ``(x=i, y=j)`` (the pixel-centre
+            convention: cell centres at integers, image y pointing down).
+        keypoint: ``(u, v)`` in cells. decoded: label -> ``(u, v)`` in cells, for the panels that have one.
+    """
+    if not maps:
+        raise ValueError("maps must hold at least one labelled (h, w) array")
+    fig, axes = _figure(len(maps), size=(3.0, 3.0))
+    for ax, (label, values) in zip(axes, maps.items()):
+        data = _array(values, f"maps[{label!r}]", 2)
+        h, w = data.shape
+        image = ax.imshow(data, cmap="viridis", origin="upper", extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+        fig.colorbar(image, ax=ax, shrink=0.7)
+        if keypoint is not None:
+            ax.plot([keypoint[0]], [keypoint[1]], "wx", markersize=9, mew=2, label="true")
+        if decoded and label in decoded:
+            ax.plot([decoded[label][0]], [decoded[label][1]], "o", color="red", markersize=4, label="decoded")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel(f"u ({unit})")
+        ax.set_ylabel(f"v ({unit})")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def tradeoff_plot(
+    stride, error, cost, error_label: str, cost_label: str, xlabel: str = "stride s (input px per cell)",
+    error_curves: Optional[Mapping[str, object]] = None, title: Optional[str] = None,
+) -> Figure:
+    """Error (left axis, linear) and cost (right axis, log) against the stride: the accuracy/cost trade-off.
+
+    ``error_curves`` adds more labelled error curves (same shape as ``stride``) on the left axis.
+    """
+    s = _array(stride, "stride", 1)
+    err = _array(error, "error", 1)
+    cst = _array(cost, "cost", 1)
+    if err.shape != s.shape or cst.shape != s.shape:
+        raise ValueError(f"error {err.shape} and cost {cst.shape} must have the shape of stride {s.shape}")
+    fig, (ax,) = _figure()
+    ax.plot(s, err, "o-", color="C0", label="error (closed form)")
+    for label, values in (error_curves or {}).items():
+        ys = _array(values, f"error_curves[{label!r}]", 1)
+        if ys.shape != s.shape:
+            raise ValueError(f"error_curves[{label!r}] has shape {ys.shape}, expected {s.shape}")
+        ax.plot(s, ys, "s--", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(error_label, color="C0")
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.plot(s, cst, "^-", color="C3", label="cost")
+    twin.set_yscale("log")
+    twin.set_ylabel(cost_label, color="C3")
+    lines = ax.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper center")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def estimates_vs_exact(
+    labels: Sequence[str], estimates, stderrs, exact, ylabel: str, title: Optional[str] = None
+) -> Figure:
+    """Monte Carlo estimates with 95 % error bars (1.96 standard errors) beside the exact values.
+
+    Args:
+        labels: (N,) names. estimates, stderrs, exact: (N,) numbers in the unit named by ``ylabel``.
+    """
+    est = _array(estimates, "estimates", 1)
+    err = _array(stderrs, "stderrs", 1)
+    ref = _array(exact, "exact", 1)
+    if not (len(labels) == est.size == err.size == ref.size):
+        raise ValueError(
+            f"labels, estimates, stderrs and exact must have one entry each, got "
+            f"{len(labels)}, {est.size}, {err.size}, {ref.size}"
+        )
+    positions = np.arange(len(labels))
+    fig, (ax,) = _figure(size=(max(5.0, 0.9 * len(labels)), 3.2))
+    ax.scatter(positions, ref, marker="_", s=400, color="black", label="exact (sympy)", zorder=3)
+    ax.errorbar(positions, est, yerr=1.96 * err, fmt="o", color="C1", capsize=4, label="Monte Carlo, 95 % CI")
+    ax.set_xticks(positions, labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def bar_chart(
+    labels: Sequence[str], values, ylabel: str, errors=None, title: Optional[str] = None, logy: bool = False
+) -> Figure:
+    """One bar per label (e.g. per codec), with optional symmetric error bars of the same unit."""
+    vals = _array(values, "values", 1)
+    if len(labels) != vals.size:
+        raise ValueError(f"labels ({len(labels)}) and values ({vals.size}) must have one entry each")
+    errs = None if errors is None else _array(errors, "errors", 1)
+    if errs is not None and errs.shape != vals.shape:
+        raise ValueError(f"errors has shape {errs.shape}, expected {vals.shape} like values")
+    positions = np.arange(len(labels))
+    fig, (ax,) = _figure(size=(max(5.0, 0.9 * len(labels)), 3.2))
+    ax.bar(positions, vals, yerr=errs, capsize=3, color=[f"C{i % 10}" for i in range(len(labels))])
+    ax.set_xticks(positions, labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log" if logy else "linear")
+    ax.grid(alpha=0.3, axis="y")
+    if title:
+        ax.set_title(title)
+    return fig
