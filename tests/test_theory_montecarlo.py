@@ -6,12 +6,15 @@ alarm has probability ~6e-7 per check); the simulations are seeded, so a run is 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pytest
 import sympy as sp
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from h3r_theory.theory import consistency, losslessness, montecarlo as mc, quantization, randomized_rounding
 from h3r_theory.theory import resolution
@@ -241,3 +244,30 @@ def test_resolution_linear_in_stride():
         assert est.agrees(table["nme_quantization"][i], Z)
     assert (np.abs(sim["nme_randomized_rounding"]) <= 1e-12).all()
     np.testing.assert_array_equal(sim["head_outputs"], table["head_outputs"])
+
+
+@functools.lru_cache(maxsize=1)
+def _odds_bias_2d():
+    d = consistency.bce_logits_softmax_bias_2d()
+    return sp.lambdify((d.symbols["e_x"], d.symbols["e_y"]), d.closed_form, "numpy")
+
+
+# -- item 4 at the exact optimum (no fitting): the codec's decoder on the optimal logits -------------------
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.01, 0.99), st.floats(0.01, 0.99))
+def test_decoders_at_the_exact_optima(ex, ey):
+    codec = mc.make_codec("randomized_rounding", (6, 6), 4)
+    uv = torch.tensor([[[2.0 + ex, 2.0 + ey]]], dtype=torch.float64)
+    p = codec.expected(codec.to_input(uv)).heatmaps
+    # Cells off the support have optimal logit -inf; -690 (exp = 1e-300) stands in for it.
+    ce_logits = torch.log(p.clamp(min=1e-300))
+    bce_logits = torch.log(p.clamp(min=1e-300) / (1 - p))
+    stride = torch.tensor(codec.stride, dtype=torch.float64)
+    truth = codec.to_input(uv)
+    ce, _ = codec.decode(ce_logits, activation="logits")
+    torch.testing.assert_close((ce - truth) / stride, torch.zeros_like(ce), atol=1e-9, rtol=0)
+    bce_p, _ = codec.decode(torch.sigmoid(bce_logits), activation="probabilities")
+    torch.testing.assert_close((bce_p - truth) / stride, torch.zeros_like(ce), atol=1e-9, rtol=0)
+    bce_l, _ = codec.decode(bce_logits, activation="logits")
+    closed = np.ravel(_odds_bias_2d()(ex, ey))
+    np.testing.assert_allclose(((bce_l - truth) / stride)[0, 0].numpy(), closed, atol=1e-9)
