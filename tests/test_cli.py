@@ -14,10 +14,13 @@ TINY = ["data.input_size=[32, 32]", "data.options={num_train: 64, num_eval: 8, n
         "train.batch_size=16", "train.max_steps=3", "train.progress=false", "train.device=cpu"]
 
 
+TRAINING_CONFIGS = ("synthetic", "wflw", "300w", "cofw", "aflw", "mpii", "coco")
+
+
 def test_bundled_configs_load_for_every_dataset():
-    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    assert {"synthetic", "wflw", "300w", "cofw", "aflw", "mpii", "coco"} <= set(names)
-    for name in names:
+    # other files in configs/ (e.g. the sweep's) have their own schema; these are the training configs
+    assert set(TRAINING_CONFIGS) <= {p.stem for p in CONFIG_DIR.glob("*.yaml")}
+    for name in TRAINING_CONFIGS:
         config = load_config(name)
         assert config.data.name == name
         assert config.codec.name in codecs.available()

@@ -36,6 +36,14 @@ def _parser(prog: str, with_checkpoint: bool) -> argparse.ArgumentParser:
     return p
 
 
+def _leave_process_group() -> None:
+    """Under torchrun, leave the process group cleanly (avoids gloo/nccl warnings at exit)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def train_main(argv: Optional[Sequence[str]] = None) -> int:
     """``h3r-train CONFIG [key=value ...]``: train, then print the final metrics as JSON."""
     args = _parser("h3r-train", with_checkpoint=False).parse_args(argv)
@@ -47,6 +55,8 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as exc:
         print(f"h3r-train: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _leave_process_group()
     final = {k: v for k, v in result.final.items() if k != "predictions"}
     print(json.dumps({"out_dir": str(result.out_dir), "steps": result.steps,
                       "seconds": round(result.seconds, 2), **final}, indent=2))
@@ -64,6 +74,8 @@ def eval_main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as exc:
         print(f"h3r-eval: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _leave_process_group()
     text = json.dumps(result, indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n")
