@@ -10,6 +10,17 @@ from h3r_theory import codecs
 from trainers import cli
 from trainers.config import CONFIG_DIR, load_config, valid_keys
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """CI runs two test workers on two cores: one intra-op thread each avoids oversubscription."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TINY = ["data.input_size=[32, 32]", "data.options={num_train: 64, num_eval: 8, num_keypoints: 6}",
         "train.batch_size=16", "train.max_steps=3", "train.progress=false", "train.device=cpu"]
 

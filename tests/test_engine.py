@@ -83,6 +83,10 @@ def test_resume_equals_uninterrupted(tmp_path, codec):
     strip = lambda h: [{k: v for k, v in r.items()} for r in h]  # noqa: E731
     assert strip(full.history) == strip(resumed.history)
     assert full.final == resumed.final
+    # resuming a finished run trains no further and reports the final evaluation from its log
+    again = engine.train(tiny_config(tmp_path / "resumed", *common, "train.resume=auto"))
+    assert again.steps == 9 and again.final == pytest.approx(full.final)
+    assert torch.equal(next(again.model.parameters()), next(full.model.parameters()))
 
 
 def test_same_seed_same_run_and_different_seed_differs(tmp_path):

@@ -685,6 +685,10 @@ def train(
                 break
     if progress is not None:
         progress.close()
+    if not final and not stopped and logger is not None:
+        # resumed from the checkpoint of a finished run: its final evaluation is already in the log
+        last_eval = next((r for r in reversed(read_jsonl(logger.path)) if r.get("kind") == "eval"), {})
+        final = {k: v for k, v in last_eval.items() if k not in ("kind", "step", "epoch")}
 
     history = read_jsonl(out_dir / "metrics.jsonl") if info.is_main else []
     if info.is_main and history:
