@@ -257,3 +257,25 @@ def bar_chart(
     if title:
         ax.set_title(title)
     return fig
+
+
+def derivation_markdown(derivation, title: Optional[str] = None) -> str:
+    """A derivation's steps as Markdown with LaTeX, one numbered step per line, then its statement.
+
+    ``derivation`` is a :class:`h3r_theory.theory.derivation.Derivation` (or anything with ``steps``, a
+    sequence of ``(description, sympy expression)`` pairs, and ``statement``). Not a figure, but the same
+    job: turn the library's exact results into something a notebook shows (``display(Markdown(...))``).
+    """
+    import sympy as sp
+
+    steps = getattr(derivation, "steps", None)
+    if steps is None or not hasattr(derivation, "statement"):
+        raise ValueError(f"derivation must have .steps and .statement, got {type(derivation).__name__}")
+    lines = [f"**{title}**", ""] if title else []
+    for number, (text, expr) in enumerate(steps, start=1):
+        lines.append(f"{number}. {text}: $\\displaystyle {sp.latex(expr)}$")
+    statement = derivation.statement
+    parts = statement if isinstance(statement, tuple) else (statement,)
+    lines.append("")
+    lines.append("**Result:** " + ", ".join(f"$\\displaystyle {sp.latex(part)}$" for part in parts))
+    return "\n".join(lines)

@@ -103,3 +103,15 @@ def test_bad_input_names_the_argument(call, fragment):
     with pytest.raises(ValueError, match=None) as info:
         call()
     assert fragment in str(info.value)
+
+
+def test_derivation_markdown_lists_every_step_and_the_result():
+    from h3r_theory.theory import quantization
+
+    derivation = quantization.quantization_mse("round", 1)
+    text = plotting.derivation_markdown(derivation, title="MSE")
+    assert text.startswith("**MSE**")
+    assert text.count("$\\displaystyle") == len(derivation.steps) + 1
+    assert "\\frac{1}{12}" in text
+    with pytest.raises(ValueError, match="steps"):
+        plotting.derivation_markdown(object())
