@@ -13,6 +13,8 @@ All positions are in heatmap cells.
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from .derivation import Derivation, claim, fraction_symbol
@@ -188,3 +190,23 @@ def odds_weighted_decode_max_slope() -> tuple[sp.Expr, sp.Expr]:
     candidates = [c for c in sp.solve(sp.numer(sp.together(sp.diff(slope, e))), e) if c.is_real and 0 <= c <= 1]
     best = max(candidates, key=lambda c: float(slope.subs(e, c)))
     return best, sp.simplify(slope.subs(e, best))
+
+
+def odds_decode_sampling_sd(e_x: float, e_y: float, num_samples: int) -> tuple[float, float]:
+    """Delta-method standard deviation (cells, per axis) of the odds-weighted decode fitted to N samples.
+
+    BCE fitted to N randomized-rounding draws reaches the *empirical* cell frequencies ``p_hat``, which are
+    multinomial with covariance ``(diag(p) - p p^T) / N`` around the bilinear ``p``. The decoded position
+    ``g(p_hat)`` (:func:`odds_weighted_decode_joint`) then has variance ``grad g^T Cov grad g`` to first
+    order: the tolerance a Monte Carlo of the 2-D odds bias must allow, ``5 sd``.
+    """
+    joint = odds_weighted_decode_joint(2)
+    names = ["p_11", "p_10", "p_01", "p_00"]
+    probs = sp.Matrix([e_x * e_y, e_x * (1 - e_y), (1 - e_x) * e_y, (1 - e_x) * (1 - e_y)])
+    at = {joint.symbols[name]: value for name, value in zip(names, probs)}
+    covariance = (sp.diag(*probs) - probs * probs.T) / int(num_samples)
+    out = []
+    for axis in range(2):
+        gradient = sp.Matrix([sp.diff(joint.closed_form[axis], joint.symbols[name]) for name in names]).subs(at)
+        out.append(math.sqrt(max(float((gradient.T * covariance * gradient)[0, 0]), 0.0)))
+    return out[0], out[1]
