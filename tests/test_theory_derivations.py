@@ -30,7 +30,12 @@ def same(derived, expected) -> bool:
 # -- item 1 -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "rounding, dim, expected",
-    [("round", 1, sp.Rational(1, 4)), ("floor", 1, sp.Rational(1, 2)), ("round", 2, ROUND_2D), ("floor", 2, 2 * ROUND_2D)],
+    [
+        ("round", 1, sp.Rational(1, 4)),
+        ("floor", 1, sp.Rational(1, 2)),
+        ("round", 2, ROUND_2D),
+        ("floor", 2, 2 * ROUND_2D),
+    ],
 )
 def test_mean_quantization_error(rounding, dim, expected):
     derived = quantization.mean_quantization_error(rounding, dim)
@@ -38,8 +43,12 @@ def test_mean_quantization_error(rounding, dim, expected):
 
 
 def test_mean_quantization_error_numeric_values():
-    assert float(quantization.mean_quantization_error("round", 2)) == pytest.approx(0.38259785823210635, abs=1e-15)
-    assert float(quantization.mean_quantization_error("floor", 2)) == pytest.approx(0.7651957164642127, abs=1e-15)
+    assert float(quantization.mean_quantization_error("round", 2)) == pytest.approx(
+        0.38259785823210635, abs=1e-15
+    )
+    assert float(quantization.mean_quantization_error("floor", 2)) == pytest.approx(
+        0.7651957164642127, abs=1e-15
+    )
 
 
 def test_mean_quantization_error_is_integrated_not_typed():
@@ -58,8 +67,12 @@ def test_bias(rounding, expected):
 
 @pytest.mark.parametrize(
     "rounding, dim, expected",
-    [("round", 1, sp.Rational(1, 12)), ("floor", 1, sp.Rational(1, 3)), ("round", 2, sp.Rational(1, 6)),
-     ("floor", 2, sp.Rational(2, 3))],
+    [
+        ("round", 1, sp.Rational(1, 12)),
+        ("floor", 1, sp.Rational(1, 3)),
+        ("round", 2, sp.Rational(1, 6)),
+        ("floor", 2, sp.Rational(2, 3)),
+    ],
 )
 def test_mse(rounding, dim, expected):
     assert same(quantization.quantization_mse(rounding, dim).closed_form, expected)
@@ -78,7 +91,7 @@ def test_mean_distance_on_square_scales_linearly():
     assert same(quantization.mean_distance_on_square(a).closed_form, a * (SQRT2 + ASINH1) / 3)
 
 
-@pytest.mark.parametrize("bad", [dict(rounding="ceil", dim=1), dict(rounding="round", dim=3)])
+@pytest.mark.parametrize("bad", [{"rounding": "ceil", "dim": 1}, {"rounding": "round", "dim": 3}])
 def test_quantization_rejects_bad_arguments(bad):
     with pytest.raises(ValueError, match="rounding|dim"):
         quantization.mean_quantization_error(**bad)
@@ -231,7 +244,9 @@ def test_resolution_scaling_laws():
 
 
 def test_resolution_tradeoff_numbers():
-    out = resolution.resolution_tradeoff((256, 256), [2, 4, 8], normaliser=50.0, num_keypoints=98, in_channels=32)
+    out = resolution.resolution_tradeoff(
+        (256, 256), [2, 4, 8], normaliser=50.0, num_keypoints=98, in_channels=32
+    )
     m = 0.38259785823210635
     np.testing.assert_allclose(out["nme_quantization"], m * np.array([2, 4, 8]) / 50.0, rtol=1e-12)
     np.testing.assert_allclose(out["head_outputs"], 98 * 256 * 256 / np.array([4.0, 16.0, 64.0]), rtol=1e-12)

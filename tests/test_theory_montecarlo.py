@@ -16,8 +16,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from h3r_theory.theory import consistency, losslessness, montecarlo as mc, quantization, randomized_rounding
-from h3r_theory.theory import resolution
+from h3r_theory.theory import consistency, losslessness, quantization, randomized_rounding, resolution
+from h3r_theory.theory import montecarlo as mc
 
 Z = 5.0
 
@@ -28,7 +28,9 @@ def exact(expr) -> float:
 
 def evaluate(expr, symbols, *arrays) -> np.ndarray:
     """A scalar closed form at arrays of points (constants broadcast to the arrays' shape)."""
-    return np.broadcast_to(np.asarray(sp.lambdify(symbols, expr, "numpy")(*arrays), dtype=np.float64), arrays[0].shape)
+    return np.broadcast_to(
+        np.asarray(sp.lambdify(symbols, expr, "numpy")(*arrays), dtype=np.float64), arrays[0].shape
+    )
 
 
 # -- the Estimate helper ------------------------------------------------------------------------------------
@@ -58,8 +60,8 @@ def test_quantization_matches_closed_forms(rounding):
         assert sup - 1e-2 <= sim[key] <= sup + 1e-9
 
 
-def test_quantization_in_float32(dtype):
-    sim = mc.simulate_quantization("round", n=30_000, seed=2, dtype=dtype)
+def test_quantization_dtypes_and_devices(dtype, device):
+    sim = mc.simulate_quantization("round", n=30_000, seed=2, dtype=dtype, device=device)
     assert sim["errors"].dtype == (np.float32 if dtype == torch.float32 else np.float64)
     assert sim["mean_2d"].agrees(exact(quantization.mean_quantization_error("round", 2)), Z)
     assert sim["max_abs_1d"] <= 0.5 + 1e-5
@@ -67,8 +69,10 @@ def test_quantization_in_float32(dtype):
 
 # -- item 2: randomized rounding ----------------------------------------------------------------------------
 @pytest.mark.parametrize("fractions", [(0.25, 0.7), (0.5, 0.1)])
-def test_randomized_rounding_conditional_moments(fractions):
+def test_randomized_rounding_conditional_moments(fractions, device):
     sim = mc.simulate_randomized_rounding(fractions, n=100_000, seed=3)
+    on_device = mc.simulate_randomized_rounding(fractions, n=1_000, seed=3, device=device)
+    assert np.isin(on_device["errors"][:, 0], [-fractions[0], 1 - fractions[0]]).all()
     moments = randomized_rounding.randomized_rounding_moments(2)
     ex, ey = moments.symbols["e_x"], moments.symbols["e_y"]
     at = {ex: fractions[0], ey: fractions[1]}
@@ -116,9 +120,11 @@ def test_learning_one_sample_doubles_the_squared_error():
 
 # -- item 3: losslessness -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("method, option", [("topk", 4), ("topk", 9), ("window", 1), ("window", 2)])
-def test_expected_map_decodes_exactly(method, option, dtype):
+def test_expected_map_decodes_exactly(method, option, dtype, device):
     kwargs = {"k": option} if method == "topk" else {"radius": option}
-    sim = mc.simulate_expected_decode(None, n=20_000, seed=6, method=method, dtype=dtype, **kwargs)
+    sim = mc.simulate_expected_decode(
+        None, n=20_000, seed=6, method=method, dtype=dtype, device=device, **kwargs
+    )
     tolerance = 1e-9 if dtype == torch.float64 else 2e-5
     assert sim["max_abs_1d"] <= tolerance
 
@@ -136,7 +142,9 @@ def test_truncated_topk_matches_closed_form(k):
     sim = mc.simulate_expected_decode(fractions, method="topk", k=k)
     d = losslessness.topk_decode(k)
     ex, ey = fractions[:, 0].numpy(), fractions[:, 1].numpy()
-    predicted = np.stack([evaluate(entry, (d.symbols["e_x"], d.symbols["e_y"]), ex, ey) for entry in d.closed_form], -1)
+    predicted = np.stack(
+        [evaluate(entry, (d.symbols["e_x"], d.symbols["e_y"]), ex, ey) for entry in d.closed_form], -1
+    )
     np.testing.assert_allclose(sim["errors"], predicted, atol=1e-9)
 
 
@@ -211,7 +219,12 @@ def test_softmax_over_bce_logits_has_the_odds_bias_2d(fitted):
             continue
         freq = fitted["frequencies"][row]  # cells (2..3, 2..3) around the keypoint at cell (2, 2)
         cells = {"p_11": freq[3, 3], "p_10": freq[2, 3], "p_01": freq[3, 2], "p_00": freq[2, 2]}
-        bilinear = {"p_11": ex * ey, "p_10": ex * (1 - ey), "p_01": (1 - ex) * ey, "p_00": (1 - ex) * (1 - ey)}
+        bilinear = {
+            "p_11": ex * ey,
+            "p_10": ex * (1 - ey),
+            "p_01": (1 - ex) * ey,
+            "p_00": (1 - ex) * (1 - ey),
+        }
         # Sampled frequencies agree with the bilinear probabilities (multinomial sd sqrt(p (1 - p) / N)).
         for name, value in cells.items():
             q = bilinear[name]
@@ -225,7 +238,9 @@ def test_softmax_over_bce_logits_has_the_odds_bias_2d(fitted):
         closed_bias = np.ravel(closed(ex, ey))
         assert (np.abs(fitted["bce_logits"][row] - closed_bias) <= Z * sd + FIT_TOL).all()
         # The bias is real, not noise, wherever the closed form says it is large.
-        assert (np.sign(fitted["bce_logits"][row]) == np.sign(closed_bias))[np.abs(closed_bias) > 10 * sd].all()
+        assert (np.sign(fitted["bce_logits"][row]) == np.sign(closed_bias))[
+            np.abs(closed_bias) > 10 * sd
+        ].all()
 
 
 @pytest.mark.parametrize("steps", [0, 100])

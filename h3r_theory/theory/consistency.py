@@ -46,8 +46,10 @@ def softmax_cross_entropy_optimum(cells: int = 4) -> Derivation:
         ("expected loss over the random one-hot target", risk),
         ("stationarity of the Lagrangian: dL/dpi_j", sp.Matrix(stationary)),
         ("solution (lambda = sum p = 1)", sp.Matrix([solution[qj] for qj in pi])),
-        ("Hessian of the risk is diag(p_j / pi_j^2) > 0: the stationary point is the minimum",
-         sp.diag(*[sp.diff(risk, qj, 2) for qj in pi])),
+        (
+            "Hessian of the risk is diag(p_j / pi_j^2) > 0: the stationary point is the minimum",
+            sp.diag(*[sp.diff(risk, qj, 2) for qj in pi]),
+        ),
     )
     symbols = {f"p{j + 1}": pj for j, pj in enumerate(p)}
     return Derivation(claim("argmin E[CE]", optimum), optimum, steps, symbols)
@@ -80,7 +82,9 @@ def odds_weighted_decode(dim: int = 1) -> Derivation:
     cells = bilinear_support(dim)
     odds = [(cell, w / (1 - w)) for cell, w in cells]
     mass = sum(o for _, o in odds)
-    decoded = sp.Matrix([sp.factor(sp.cancel(sum(o * cell[a] for cell, o in odds) / mass)) for a in range(dim)])
+    decoded = sp.Matrix(
+        [sp.factor(sp.cancel(sum(o * cell[a] for cell, o in odds) / mass)) for a in range(dim)]
+    )
     names = ["e_x", "e_y"][:dim]
     symbols = {name: fraction_symbol(name) for name in names}
     steps = (
@@ -187,7 +191,9 @@ def odds_weighted_decode_max_slope() -> tuple[sp.Expr, sp.Expr]:
     decoded = odds_weighted_decode(1)
     e = decoded.symbols["e_x"]
     slope = sp.factor(sp.diff(decoded.closed_form[0], e))
-    candidates = [c for c in sp.solve(sp.numer(sp.together(sp.diff(slope, e))), e) if c.is_real and 0 <= c <= 1]
+    candidates = [
+        c for c in sp.solve(sp.numer(sp.together(sp.diff(slope, e))), e) if c.is_real and 0 <= c <= 1
+    ]
     best = max(candidates, key=lambda c: float(slope.subs(e, c)))
     return best, sp.simplify(slope.subs(e, best))
 
@@ -207,6 +213,8 @@ def odds_decode_sampling_sd(e_x: float, e_y: float, num_samples: int) -> tuple[f
     covariance = (sp.diag(*probs) - probs * probs.T) / int(num_samples)
     out = []
     for axis in range(2):
-        gradient = sp.Matrix([sp.diff(joint.closed_form[axis], joint.symbols[name]) for name in names]).subs(at)
+        gradient = sp.Matrix([sp.diff(joint.closed_form[axis], joint.symbols[name]) for name in names]).subs(
+            at
+        )
         out.append(math.sqrt(max(float((gradient.T * covariance * gradient)[0, 0]), 0.0)))
     return out[0], out[1]

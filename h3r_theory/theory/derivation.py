@@ -6,6 +6,8 @@ A notebook shows ``steps`` one line at a time (``sympy.latex`` of each expressio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import sympy as sp
@@ -24,7 +26,7 @@ class Derivation(NamedTuple):
     statement: Any
     closed_form: Any
     steps: tuple[tuple[str, Any], ...] = ()
-    symbols: dict[str, sp.Symbol] = {}
+    symbols: Mapping[str, sp.Symbol] = MappingProxyType({})  # read-only: a shared default must not mutate
 
     def evaluate(self, **values: float) -> float:
         """The closed form as a float with its symbols substituted by name, e.g. ``d.evaluate(e=0.25)``."""

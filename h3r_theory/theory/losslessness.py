@@ -34,7 +34,12 @@ def bilinear_support(dim: int = 2) -> list[tuple[tuple[int, ...], sp.Expr]]:
     if dim == 1:
         return [((1,), ex), ((0,), 1 - ex)]
     if dim == 2:
-        return [((1, 1), ex * ey), ((1, 0), ex * (1 - ey)), ((0, 1), (1 - ex) * ey), ((0, 0), (1 - ex) * (1 - ey))]
+        return [
+            ((1, 1), ex * ey),
+            ((1, 0), ex * (1 - ey)),
+            ((0, 1), (1 - ex) * ey),
+            ((0, 0), (1 - ex) * (1 - ey)),
+        ]
     raise ValueError(f"dim must be 1 or 2, got {dim!r}")
 
 
@@ -43,11 +48,15 @@ def _symbols(dim: int) -> dict[str, sp.Symbol]:
     return {name: fraction_symbol(name) for name in names}
 
 
-def _weighted_mean_error(cells: list[tuple[tuple[int, ...], sp.Expr]], dim: int) -> tuple[sp.Matrix, sp.Matrix]:
+def _weighted_mean_error(
+    cells: list[tuple[tuple[int, ...], sp.Expr]], dim: int
+) -> tuple[sp.Matrix, sp.Matrix]:
     """Decoded position (offset from ``floor(u)``) of the normalised weighted mean of ``cells``, and its error."""
     fractions = sp.Matrix(list(_symbols(dim).values()))
     mass = sum(weight for _, weight in cells)
-    decoded = sp.Matrix([sp.factor(sum(weight * cell[axis] for cell, weight in cells) / mass) for axis in range(dim)])
+    decoded = sp.Matrix(
+        [sp.factor(sum(weight * cell[axis] for cell, weight in cells) / mass) for axis in range(dim)]
+    )
     return decoded, sp.simplify(decoded - fractions)
 
 
@@ -122,7 +131,10 @@ def uniform_floor_bias() -> Derivation:
     decoded = (u + n * delta * c) / (1 + n * delta)
     error = sp.factor(sp.simplify(decoded - u))
     steps = (
-        ("support: mass 1, first moment u; n cells of delta at centroid c", sp.Tuple(1 + n * delta, u + n * delta * c)),
+        (
+            "support: mass 1, first moment u; n cells of delta at centroid c",
+            sp.Tuple(1 + n * delta, u + n * delta * c),
+        ),
         ("normalised weighted mean", decoded),
         ("decoded - u", error),
     )
@@ -149,6 +161,11 @@ def window_floor_error(radius: int = 1) -> dict[str, Derivation]:
         ("mean_2d", mean_quantization_error("round", 2)),
     ):
         value = sp.simplify(factor * base)
-        steps = (("pull fraction n delta / (1 + n delta), n", sp.Integer(n)), ("times the rounding error", value))
-        out[key] = Derivation(claim(f"{key} (window r={radius}, floor delta)", value), value, steps, {"delta": delta})
+        steps = (
+            ("pull fraction n delta / (1 + n delta), n", sp.Integer(n)),
+            ("times the rounding error", value),
+        )
+        out[key] = Derivation(
+            claim(f"{key} (window r={radius}, floor delta)", value), value, steps, {"delta": delta}
+        )
     return out

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, NamedTuple, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
@@ -85,15 +86,21 @@ def _chunks(n: int, size: int = CHUNK) -> Iterator[tuple[int, int]]:
         yield start, min(n, start + size)
 
 
-def make_codec(name: str, heatmap_size: tuple[int, int] = (8, 8), stride: int = 4, **options) -> codecs.HeatmapCodec:
+def make_codec(
+    name: str, heatmap_size: tuple[int, int] = (8, 8), stride: int = 4, **options
+) -> codecs.HeatmapCodec:
     """A codec by name with ``input_size = stride * heatmap_size``."""
     w, h = heatmap_size
     return codecs.build(name, input_size=(w * stride, h * stride), heatmap_size=(w, h), **options)
 
 
 def uniform_cells(
-    n: int, heatmap_size: tuple[int, int], generator: torch.Generator, margin: int = 0,
-    dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+    n: int,
+    heatmap_size: tuple[int, int],
+    generator: torch.Generator,
+    margin: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
 ) -> Tensor:
     """``n`` heatmap positions (n, 2) uniform on ``[margin, w - 1 - margin)`` x (same in y), in cells.
 
@@ -146,8 +153,13 @@ def _summary(errors: Tensor) -> dict:
 # -- item 1: vanilla quantization --------------------------------------------------------------------------
 @single_thread()
 def simulate_quantization(
-    rounding: str = "round", n: int = 100_000, seed: int = 0, heatmap_size: tuple[int, int] = (8, 8),
-    stride: int = 4, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+    rounding: str = "round",
+    n: int = 100_000,
+    seed: int = 0,
+    heatmap_size: tuple[int, int] = (8, 8),
+    stride: int = 4,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
 ) -> dict:
     """Encode uniformly placed keypoints with :class:`codecs.Argmax` (``rounding``) and decode by argmax.
 
@@ -168,8 +180,12 @@ def simulate_quantization(
 # -- item 2: randomized rounding ---------------------------------------------------------------------------
 @single_thread()
 def simulate_randomized_rounding(
-    fractions: Optional[Sequence[float]] = None, n: int = 100_000, seed: int = 0,
-    heatmap_size: tuple[int, int] = (8, 8), stride: int = 4, dtype: torch.dtype = torch.float64,
+    fractions: Sequence[float] | None = None,
+    n: int = 100_000,
+    seed: int = 0,
+    heatmap_size: tuple[int, int] = (8, 8),
+    stride: int = 4,
+    dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",
 ) -> dict:
     """Draw one :class:`codecs.RandomizedRounding` sample per keypoint and decode its one-hot map.
@@ -197,9 +213,17 @@ def simulate_randomized_rounding(
 # -- item 3: losslessness ----------------------------------------------------------------------------------
 @single_thread()
 def simulate_expected_decode(
-    fractions: Optional[Tensor] = None, n: int = 20_000, seed: int = 0, method: str = "topk", k: int = 9,
-    radius: int = 1, delta: float = 0.0, heatmap_size: tuple[int, int] = (8, 8), stride: int = 4,
-    dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+    fractions: Tensor | None = None,
+    n: int = 20_000,
+    seed: int = 0,
+    method: str = "topk",
+    k: int = 9,
+    radius: int = 1,
+    delta: float = 0.0,
+    heatmap_size: tuple[int, int] = (8, 8),
+    stride: int = 4,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
 ) -> dict:
     """Decode the expected map ``codec.expected(...)``, plus a uniform floor ``delta`` on every cell.
 
@@ -241,7 +265,9 @@ def empirical_distribution(
     return (counts / num_samples).view(1, K, h, w)
 
 
-def fit_cell_logits(target: Tensor, loss: str, steps: int = 400, lr: float = 0.5, final_lr: float = 5e-4) -> Tensor:
+def fit_cell_logits(
+    target: Tensor, loss: str, steps: int = 400, lr: float = 0.5, final_lr: float = 5e-4
+) -> Tensor:
     """Fit free per-cell logits (no network) to a target distribution with Adam.
 
     ``loss="softmax_ce"`` uses :func:`losses.spatial_softmax_cross_entropy`, ``"bce"`` uses
@@ -275,8 +301,13 @@ def fit_cell_logits(target: Tensor, loss: str, steps: int = 400, lr: float = 0.5
 
 @single_thread()
 def simulate_loss_consistency(
-    fractions: Sequence[Sequence[float]], num_samples: int = 100_000, seed: int = 0, steps: int = 400,
-    heatmap_size: tuple[int, int] = (6, 6), stride: int = 4, dtype: torch.dtype = torch.float64,
+    fractions: Sequence[Sequence[float]],
+    num_samples: int = 100_000,
+    seed: int = 0,
+    steps: int = 400,
+    heatmap_size: tuple[int, int] = (6, 6),
+    stride: int = 4,
+    dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",
 ) -> dict:
     """Items 4(a)/(b): fit per-cell logits to randomized-rounding samples, then decode them three ways.
@@ -317,8 +348,14 @@ def simulate_loss_consistency(
 
 @single_thread()
 def simulate_gaussian_argmax(
-    n: int = 20_000, seed: int = 0, sigma: float = 2.0, steps: int = 150, lr: float = 0.05,
-    heatmap_size: tuple[int, int] = (8, 8), stride: int = 4, dtype: torch.dtype = torch.float64,
+    n: int = 20_000,
+    seed: int = 0,
+    sigma: float = 2.0,
+    steps: int = 150,
+    lr: float = 0.05,
+    heatmap_size: tuple[int, int] = (8, 8),
+    stride: int = 4,
+    dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",
 ) -> dict:
     """Item 4(c): fit free maps to MSRA Gaussian targets with :func:`losses.mse`, decode by argmax.
@@ -347,8 +384,13 @@ def simulate_gaussian_argmax(
 # -- item 5: resolution -------------------------------------------------------------------------------------
 @single_thread()
 def simulate_resolution(
-    strides: Sequence[int] = (1, 2, 4, 8), input_size: tuple[int, int] = (64, 64), normaliser: float = 32.0,
-    n: int = 20_000, seed: int = 0, num_keypoints: int = 1, dtype: torch.dtype = torch.float64,
+    strides: Sequence[int] = (1, 2, 4, 8),
+    input_size: tuple[int, int] = (64, 64),
+    normaliser: float = 32.0,
+    n: int = 20_000,
+    seed: int = 0,
+    num_keypoints: int = 1,
+    dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",
 ) -> dict:
     """NME of plain rounding and of the expected randomized-rounding map at several strides.
@@ -362,7 +404,9 @@ def simulate_resolution(
     ``"nme_randomized_rounding"``, ``"head_outputs"``, and ``"n"``.
     """
     W, H = input_size
-    out = {key: [] for key in ("stride", "nme_round", "nme_round_sd", "nme_randomized_rounding", "head_outputs")}
+    out = {
+        key: [] for key in ("stride", "nme_round", "nme_round_sd", "nme_randomized_rounding", "head_outputs")
+    }
     for s in strides:
         if W % s or H % s:
             raise ValueError(f"stride {s} does not divide input_size {input_size}")

@@ -14,7 +14,7 @@ Halving the stride halves the quantization error and quadruples the head's cost.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import sympy as sp
