@@ -266,3 +266,16 @@ def test_derivation_helpers():
     assert float(topk.closed_form[0].subs(topk.symbols["e_x"], 0.75)) == pytest.approx(0.25)
     assert quantization.quantization_bias("floor").evaluate() == -0.5
     assert math.isclose(consistency.bce_logits_softmax_bias().evaluate(e_x=0.25), -0.15)
+
+
+def test_odds_bias_2d_maximum_is_the_1d_one_on_the_edges():
+    out = consistency.bce_logits_softmax_max_bias_2d(points=801)
+    _, peak = consistency.bce_logits_softmax_max_bias()
+    # Approached (from below) as e_y -> 0 or 1; the grid stops 1/800 short of the edge.
+    assert float(peak) - 1e-3 <= out["max_abs_axis"] <= float(peak) + 1e-12
+    assert out["max_norm"] <= float(peak) + 1e-12
+    assert min(out["e_y"], 1 - out["e_y"]) < 0.01
+    # Strictly inside, the mixed odds give a smaller bias (at e_y = 1/2 the x bias peaks at 0.058).
+    two = consistency.bce_logits_softmax_bias_2d()
+    inner = sp.lambdify(two.symbols["e_x"], two.closed_form[0].subs(two.symbols["e_y"], sp.Rational(1, 2)))
+    assert np.abs(inner(np.linspace(0.01, 0.99, 99))).max() < 0.06

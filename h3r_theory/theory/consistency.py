@@ -218,3 +218,33 @@ def odds_decode_sampling_sd(e_x: float, e_y: float, num_samples: int) -> tuple[f
         )
         out.append(math.sqrt(max(float((gradient.T * covariance * gradient)[0, 0]), 0.0)))
     return out[0], out[1]
+
+
+def bce_logits_softmax_max_bias_2d(points: int = 801) -> dict[str, float]:
+    """Largest 2-D odds bias over the fraction square, on a ``points x points`` grid (numeric).
+
+    Returns ``{"max_abs_axis", "max_norm", "e_x", "e_y"}`` (cells; the fractions where the Euclidean norm
+    peaks). The sup is the 1-D value ``~0.1501`` of :func:`bce_logits_softmax_max_bias`, approached on the
+    edges ``e_y -> 0`` or ``1`` where the keypoint sits on a row of cell centres and the problem is 1-D;
+    inside the square the two axes' odds mix and the bias is smaller.
+    """
+    import numpy as np  # local: the symbolic part of this module does not need numpy
+
+    if int(points) < 3:
+        raise ValueError(f"points must be >= 3, got {points}")
+    d = bce_logits_softmax_bias_2d()
+    args = (d.symbols["e_x"], d.symbols["e_y"])
+    bx = sp.lambdify(args, d.closed_form[0], "numpy")
+    by = sp.lambdify(args, d.closed_form[1], "numpy")
+    # Open interval: a fraction of exactly 0 or 1 gives odds 0/0 or inf (see odds_weighted_decode).
+    grid = np.linspace(0.0, 1.0, int(points))[1:-1]
+    ex, ey = np.meshgrid(grid, grid, indexing="ij")
+    x, y = bx(ex, ey), by(ex, ey)
+    norm = np.hypot(x, y)
+    peak = np.unravel_index(np.argmax(norm), norm.shape)
+    return {
+        "max_abs_axis": float(np.abs(x).max()),
+        "max_norm": float(norm[peak]),
+        "e_x": float(ex[peak]),
+        "e_y": float(ey[peak]),
+    }
