@@ -124,7 +124,10 @@ def uniform_floor_bias() -> Derivation:
     fraction ``n delta / (1 + n delta)`` of the distance. For the window around the maximum, ``c`` is the
     rounded cell, so the decoder slides from exact (``delta = 0``) toward plain rounding (``delta -> inf``).
     With ``activation="logits"`` the same holds with ``delta`` = the softmax mass of each off-support cell
-    relative to the support's mass.
+    relative to the support's mass. For ``top-k`` with ``k`` above the support size, a *uniform* floor makes
+    the extra ``k - 4`` cells ties, picked by the tie-break: the formula holds with ``c`` the centroid of the
+    cells actually picked, which is why the window (whose centroid is always the peak) is the cleaner
+    decoder when the background is not exactly zero.
     """
     u, c = sp.symbols("u c", real=True)
     delta, n = sp.symbols("delta n", nonnegative=True)

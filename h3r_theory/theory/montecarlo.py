@@ -59,7 +59,7 @@ def estimate(values: Tensor) -> Estimate:
     n = flat.numel()
     if n < 2:
         raise ValueError(f"estimate needs at least 2 values, got {n}")
-    return Estimate(float(flat.mean()), float(flat.std(unbiased=True)), n)
+    return Estimate(float(flat.mean()), float(flat.std(correction=1)), n)
 
 
 @contextlib.contextmanager
@@ -192,8 +192,9 @@ def simulate_randomized_rounding(
 
     ``fractions=(ex, ey)``: every keypoint sits at the same sub-cell position (conditional moments);
     ``None``: keypoints uniform over the map (averaged moments). The one-hot map is decoded with the codec's
-    own decoder (``activation="probabilities"``), which returns the sampled cell. Returns :func:`_summary`
-    plus ``"mean_position"`` (the average decoded keypoint minus the truth, per axis: the unbiasedness).
+    own decoder (``activation="probabilities"``), which returns the sampled cell. Returns :func:`_summary`;
+    its ``bias_x``/``bias_y`` (the average sample minus the keypoint) measure the unbiasedness and
+    ``mse_x``/``mse_y`` (mean squared deviation from the known mean) the variance ``e (1 - e)``.
     """
     codec = make_codec("randomized_rounding", heatmap_size, stride)
     generator = _generator(seed, device)
