@@ -25,14 +25,15 @@ def centroid(weights: torch.Tensor) -> torch.Tensor:
 
 
 def markers_alone(params: syn.FaceParams, k: int, size, dtype=torch.float64) -> torch.Tensor:
-    """Render landmark k's marker only (no background, context, clutter or noise): (B, 3, H, W), unclipped."""
+    """Render landmark k's marker only (no background, context, clutter or noise): (B, 3, H, W), unclipped.
+
+    The scene keeps the single primitive k, so this is the renderer's own output for that feature.
+    """
     scene = syn.build_scene(params)
-    keep = torch.zeros(scene.colours.shape[1], dtype=scene.colours.dtype)
-    keep[k] = 1.0
     B = scene.colours.shape[0]
-    scene = replace(
-        scene, colours=scene.colours * keep[:, None], background=torch.zeros(B, 3), gradient=torch.zeros(B, 2),
-        noise=None,
+    scene = syn.Scene(
+        scene.centres[:, k : k + 1], scene.sigmas[:, k : k + 1], scene.colours[:, k : k + 1],
+        background=torch.zeros(B, 3), gradient=torch.zeros(B, 2), noise=None,
     )  # fmt: skip
     return syn.render_scene(scene, size, dtype, clip=False)
 
@@ -102,7 +103,8 @@ def test_float32_and_float64_rendering_agree():
 )  # fmt: skip
 def test_keypoints_stay_inside_the_image_with_a_margin(width, height, seed, k):
     g = torch.Generator().manual_seed(seed)
-    _, keypoints, _ = render_batch(8, (width, height), k, g, noise=0.0, clutter=0)
+    uniforms = torch.rand(64, syn.num_uniforms(0), generator=g, dtype=torch.float64)
+    keypoints = syn.sample_params(uniforms, (width, height), clutter=0).keypoints[:, :k]
     margin = 4.0 - 1e-9
     assert (keypoints[..., 0] >= margin).all() and (keypoints[..., 0] <= width - 1 - margin).all()
     assert (keypoints[..., 1] >= margin).all() and (keypoints[..., 1] <= height - 1 - margin).all()
