@@ -302,3 +302,9 @@ def test_coco_ap_through_a_results_json(tmp_path):
     results = json.loads((tmp_path / "coco_results.json").read_text())
     assert len(results) == len(data) == 12
     assert {r["image_id"] for r in results} == {r.extras["image_id"] for r in data.records}
+
+
+def test_diverging_training_stops_with_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="training loss is (nan|inf) at step"):
+        engine.train(tiny_config(tmp_path, "train.max_steps=3", "codec.name=gaussian"),
+                     model=_Stub(lambda im: torch.full((im.shape[0], 6, 16, 16), float("nan"))))

@@ -667,6 +667,9 @@ def train(
 
             if step % max(1, tc.log_every) == 0 or step == total_steps:
                 mean_loss = float(dist_utils.all_reduce_mean(loss.detach(), info))
+                if not math.isfinite(mean_loss):  # checked at log steps only: a sync per step costs on GPU
+                    raise ValueError(f"training loss is {mean_loss} at step {step} (epoch {epoch}); lower "
+                                     f"optim.lr (now {config.optim.lr}) or set optim.grad_clip")
                 if logger is not None:
                     logger.log({"kind": "train", "step": step, "epoch": epoch, "loss": mean_loss,
                                 "lr": scheduler.get_last_lr()[0], "loss_name": loss_name})
