@@ -71,16 +71,23 @@ def plot_curves(records: Iterable[dict], path: Union[str, Path], title: str = ""
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("training loss")
     ax_loss.grid(alpha=0.3)
-    # Plot the error-like metrics that every dataset has; each on its own line.
-    for key in ("nme", "mean_error_px", "pckh", "ap"):
-        points = [(r["step"], r[key]) for r in evals if isinstance(r.get(key), (int, float))]
-        if points:
-            ax_eval.plot(*zip(*points), marker="o", lw=1.2, label=key)
+    # The dataset's own metric on the left axis, the mean error in input pixels on a twin right axis:
+    # their scales differ by orders of magnitude (NME is a fraction, the error is in pixels).
+    lines = []
+    metric = next((k for k in ("nme", "pckh", "ap") if any(isinstance(r.get(k), (int, float)) for r in evals)), None)
+    if metric is not None:
+        pts = [(r["step"], r[metric]) for r in evals if isinstance(r.get(metric), (int, float))]
+        lines += ax_eval.plot(*zip(*pts), marker="o", lw=1.2, color="C0", label=metric)
+        ax_eval.set_ylabel(metric)
+    pts = [(r["step"], r["mean_error_px"]) for r in evals if isinstance(r.get("mean_error_px"), (int, float))]
+    if pts:
+        ax_px = ax_eval.twinx() if metric is not None else ax_eval
+        lines += ax_px.plot(*zip(*pts), marker="s", lw=1.2, color="C1", label="mean error (input px)")
+        ax_px.set_ylabel("mean error (input px)")
     ax_eval.set_xlabel("step")
-    ax_eval.set_ylabel("evaluation")
     ax_eval.grid(alpha=0.3)
-    if ax_eval.get_legend_handles_labels()[0]:
-        ax_eval.legend()
+    if lines:
+        ax_eval.legend(lines, [line.get_label() for line in lines])
     if title:
         fig.suptitle(title)
     fig.tight_layout()
