@@ -52,7 +52,8 @@ def test_tiny_sweep_writes_table_csv_json_md_and_figure(tiny_sweep):
         reader = csv.DictReader(f)
         assert reader.fieldnames == sw.COLUMNS
         rows = list(reader)
-    assert sorted((r["codec"], int(r["stride"])) for r in rows) == sorted((d, s) for d in decoders for s in (4, 8))
+    expected = sorted((d, s) for d in decoders for s in (4, 8))
+    assert sorted((r["codec"], int(r["stride"])) for r in rows) == expected
     numeric = [c for c in sw.COLUMNS if c not in ("codec", "trained_as", "heatmap")]
     for row in rows:
         for column in numeric:
@@ -64,7 +65,7 @@ def test_tiny_sweep_writes_table_csv_json_md_and_figure(tiny_sweep):
     assert saved["machine"] and saved["wall_seconds"] > 0
     assert set(saved["targets"]) >= {"rr_flat", "rr_vs_argmax", "rr_ratio_coarse_to_fine"}
     table = (results / "sweep.md").read_text()
-    assert table.startswith("| codec / decoder |") and table.count("\n| ") == len(rows)  # header, separator, one line per row
+    assert table.startswith("| codec / decoder |") and table.count("\n| ") == len(rows)  # one line per row
     png = (results / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 200_000
 

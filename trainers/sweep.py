@@ -500,11 +500,13 @@ def format_table(record: dict, markdown: bool = False) -> str:
     t = record.get("targets", {})
     lines.append("")
     if "rr_ratio_coarse_to_fine" in t:
+        verdict = "met" if t["rr_flat"] else "NOT met"
         lines.append(f"randomized rounding, stride {t['coarsest_stride']} / stride {t['finest_stride']}: "
-                     f"{t['rr_ratio_coarse_to_fine']:.3f} (target <= 1.15: {'met' if t['rr_flat'] else 'NOT met'})")
+                     f"{t['rr_ratio_coarse_to_fine']:.3f} (target <= 1.15: {verdict})")
     if "rr_over_argmax_coarse" in t:
+        verdict = "met" if t["rr_vs_argmax"] else "NOT met"
         lines.append(f"randomized rounding / argmax at stride {t['coarsest_stride']}: "
-                     f"{t['rr_over_argmax_coarse']:.3f} (target <= 0.5: {'met' if t['rr_vs_argmax'] else 'NOT met'})")
+                     f"{t['rr_over_argmax_coarse']:.3f} (target <= 0.5: {verdict})")
     lines.append(f"machine: {record['machine']}; wall time {record['wall_seconds']:.0f} s")
     return "\n".join(lines)
 
@@ -568,11 +570,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="h3r-sweep",
         description="Train the same model at several heatmap strides with several codecs; table + figure.",
         epilog="overrides: any sweep key, dotted, e.g. strides=[4,16] base.train.max_steps=100 "
-               "base.data.name=wflw base.data.root=~/data/WFLW; valid top-level keys: " + " ".join(SWEEP_KEYS),
+               "base.data.name=wflw base.data.root=~/data/WFLW; valid top-level keys: "
+               + " ".join(SWEEP_KEYS),
     )
     p.add_argument("overrides", nargs="*", help="key=value overrides of the sweep config")
-    p.add_argument("--config", help="sweep YAML (default: the bundled sweep.yaml, or sweep_full.yaml with --full)")
-    p.add_argument("--full", action="store_true", help="the full-size sweep (sweep_full.yaml; meant for a GPU)")
+    p.add_argument("--config", help="sweep YAML (default: bundled sweep.yaml; sweep_full.yaml with --full)")
+    p.add_argument("--full", action="store_true", help="the full-size sweep (sweep_full.yaml, for a GPU)")
     p.add_argument("--out", help="output folder (default: the config's out_dir, runs/sweep)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
