@@ -98,7 +98,7 @@ def test_float32_and_float64_rendering_agree():
 
 
 @given(
-    width=st.integers(40, 160), height=st.integers(40, 160), seed=st.integers(0, 2**31),
+    width=st.integers(27, 160), height=st.integers(27, 160), seed=st.integers(0, 2**31),
     k=st.sampled_from(syn.VALID_NUM_KEYPOINTS),
 )  # fmt: skip
 def test_keypoints_stay_inside_the_image_with_a_margin(width, height, seed, k):

@@ -237,9 +237,15 @@ def sample_params(
     x = local[..., 0] * scale[:, None]
     y = local[..., 1] * (scale * aspect)[:, None]
     rotated = torch.stack([cos[:, None] * x - sin[:, None] * y, sin[:, None] * x + cos[:, None] * y], dim=-1)
+    # _FACE_RADIUS makes this rare, but a stretched, jittered face could still be too tall for a small
+    # image: shrink it (mirror-invariant, since the extent is) so every label provably fits.
+    room = torch.tensor([W - 1.0 - 2 * margin, H - 1.0 - 2 * margin], dtype=torch.float64, device=u.device)
+    extent = rotated.amax(dim=1) - rotated.amin(dim=1)  # (B, 2)
+    shrink = (room / extent).amin(dim=-1).clamp(max=1.0)
+    rotated, scale = rotated * shrink[:, None, None], scale * shrink
     # Centre uniform over the positions that keep every landmark inside [margin, size - 1 - margin].
     low = margin - rotated.amin(dim=1)  # (B, 2)
-    high = torch.tensor([W - 1.0, H - 1.0], dtype=torch.float64, device=u.device) - margin - rotated.amax(dim=1)
+    high = room + margin - rotated.amax(dim=1)
     centre = low + (high - low).clamp(min=0.0) * pose[:, 3:5]
     keypoints = rotated + centre[:, None, :]
 
