@@ -1,8 +1,10 @@
 """Multi-process training (DDP) on CPU with the gloo backend and 2 processes, as CI runs it.
 
-Two checks: (1) 2 processes with a global batch B take the same steps as 1 process with batch B (the data
-shards partition each global batch and DDP averages the gradients), and (2) the real launch path,
-``torchrun --nproc_per_node 2 -m trainers.cli train ...``, trains, evaluates on both shards and checkpoints.
+The two spawned processes get the environment torchrun gives its workers (RANK, LOCAL_RANK, WORLD_SIZE,
+MASTER_ADDR, MASTER_PORT) and run, in the same processes to pay the start-up once: (1) ``engine.train`` with a
+BatchNorm-free net, whose parameters must match 1 process with the same global batch (the data shards
+partition each global batch and DDP averages the gradients), then (2) the command ``python -m trainers.cli
+train synthetic ...`` exactly as ``torchrun --nproc_per_node 2 -m trainers.cli train ...`` would run it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,6 @@ from trainers import distributed as dist_utils
 from trainers import engine
 from trainers.config import load_config
 
-REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ["data.input_size=[32, 32]", "data.options={num_train: 64, num_eval: 10, num_keypoints: 6}",
            "train.batch_size=16", "train.max_steps=4", "train.progress=false", "train.device=cpu",
            "train.log_every=1"]
@@ -55,10 +54,16 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     result = engine.train(_config(out_dir), model=_net(6))
     params = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
     torch.save({"params": params, "final": result.final}, Path(out_dir) / f"rank{rank}.pt")
-    dist_utils.teardown(dist_utils.DistInfo(rank, world_size, rank))
+    from trainers import cli
+
+    code = cli.main(["train", "synthetic", *OPTIONS, f"train.out_dir={Path(out_dir) / 'cli'}"])
+    assert code == 0, f"rank {rank}: exit status {code}"
+    assert not torch.distributed.is_initialized()  # the CLI leaves the process group at exit
 
 
-def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+@pytest.mark.slow
+def test_two_processes_match_one_process_and_run_the_cli(tmp_path):
+    # (1) DDP == one process with the same global batch
     single = engine.train(_config(tmp_path / "single"), model=_net(6))
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "ddp")), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / "ddp" / f"rank{r}.pt", weights_only=True) for r in range(2)]
@@ -68,20 +73,12 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     # evaluation gathers both shards: every sample once, the same metrics as one process
     assert ranks[0]["final"]["num_samples"] == ranks[1]["final"]["num_samples"] == 10
     assert ranks[0]["final"]["nme"] == pytest.approx(single.final["nme"], rel=1e-3)
-
-
-def test_torchrun_cli_two_processes(tmp_path):
-    out = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "trainers.cli", "train", "synthetic", *OPTIONS, f"train.out_dir={out}"]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4]  # logged once (rank 0 only)
-    final = [r for r in records if r["kind"] == "eval"][-1]
-    assert final["num_samples"] == 10
-    assert torch.load(out / "last.pt", weights_only=True)["step"] == 4
+    # (2) the CLI run: logged once (rank 0 only), evaluated on both shards, checkpointed
+    cli_out = tmp_path / "ddp" / "cli"
+    records = [json.loads(line) for line in (cli_out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4]
+    assert [r for r in records if r["kind"] == "eval"][-1]["num_samples"] == 10
+    assert torch.load(cli_out / "last.pt", weights_only=True)["step"] == 4
 
 
 def test_data_shards_partition_each_global_batch():
