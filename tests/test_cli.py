@@ -10,6 +10,7 @@ from h3r_theory import codecs
 from trainers import cli
 from trainers.config import CONFIG_DIR, load_config, valid_keys
 
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """CI runs two test workers on two cores: one intra-op thread each avoids oversubscription."""
