@@ -33,7 +33,7 @@ the batch it is drawn in, the number of workers or their order. Splits are disjo
 
 Speed, measured on a shared 2-core CPU container (torch 2.13, float32, one thread, machine otherwise
 idle): :func:`render_batch` of 256 images of 128 x 128 takes about 50-60 ms and
-:meth:`SyntheticLandmarks.batch` of 256 items about 50 ms (a quarter of that at 64 x 64).
+:meth:`SyntheticLandmarks.batch` of 256 items about 50 ms (at 64 x 64 about a third of that).
 
 Learnability (``python benchmarks/synthetic_learnability.py --size S --minutes 3``: a 147k-parameter CNN,
 stride-4 soft-argmax, L1 loss, batch 32, 3 minutes on the 2 shared cores, mean Euclidean error on 512
