@@ -232,8 +232,8 @@ display(Markdown(
 #
 # 1. Show with sympy that the floor MSE $1/3$ is the variance of $d$ plus its squared bias, and compute the
 #    variance of the rounding error.
-# 2. With the numbers of section 1.5 ($d = 64$ px), what is the largest stride whose quantization NME stays
-#    below 0.5 %? Answer with the closed form, then check with `mc.simulate_resolution`.
+# 2. With the numbers of section 1.5 ($d = 64$ px), which is the largest of the strides 1, 2, 4, 8, 16 whose
+#    quantization NME stays below 2 %? Answer with the closed form, then check with `mc.simulate_resolution`.
 # 3. Three dimensions (volumetric heatmaps, e.g. 3-D pose): estimate the mean error of rounding a uniformly
 #    placed point to the nearest point of the integer lattice $\mathbb Z^3$ by Monte Carlo, and compare it with
 #    $\sqrt{3}\cdot$ (the 1-D RMS error) as an upper bound. Why is that an upper bound?

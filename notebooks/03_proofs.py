@@ -232,7 +232,7 @@ print(f"{passed} of {len(summary)} statistical checks agree within 5 standard er
 # 1. Prove with sympy that in 1-D top-$k$ with $k = 2$ is exact for every fraction (use
 #    `losslessness.topk_decode(2, dim=1)`), and check it numerically with `mc.simulate_expected_decode` for
 #    keypoints on a cell row ($e_y = 0$), where the 2-D map has only two non-zero cells.
-# 2. Claim 6 for a $5 \times 5$ window (`window_floor_error(2)`): how much larger must the map be at its
-#    maximum than the floor $\delta$ for the mean 2-D error to stay below $0.01$ cells? Solve with sympy.
+# 2. Claim 6 for a $5 \times 5$ window (`window_floor_error(2)`): how small must the floor $\delta$ be for the
+#    mean 2-D error to stay below $0.01$ cells? Solve with sympy and compare with the $3 \times 3$ window.
 # 3. Use `mc.simulate_quantization` and the $z$-scores printed above: if you ran 20 independent correct checks,
 #    how many would you expect outside $\pm 2$ standard errors? Why does this notebook use 5?

@@ -1,0 +1,46 @@
+"""Solutions to the exercises of notebook 01 (quantization error). Run: python notebooks/solutions/01_quantization_error.py
+
+Each solution prints its answer and asserts it, so that the test suite keeps the solutions correct.
+"""
+
+import math
+
+import numpy as np
+import sympy as sp
+
+from h3r_theory.theory import montecarlo as mc
+from h3r_theory.theory import quantization, resolution
+
+# 1. Floor MSE = variance + bias^2. The error d = o(e) - e is a function of e ~ U[0, 1).
+e = sp.Symbol("e", nonnegative=True)
+for rounding in ("floor", "round"):
+    d = quantization.rounding_offset(rounding, e) - e
+    mean = sp.integrate(d, (e, 0, 1))
+    second = sp.integrate(d**2, (e, 0, 1))
+    variance = sp.simplify(second - mean**2)
+    print(f"1. {rounding}: E[d] = {mean}, E[d^2] = {second}, Var[d] = {variance}")
+    assert variance == sp.Rational(1, 12)  # both errors are uniform on an interval of length 1
+    assert second == variance + mean**2
+
+# 2. NME_q(s) = m s / d < 2 %  <=>  s < 0.02 d / m.
+m = quantization.mean_quantization_error("round", 2)
+limit = sp.Rational(2, 100) * 64 / m
+strides = [1, 2, 4, 8, 16]
+largest = max(s for s in strides if s < limit)
+trade = resolution.resolution_tradeoff((256, 256), strides, normaliser=64.0, num_keypoints=98)
+print(f"2. s < {float(limit):.3f}: largest stride {largest};",
+      "closed-form NME (%):", np.round(100 * trade["nme_quantization"], 3).tolist())
+assert largest == 2
+sim = mc.simulate_resolution(strides=(2, 4), input_size=(256, 256), normaliser=64.0, n=5_000)
+print("   measured NME (%) at strides 2, 4:", np.round(100 * sim["nme_round"], 3).tolist())
+assert sim["nme_round"][0] < 0.02 < sim["nme_round"][1]
+
+# 3. Rounding to Z^3: each axis error is uniform on [-1/2, 1/2), independently.
+rng = np.random.default_rng(0)
+errors = rng.uniform(-0.5, 0.5, size=(200_000, 3))
+distance = np.linalg.norm(errors, axis=1)
+bound = math.sqrt(3 / 12)  # sqrt(E|d|^2) = sqrt(3 * 1/12)
+print(f"3. mean 3-D rounding error {distance.mean():.4f} cells <= sqrt(3) * RMS(1-D) = {bound:.4f}")
+# Jensen: E|d| <= sqrt(E|d|^2), strict because |d| is not constant.
+assert distance.mean() < bound
+assert abs(distance.mean() - 0.4803) < 0.005  # the known constant for the cube (Robbins), ~0.4803
