@@ -86,7 +86,7 @@ def draw_keypoints(
     edges: Sequence[tuple[int, int]] = (),
     title: Optional[str] = None,
     marker_size: float = 16.0,
-    axis_labels: bool = False,
+    axis_labels=False,
 ):
     """Draw an image with ground truth (green circles) and predictions (red crosses) on ``ax``.
 
@@ -95,7 +95,7 @@ def draw_keypoints(
         gt, pred: (K, 2) keypoints in the pixels of ``image`` (x, y), or None.
         visible: (K,) > 0 = labelled; unlabelled keypoints are not drawn (their coordinates mean nothing).
         edges: (a, b) keypoint pairs joined by a line (a skeleton), drawn for the ground truth.
-        axis_labels: label the axes "x (px)" / "y (px)" (off by default to keep grids compact).
+        axis_labels: ticks and "x (px)" / "y (px)" labels (``"x"`` / ``"y"`` for one of them only).
     """
     img = image_to_numpy(image)
     ax.imshow(img, interpolation="nearest")  # default extent: pixel centres at integer coordinates
@@ -106,13 +106,27 @@ def draw_keypoints(
         for a, b in edges:
             if vis[a] and vis[b]:
                 ax.plot([g[a, 0], g[b, 0]], [g[a, 1], g[b, 1]], color=GT_COLOUR, lw=1.0, alpha=0.7)
-        ax.scatter(g[vis, 0], g[vis, 1], s=marker_size, facecolors="none", edgecolors=GT_COLOUR,
-                   linewidths=1.0, label="ground truth")
+        ax.scatter(
+            g[vis, 0],
+            g[vis, 1],
+            s=marker_size,
+            facecolors="none",
+            edgecolors=GT_COLOUR,
+            linewidths=1.0,
+            label="ground truth",
+        )
     if pred is not None:
         p = _numpy(pred)
         keep = vis if gt is not None else np.ones(p.shape[0], bool)
-        ax.scatter(p[keep, 0], p[keep, 1], s=marker_size, marker="x", color=PRED_COLOUR, linewidths=1.0,
-                   label="prediction")
+        ax.scatter(
+            p[keep, 0],
+            p[keep, 1],
+            s=marker_size,
+            marker="x",
+            color=PRED_COLOUR,
+            linewidths=1.0,
+            label="prediction",
+        )
         if gt is not None:  # error segments: what the metric measures
             g = _numpy(gt)
             for k in np.flatnonzero(keep):
@@ -120,11 +134,14 @@ def draw_keypoints(
     H, W = img.shape[:2]
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
-    if axis_labels:
-        ax.set_xlabel("x (px)")
-        ax.set_ylabel("y (px)")
+    ax.tick_params(labelsize=6)
+    if axis_labels in (True, "x"):
+        ax.set_xlabel("x (px)", fontsize=7)
     else:
         ax.set_xticks([])
+    if axis_labels in (True, "y"):
+        ax.set_ylabel("y (px)", fontsize=7)
+    else:
         ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=8)
@@ -145,6 +162,7 @@ def prediction_grid(
     """A grid of :func:`draw_keypoints` panels, one per image; returns the figure.
 
     ``images`` is a list or a (N, 3, H, W) batch; ``gt``/``pred`` (N, K, 2) in the pixels of the images.
+    The first column has a y axis and the bottom panels an x axis, in pixels of the drawn images.
     """
     import matplotlib.pyplot as plt
 
@@ -159,9 +177,18 @@ def prediction_grid(
         if i >= n:
             ax.axis("off")
             continue
+        col = i % ncols
+        bottom = i + ncols >= n  # no panel below this one
+        labels = {(True, True): True, (True, False): "y", (False, True): "x"}.get((col == 0, bottom), False)
         draw_keypoints(
-            ax, images[i], None if gt is None else gt[i], None if pred is None else pred[i],
-            None if visible is None else visible[i], edges, None if titles is None else titles[i],
+            ax,
+            images[i],
+            None if gt is None else gt[i],
+            None if pred is None else pred[i],
+            None if visible is None else visible[i],
+            edges,
+            None if titles is None else titles[i],
+            axis_labels=labels,
         )
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
@@ -172,9 +199,13 @@ def prediction_grid(
     return fig
 
 
-def plot_training_history(history: Sequence[dict], metric: str = "mean_error_px",
-                          metric_label: str = "mean error (input px)", floor: Optional[float] = None,
-                          floor_label: str = "vanilla rounding floor"):
+def plot_training_history(
+    history: Sequence[dict],
+    metric: str = "mean_error_px",
+    metric_label: str = "mean error (input px)",
+    floor: Optional[float] = None,
+    floor_label: str = "vanilla rounding floor",
+):
     """Training loss against step (left) and the evaluation ``metric`` against step (right).
 
     ``history`` is ``RunResult.history`` (the records of ``metrics.jsonl``: ``kind`` "train" with
@@ -193,7 +224,9 @@ def plot_training_history(history: Sequence[dict], metric: str = "mean_error_px"
     axes[0].set_yscale("log")
     axes[0].grid(alpha=0.3)
     if evals:
-        axes[1].plot([r["step"] for r in evals], [r[metric] for r in evals], marker="o", label="held-out split")
+        axes[1].plot(
+            [r["step"] for r in evals], [r[metric] for r in evals], marker="o", label="held-out split"
+        )
     if floor is not None:
         axes[1].axhline(floor, color="k", ls="--", lw=1, label=f"{floor_label} ({floor:.2f})")
     axes[1].set_xlabel("training step")
@@ -222,16 +255,29 @@ def plot_sweep(rows: Sequence[dict], floor_per_stride: float, codecs_order: Opti
     strides = sorted({int(r["stride"]) for r in rows})
     names = list(codecs_order or dict.fromkeys(r["codec"] for r in rows))
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
-    panels = ((axes[0], "mean_error_px", "mean error (input px)"),
-              (axes[1], "jitter_sd_px", "jitter: sd of the error over sub-pixel shifts (input px)"))
-    for ax, key, label in panels:
+    panels = (
+        (axes[0], "mean_error_px", "mean error (input px)", "error against stride"),
+        (
+            axes[1],
+            "jitter_sd_px",
+            "jitter sd (input px)",
+            "jitter: sd of the error vector over sub-pixel shifts",
+        ),
+    )
+    for ax, key, label, title in panels:
+        ax.set_title(title, fontsize=9)
         for name in names:
             pts = sorted((int(r["stride"]), float(r[key])) for r in rows if r["codec"] == name)
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
         if key == "mean_error_px":
-            ax.plot(strides, [floor_per_stride * s for s in strides], "k--", lw=1,
-                    label=f"vanilla floor {floor_per_stride:.4f} x stride")
+            ax.plot(
+                strides,
+                [floor_per_stride * s for s in strides],
+                "k--",
+                lw=1,
+                label=f"vanilla floor {floor_per_stride:.4f} x stride",
+            )
         ax.set_xscale("log", base=2)
         ax.set_xticks(strides)
         ax.set_xticklabels([str(s) for s in strides])
@@ -264,6 +310,13 @@ def plot_error_histograms(errors: dict, bins: int = 40, xlabel: str = "error (in
 
 
 __all__ = [
-    "MPII_SKELETON", "COCO_SKELETON", "show", "image_to_numpy", "draw_keypoints", "prediction_grid", "plot_training_history",
-    "plot_sweep", "plot_error_histograms",
+    "MPII_SKELETON",
+    "COCO_SKELETON",
+    "show",
+    "image_to_numpy",
+    "draw_keypoints",
+    "prediction_grid",
+    "plot_training_history",
+    "plot_sweep",
+    "plot_error_histograms",
 ]

@@ -1,0 +1,160 @@
+"""Solutions to the exercises of notebook 06 (training a facial-landmark model with randomized rounding).
+
+Run from the repository root:  python notebooks/solutions/06_train_face_landmarks.py [--long]
+(about a minute on a 2-core CPU; ``--long`` adds exercise 3, two more trainings). Every number printed is
+measured by this script, and each solution asserts its answer, so the solutions cannot silently go wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from h3r_theory import codecs, metrics
+from h3r_theory.theory.quantization import mean_quantization_error
+from trainers import engine
+from trainers.config import load_config
+
+STEPS = int(os.environ.get("H3R_SOLUTION_STEPS", "150"))
+FLOOR_CELLS = float(mean_quantization_error("round", 2))  # (sqrt(2) + asinh(1)) / 6
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_samples"
+
+
+def train(*overrides: str):
+    """The notebook's synthetic configuration plus ``overrides``; returns (RunResult, eval set, codec)."""
+    config = load_config(
+        "synthetic",
+        [
+            f"train.max_steps={STEPS}",
+            "train.progress=false",
+            "train.eval_every=0",
+            "train.checkpoint_every=0",
+            "data.options.num_train=2048",
+            "data.options.num_eval=128",
+            f"train.out_dir={tempfile.mkdtemp()}",
+            *overrides,
+        ],
+    )
+    train_set, eval_set = engine.build_datasets(config)
+    result = engine.train(config, train_set=train_set, eval_set=eval_set)
+    return result, eval_set, result.codec
+
+
+def exercise_1(rr_result) -> None:
+    """Vanilla baseline: the argmax codec's error cannot go below ~0.3826 x stride on average.
+
+    Its decoder returns a cell centre, so for keypoints spread uniformly within cells the mean error of even
+    a perfect network is the rounding error; more training only makes the right cell win more often.
+    """
+    errors = {}
+    for name, result in (("argmax", train("codec.name=argmax")[0]), ("randomized_rounding", rr_result)):
+        s = result.codec.stride[0]
+        errors[name] = result.final["mean_error_px"]
+        print(
+            f"[1] {name:>20s}: mean error {errors[name]:.3f} px, floor {FLOOR_CELLS * s:.3f} px "
+            f"(ratio {errors[name] / (FLOOR_CELLS * s):.2f})"
+        )
+    assert errors["argmax"] > 0.8 * FLOOR_CELLS * 4, "argmax should not beat the rounding floor by much"
+    assert errors["randomized_rounding"] < errors["argmax"]
+
+
+def exercise_2(trained) -> None:
+    """Decoders. Unbiased when the activation points contain the 2 x 2 bilinear support: top-k with k >= 4
+    (once the 4 support cells are the 4 largest) or a window of radius >= 1. k = 1 is the peak cell = argmax.
+    Larger k / radius add cells with small softmax mass that pull the mean toward the window centre a
+    little on a trained (not ideal) map."""
+    result, eval_set, codec = trained
+    batch = engine.get_batch(eval_set, range(len(eval_set)))
+    with torch.no_grad():
+        logits = result.model.eval()(batch["image"]).float()
+    labelled = batch["visible"] > 0
+    errors = {}
+    for options in (
+        {"method": "topk", "k": 1},
+        {"method": "topk", "k": 4},
+        {"method": "topk", "k": 9},
+        {"method": "topk", "k": 25},
+        {"method": "window", "radius": 1},
+        {"method": "window", "radius": 2},
+    ):
+        xy, _ = codec.decode(logits, activation="logits", **options)
+        err = torch.linalg.vector_norm(xy.double() - batch["keypoints"].double(), dim=-1)[labelled]
+        errors[tuple(options.values())] = float(err.mean())
+        print(f"[2] {options}: mean error {float(err.mean()):.3f} px")
+    assert errors[("topk", 1)] > errors[("window", 1)], (
+        "the peak cell alone must lose the sub-cell information"
+    )
+
+
+def exercise_3() -> None:
+    """Stride 8 (8 x 8 heatmaps for 64 x 64 inputs): the floor doubles, randomized rounding need not."""
+    errors = {}
+    for name in ("argmax", "randomized_rounding"):
+        result = train(f"codec.name={name}", "model.output_stride=8")[0]
+        errors[name] = result.final["mean_error_px"]
+        print(f"[3] stride 8, {name:>20s}: mean error {errors[name]:.3f} px, floor {FLOOR_CELLS * 8:.3f} px")
+    assert errors["randomized_rounding"] < errors["argmax"]
+
+
+def exercise_4() -> None:
+    """Real faces at coarser heatmaps. The argmax NME grows about linearly with the stride and follows
+    0.3826 x s / d_in, with d_in the normaliser in INPUT pixels (the crop rescales original pixels)."""
+    if not (REAL / "mmpose").is_dir():
+        print(f"[4] skipped: real samples not found at {REAL}")
+        return
+    from trainers.data import coco
+    from trainers.data.dataset import LandmarkDataset
+    from trainers.data.flip_pairs import FLIP_PAIRS
+
+    for name in ("wflw", "300w", "cofw", "aflw"):
+        folder = REAL / "mmpose" / name
+        records = coco.load_coco_keypoints(folder / f"test_{name}.json", folder, name)
+        ds = LandmarkDataset(records, input_size=(256, 256), train=False, flip_pairs=FLIP_PAIRS[name])
+        items = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+        kp, vis = items["keypoints"].double(), items["visible"].double()
+        inverse = engine.invert_affine(items["matrix"])
+        gt = engine.apply_affine(kp, inverse)
+        norms = torch.tensor([ds.normalizer(i) for i in range(len(ds))], dtype=torch.float64)
+        scale = torch.linalg.det(items["matrix"][:, :, :2]).abs().sqrt()  # input px per original px
+        nmes = []
+        for size in (64, 32, 16):
+            am = codecs.build("argmax", input_size=(256, 256), heatmap_size=(size, size))
+            xy = am.decode(am.encode(kp, vis).heatmaps, activation="probabilities")[0]
+            nmes.append(metrics.face_metrics(engine.apply_affine(xy, inverse), gt, norms, vis)["nme"])
+            predicted = float((FLOOR_CELLS * 256 / size / (norms * scale)).mean())
+            print(
+                f"[4] {name:>5s} {size:2d}x{size:<2d}: argmax NME {nmes[-1]:.4f}, "
+                f"0.3826 s / d_in = {predicted:.4f}"
+            )
+            assert 0.5 < nmes[-1] / predicted < 2.0, "the floor formula should predict the rounding NME"
+        assert nmes[0] < nmes[1] < nmes[2]
+
+
+def exercise_5() -> None:
+    """GPU: ``train.device=auto`` picks CUDA; ``train.amp: true`` autocasts to bfloat16 (float16 with a
+    GradScaler where bf16 is missing) and ``train.channels_last: true`` stores images and weights
+    channels-last; both are ignored on a CPU. See ``trainers/config.py`` (TrainConfig) and
+    ``engine.amp_dtype``."""
+    config = load_config("wflw", ["data.root=/nonexistent"])
+    print(
+        f"[5] wflw config: device={config.train.device}, amp={config.train.amp}, "
+        f"channels_last={config.train.channels_last}; amp dtype on this machine: "
+        f"{engine.amp_dtype(torch.device('cuda' if torch.cuda.is_available() else 'cpu'), config.train.amp)}"
+    )
+    assert config.train.amp and config.train.channels_last and config.train.device == "auto"
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    rr = train()  # one randomized-rounding run, shared by exercises 1 and 2
+    exercise_1(rr[0])
+    exercise_2(rr)
+    if "--long" in sys.argv:
+        exercise_3()
+    exercise_4()
+    exercise_5()

@@ -1,0 +1,174 @@
+"""Solutions to the exercises of notebook 07 (human pose: MPII and COCO).
+
+Run from the repository root:  python notebooks/solutions/07_human_pose.py   (about a minute on a 2-core CPU).
+Exercises 1-2 need ../shared/data/real_samples (they print a reason and skip without it). Each solution
+asserts its answer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from h3r_theory import codecs, conventions, metrics
+from trainers import engine
+from trainers.config import load_config
+
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_samples"
+STEPS = int(os.environ.get("H3R_SOLUTION_STEPS", "150"))
+
+
+def round_trip(name, keypoints, visible, input_size, heatmap_size, expected=False):
+    """Ideal heatmaps of ``keypoints`` (input px) decoded again: what a perfect network would predict."""
+    codec = codecs.build(name, input_size=input_size, heatmap_size=heatmap_size)
+    enc = codec.expected(keypoints, visible) if expected else codec.encode(keypoints, visible)
+    return codec.decode(enc.heatmaps, activation="probabilities")[0]
+
+
+def exercise_1() -> None:
+    """PCKh@0.5 by hand: correct = error / head size <= 0.5 on labelled joints, pelvis and thorax excluded."""
+    if not (REAL / "mmpose" / "mpii").is_dir():
+        print(f"[1] skipped: real samples not found at {REAL}")
+        return
+    from trainers.data import mpii
+    from trainers.data.dataset import LandmarkDataset
+    from trainers.data.flip_pairs import FLIP_PAIRS
+
+    folder = REAL / "mmpose" / "mpii"
+    people = mpii.load_mpii_json(folder / "test_mpii.json", folder)
+    mpii.attach_head_boxes(
+        people, mpii.load_mpii_gt_valid(REAL / "mpii_eval_bearpaw" / "detections_our_format.mat")
+    )
+    ds = LandmarkDataset(people, input_size=(256, 256), train=False, flip_pairs=FLIP_PAIRS["mpii"])
+    items = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    kp, vis = items["keypoints"].double(), items["visible"].double()
+    inverse = engine.invert_affine(items["matrix"])
+    gt = engine.apply_affine(kp, inverse)
+    pred = engine.apply_affine(round_trip("argmax", kp, vis, (256, 256), (64, 64)), inverse)
+    heads = torch.tensor([ds.normalizer(i) for i in range(len(ds))], dtype=torch.float64)
+    for t in (0.5, 0.1):
+        correct, valid = metrics.pck_correct(pred, gt, heads, t, vis)
+        keep = [k for k in range(16) if k not in metrics.MPII_EXCLUDED_FROM_MEAN]
+        by_hand = 100 * float(correct[:, keep].sum() / valid[:, keep].sum())
+        engine_value = engine.dataset_metrics(
+            ds, list(range(len(ds))), pred, gt, vis, torch.ones_like(vis), pckh_threshold=t
+        )["pckh"]
+        print(f"[1] PCKh@{t}: by hand {by_hand:.2f} %, engine.dataset_metrics {engine_value:.2f} %")
+        assert abs(by_hand - engine_value) < 1e-9
+
+
+def exercise_2() -> None:
+    """COCO at strides 4, 8, 16 (48x64, 24x32, 12x16 heatmaps for 192x256 crops): the AP that rounding alone
+    costs grows quickly with the stride; the randomized-rounding expectation loses only what lies off the
+    grid."""
+    subset = REAL / "coco_val2017_subset" / "person_keypoints_val2017.json"
+    if not subset.is_file():
+        print(f"[2] skipped: {subset} not found")
+        return
+    from trainers.data import coco
+    from trainers.data.dataset import LandmarkDataset
+    from trainers.data.flip_pairs import FLIP_PAIRS
+
+    records = coco.load_coco_keypoints(subset, subset.parent)
+    ds = LandmarkDataset(records, input_size=(192, 256), train=False, flip_pairs=FLIP_PAIRS["coco"])
+    ds.annotation_file = subset
+    n = len(ds)
+    matrix = torch.stack([ds.matrix_for(i)[0][:2] for i in range(n)])
+    gt = torch.from_numpy(np.stack([r.keypoints for r in records]))
+    vis = torch.from_numpy(np.stack([r.visibility for r in records]) > 0).double()
+    kp, inverse = engine.apply_affine(gt, matrix), engine.invert_affine(matrix)
+    aps = {}
+    for stride in (4, 8, 16):
+        size = (192 // stride, 256 // stride)
+        for label, name, expected in (
+            ("argmax", "argmax", False),
+            ("RR expectation", "randomized_rounding", True),
+        ):
+            pred = engine.apply_affine(round_trip(name, kp, vis, (192, 256), size, expected), inverse)
+            ap = aps[stride, label] = engine.dataset_metrics(
+                ds, list(range(n)), pred, gt, vis, torch.ones_like(vis)
+            )["ap"]
+            print(
+                f"[2] stride {stride:2d} ({size[0]}x{size[1]}), {label:>15s}: AP {ap:.4f} "
+                f"({100 * (1 - ap):.2f} points lost)"
+            )
+    assert aps[4, "argmax"] > aps[8, "argmax"] > aps[16, "argmax"]
+    assert all(aps[s, "RR expectation"] > aps[s, "argmax"] for s in (4, 8, 16))
+
+
+def exercise_3() -> None:
+    """OKS of a 2 px error for a person of area 96^2, per keypoint: exp(-d^2 / (2 area (2 sigma)^2)).
+    The smallest sigmas (nose 0.026, eyes 0.025) give the lowest OKS: COCO is strictest on the face points,
+    where annotators agree best."""
+    names = (
+        "nose",
+        "l_eye",
+        "r_eye",
+        "l_ear",
+        "r_ear",
+        "l_shoulder",
+        "r_shoulder",
+        "l_elbow",
+        "r_elbow",
+        "l_wrist",
+        "r_wrist",
+        "l_hip",
+        "r_hip",
+        "l_knee",
+        "r_knee",
+        "l_ankle",
+        "r_ankle",
+    )
+    sig = torch.tensor(metrics.COCO_SIGMAS)
+    per_kpt = torch.exp(-(2.0**2) / (2 * 96.0**2 * (2 * sig) ** 2))
+    worst = int(per_kpt.argmin())
+    print(
+        f"[3] OKS per keypoint for 2 px at area 96^2: min {float(per_kpt[worst]):.4f} ({names[worst]}), "
+        f"max {float(per_kpt.max()):.4f} ({names[int(per_kpt.argmax())]})"
+    )
+    assert names[worst] in ("l_eye", "r_eye")
+
+
+def exercise_4() -> None:
+    """Flip test. Under the pixel-centre convention the mirrored heatmap lies exactly on the direct one
+    (offset 0), so averaging needs no shift; under 'msra' (u = x / s) it would be (s - 1) / s cells off, and
+    engine.predict refuses rather than average two misaligned maps."""
+    config = load_config(
+        "synthetic",
+        [
+            f"train.max_steps={STEPS}",
+            "train.progress=false",
+            "train.eval_every=0",
+            "train.checkpoint_every=0",
+            "data.options.num_eval=128",
+            f"train.out_dir={tempfile.mkdtemp()}",
+        ],
+    )
+    result = engine.train(config)
+    (eval_set,) = engine.build_datasets(config, ["eval"])
+    for flip in (False, True):
+        e = engine.evaluate(result.model, result.codec, eval_set, flip_test=flip)
+        print(f"[4] flip_test={flip}: mean error {e['mean_error_px']:.3f} px")
+    offsets = {c: conventions.heatmap_flip_offset((64, 64), (16, 16), c) for c in ("pixel_center", "msra")}
+    for convention, offset in offsets.items():
+        print(f"[4] heatmap flip offset under {convention!r}: {offset:.3f} cells")
+    assert offsets["pixel_center"] == 0.0 and abs(offsets["msra"] - 3 / 4) < 1e-12  # (s - 1) / s at s = 4
+
+
+def exercise_5() -> None:
+    """The paper's coarse settings keep the 256 x 256 input and change only the output stride:
+    ``model.output_stride=8`` (32 x 32 heatmaps) or ``16`` (16 x 16); the codec stays randomized_rounding."""
+    for stride in (8, 16):
+        config = load_config("mpii", ["data.root=/path/to/mpii", f"model.output_stride={stride}"])
+        size = engine.heatmap_size_for(config.data.input_size, config.model.output_stride)
+        print(f"[5] mpii with model.output_stride={stride}: heatmaps {size}")
+        assert size == (256 // stride, 256 // stride)
+
+
+if __name__ == "__main__":
+    for exercise in (exercise_1, exercise_2, exercise_3, exercise_4, exercise_5):
+        exercise()
