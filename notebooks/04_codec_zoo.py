@@ -181,6 +181,7 @@ plotting.line_plot(np.array(NOISE), {k: np.maximum(v, 1e-3) for k, v in noisy_er
                    title="decoders on noisy targets (errors below 1e-3 px drawn at 1e-3)")
 
 # %%
+# NBVAL_CHECK_OUTPUT
 for eta, *row in zip(NOISE, *(noisy_error[k] for k in noise_codecs)):
     print(f"eta {eta:5.2f}: " + ", ".join(f"{k} {v:.3f} px" for k, v in zip(noise_codecs, row)))
 
