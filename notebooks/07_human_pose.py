@@ -32,7 +32,7 @@
 #
 # **An honest note on the default run.** Pose datasets cannot be downloaded at run time and are too
 # large for a CPU test, so with the default parameters the training part runs on the embedded synthetic
-# set, which is **face-like** (12 landmarks of a synthetic face), not a body. It is there to show the
+# set, which is **face-like** (the landmarks of a synthetic face), not a body. It is there to show the
 # training path runs end to end; the code path for MPII or COCO is the same `engine.train` call with
 # another config. The real pose annotations enter in section 4, through the project's loaders and metrics.
 
@@ -48,7 +48,6 @@ SEED = 0
 REAL_SAMPLES = "../../shared/data/real_samples"  # the project's real annotated samples, if present
 
 # %%
-import math
 import time
 from pathlib import Path
 
@@ -93,7 +92,7 @@ def markdown_table(rows, floats="{:.4f}"):
 #    \qquad k_k = 2\sigma_k , $$
 #
 # with $d_k$ the error of keypoint $k$, $s^2$ the person's segment area and $\sigma_k$ per-keypoint
-# constants (0.025 for the nose to 0.107 for the hips). AP averages the precision over OKS thresholds
+# constants (from 0.025 for the eyes to 0.107 for the hips). AP averages the precision over OKS thresholds
 # 0.50, 0.55, ..., 0.95, so it rewards sub-pixel accuracy at the strict end. Both are in
 # `h3r_theory.metrics`; `engine.evaluate` applies them after mapping predictions back to original pixels.
 
@@ -164,15 +163,16 @@ pt.show(fig, "jpeg")
 # %% [markdown]
 # ## 4 · Real MPII and COCO annotations through the loaders
 #
-# Four experiments, each run only when `../shared/data/real_samples` is present:
+# Four experiments, each run only when `../shared/data/real_samples` is present (the tables count the
+# persons):
 #
-# * **MPII, 5 persons with images** (mmpose's test sample, the first 5 persons of the validation split):
-#   crops of 256 x 256, ideal maps at 64 x 64, PCKh@0.5 and PCKh@0.1 with the head boxes of `gt_valid.mat`;
-# * **MPII, all 2958 validation persons** (the `gt_valid.mat` structure, annotations only): the PCKh table
+# * **MPII with images** (mmpose's test sample, the first persons of the validation split): crops of
+#   256 x 256, ideal maps at 64 x 64, PCKh@0.5 and PCKh@0.1 with the head boxes of `gt_valid.mat`;
+# * **MPII, the whole validation split** (the `gt_valid.mat` structure, annotations only): the PCKh table
 #   of the reference method whose predictions that file ships, and of ground truth plus noise;
-# * **COCO, 12 persons with images** (4 val2017 images): crops of 192 x 256, ideal maps at 48 x 64, OKS and AP;
-# * **COCO, 1354 persons of 538 val2017 images** (annotations only): the same, where AP has enough
-#   instances to be meaningful. The crops are computed from the boxes, no image is needed.
+# * **COCO with images** (mmpose's val2017 sample): crops of 192 x 256, ideal maps at 48 x 64, OKS and AP;
+# * **COCO, a val2017 annotation subset** (annotations only): the same, where AP has enough instances to
+#   be meaningful. The crops are computed from the boxes, no image is needed.
 
 # %%
 from trainers.data import coco, mpii
@@ -234,7 +234,7 @@ if HAVE_REAL:
 # %% [markdown]
 # A noise of standard deviation $0.1\,h$ per axis puts a joint beyond $0.5\,h$ only rarely, but beyond
 # $0.1\,h$ most of the time: the two thresholds measure very different things. On the full validation
-# split (2958 persons, 1-based MATLAB coordinates converted to 0-based by the loader):
+# split (1-based MATLAB coordinates converted to 0-based by the loader; "joints" counts the labelled ones):
 
 # %%
 mpii_full = []
@@ -371,7 +371,7 @@ display(Markdown("\n".join(lines)))
 #
 # Solutions: `notebooks/solutions/07_human_pose.py` (run it from the repository root).
 #
-# 1. **PCKh by hand.** For the 5 MPII persons of section 4, compute PCKh@0.5 of the argmax round trip with
+# 1. **PCKh by hand.** For the MPII persons with images of section 4, compute PCKh@0.5 of the argmax round trip with
 #    `metrics.pck_correct` directly (remember to exclude pelvis and thorax) and check it against the table.
 # 2. **Coarser pose heatmaps.** Repeat the COCO experiment with heatmaps of 24 x 32 and 12 x 16 (strides 8
 #    and 16). How many AP points does vanilla rounding lose, and how many does the randomized-rounding

@@ -58,7 +58,7 @@ def exercise_1() -> None:
             ds, list(range(len(ds))), pred, gt, vis, torch.ones_like(vis), pckh_threshold=t
         )["pckh"]
         print(f"[1] PCKh@{t}: by hand {by_hand:.2f} %, engine.dataset_metrics {engine_value:.2f} %")
-        assert abs(by_hand - engine_value) < 1e-9
+        assert abs(by_hand - engine_value) < 1e-6  # same counts, divided in a different order
 
 
 def exercise_2() -> None:
