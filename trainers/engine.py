@@ -150,12 +150,24 @@ def build_codec(config: Config, input_size: Sequence[int]) -> HeatmapCodec:
 
 
 def build_network(config: Config, num_keypoints: int) -> nn.Module:
-    """``trainers.models.build_model`` with the settings of ``config.model``."""
+    """``trainers.models.build_model`` with the settings of ``config.model``.
+
+    Fails here, before any data is read, when ``data.input_size`` is not a multiple of what the backbone
+    needs (its coarsest branch stride), rather than at the first forward pass.
+    """
     from .models import build_model
 
     m = config.model
-    return build_model(m.name, num_keypoints=num_keypoints, output_stride=m.output_stride, head=m.head,
-                       pretrained=m.pretrained)
+    model = build_model(m.name, num_keypoints=num_keypoints, output_stride=m.output_stride, head=m.head,
+                        pretrained=m.pretrained)
+    multiple = getattr(model, "input_multiple", 1)
+    W, H = config.data.input_size or (0, 0)  # None: the dataset's default size, which the dataset checks
+    if W % multiple or H % multiple:
+        raise ValueError(
+            f"data.input_size {(W, H)} must be a multiple of {multiple} for model.name={m.name!r} "
+            f"(its coarsest feature stride); e.g. {(W // multiple * multiple or multiple, H // multiple * multiple or multiple)}"
+        )
+    return model
 
 
 def make_optimizer(model: nn.Module, o) -> torch.optim.Optimizer:
