@@ -12,9 +12,8 @@ import re
 import runpy
 from pathlib import Path
 
+import jupytext  # a hard dependency of the tests (the "notebooks" extra): a missing one must fail, not skip
 import pytest
-
-jupytext = pytest.importorskip("jupytext")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))

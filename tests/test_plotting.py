@@ -8,6 +8,8 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from h3r_theory import plotting
@@ -115,3 +117,13 @@ def test_derivation_markdown_lists_every_step_and_the_result():
     assert "\\frac{1}{12}" in text
     with pytest.raises(ValueError, match="steps"):
         plotting.derivation_markdown(object())
+
+
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=30), st.booleans())
+@settings(max_examples=25, deadline=None)
+def test_line_plot_keeps_any_finite_values_and_dtype_of_input_untouched(values, as_float32):
+    y = torch.tensor(values, dtype=torch.float32 if as_float32 else torch.float64)
+    before = y.clone()
+    fig = plotting.line_plot(np.arange(len(values)), {"y": y}, "index", "value (cells)")
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), before.double().numpy())
+    assert torch.equal(y, before) and y.dtype == before.dtype  # the caller's tensor is not modified
