@@ -53,12 +53,12 @@ def exercise_1() -> None:
     for t in (0.5, 0.1):
         correct, valid = metrics.pck_correct(pred, gt, heads, t, vis)
         keep = [k for k in range(16) if k not in metrics.MPII_EXCLUDED_FROM_MEAN]
-        by_hand = 100 * float(correct[:, keep].sum() / valid[:, keep].sum())
+        by_hand = 100 * int(correct[:, keep].sum()) / int(valid[:, keep].sum())  # exact counts, float64
         engine_value = engine.dataset_metrics(
             ds, list(range(len(ds))), pred, gt, vis, torch.ones_like(vis), pckh_threshold=t
         )["pckh"]
         print(f"[1] PCKh@{t}: by hand {by_hand:.2f} %, engine.dataset_metrics {engine_value:.2f} %")
-        assert abs(by_hand - engine_value) < 1e-6  # same counts, divided in a different order
+        assert abs(by_hand - engine_value) < 1e-4  # the engine divides the same counts in float32
 
 
 def exercise_2() -> None:
