@@ -11,7 +11,7 @@ checked and a mismatch raises ``ValueError`` naming the argument.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 DPI = 80
 
 
-def _array(values, name: str, ndim: Optional[int] = None) -> np.ndarray:
+def _array(values, name: str, ndim: int | None = None) -> np.ndarray:
     """``values`` as a float64 numpy array, checked to be finite and (optionally) of ``ndim`` dimensions."""
     if hasattr(values, "detach"):  # a torch tensor: plot its values, never keep the graph or the device
         values = values.detach().cpu().numpy()
@@ -43,12 +43,13 @@ def line_plot(
     curves: Mapping[str, object],
     xlabel: str,
     ylabel: str,
-    title: Optional[str] = None,
-    bands: Optional[Mapping[str, object]] = None,
-    styles: Optional[Mapping[str, str]] = None,
+    title: str | None = None,
+    bands: Mapping[str, object] | None = None,
+    styles: Mapping[str, str] | None = None,
     logx: bool = False,
     logy: bool = False,
-    hlines: Optional[Mapping[str, float]] = None,
+    hlines: Mapping[str, float] | None = None,
+    xticklabels: Sequence[str] | None = None,
 ) -> Figure:
     """Curves ``y(x)`` on one axis, with an optional +-band per curve and labelled horizontal lines.
 
@@ -56,7 +57,7 @@ def line_plot(
         x: (N,) abscissae. curves: label -> (N,) values. bands: label -> (N,) half-widths (e.g. 2 standard
             errors) drawn as a shaded band around that curve. styles: label -> matplotlib format string
             (e.g. ``"o"`` for markers only, ``"--"``). hlines: label -> y of a dotted reference line
-            (a closed form the curve should approach).
+            (a closed form the curve should approach). xticklabels: one label per x, for categorical x.
     """
     xs = _array(x, "x", 1)
     fig, (ax,) = _figure()
@@ -77,6 +78,10 @@ def line_plot(
                     fontsize=8, color="0.3")
     ax.set_xscale("log" if logx else "linear")
     ax.set_yscale("log" if logy else "linear")
+    if xticklabels is not None:
+        if len(xticklabels) != xs.size:
+            raise ValueError(f"xticklabels has {len(xticklabels)} labels, expected {xs.size} like x")
+        ax.set_xticks(xs, list(xticklabels), fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
@@ -88,8 +93,8 @@ def line_plot(
 
 
 def histograms(
-    samples: Mapping[str, object], xlabel: str, bins: int = 50, title: Optional[str] = None,
-    vlines: Optional[Mapping[str, float]] = None,
+    samples: Mapping[str, object], xlabel: str, bins: int = 50, title: str | None = None,
+    vlines: Mapping[str, float] | None = None,
 ) -> Figure:
     """Overlaid density histograms of 1-D samples (e.g. per-axis errors in cells), one per label."""
     fig, (ax,) = _figure()
@@ -107,7 +112,7 @@ def histograms(
 
 
 def error_scatter(
-    errors: Mapping[str, object], unit: str = "cells", max_points: int = 2000, title: Optional[str] = None
+    errors: Mapping[str, object], unit: str = "cells", max_points: int = 2000, title: str | None = None
 ) -> Figure:
     """2-D decoding errors ``(dx, dy)``, one panel per label, on equal axes (the shape of the error cell).
 
@@ -141,10 +146,10 @@ def error_scatter(
 
 def heatmap_panels(
     maps: Mapping[str, object],
-    keypoint: Optional[Sequence[float]] = None,
-    decoded: Optional[Mapping[str, Sequence[float]]] = None,
+    keypoint: Sequence[float] | None = None,
+    decoded: Mapping[str, Sequence[float]] | None = None,
     unit: str = "cells",
-    title: Optional[str] = None,
+    title: str | None = None,
 ) -> Figure:
     """Heatmaps side by side with the true keypoint (white cross) and each panel's decoded point (red dot).
 
@@ -175,7 +180,7 @@ def heatmap_panels(
 
 def tradeoff_plot(
     stride, error, cost, error_label: str, cost_label: str, xlabel: str = "stride s (input px per cell)",
-    error_curves: Optional[Mapping[str, object]] = None, title: Optional[str] = None,
+    error_curves: Mapping[str, object] | None = None, title: str | None = None,
 ) -> Figure:
     """Error (left axis, linear) and cost (right axis, log) against the stride: the accuracy/cost trade-off.
 
@@ -209,7 +214,7 @@ def tradeoff_plot(
 
 
 def estimates_vs_exact(
-    labels: Sequence[str], estimates, stderrs, exact, ylabel: str, title: Optional[str] = None
+    labels: Sequence[str], estimates, stderrs, exact, ylabel: str, title: str | None = None
 ) -> Figure:
     """Monte Carlo estimates with 95 % error bars (1.96 standard errors) beside the exact values.
 
@@ -238,7 +243,7 @@ def estimates_vs_exact(
 
 
 def bar_chart(
-    labels: Sequence[str], values, ylabel: str, errors=None, title: Optional[str] = None, logy: bool = False
+    labels: Sequence[str], values, ylabel: str, errors=None, title: str | None = None, logy: bool = False
 ) -> Figure:
     """One bar per label (e.g. per codec), with optional symmetric error bars of the same unit."""
     vals = _array(values, "values", 1)
@@ -259,7 +264,7 @@ def bar_chart(
     return fig
 
 
-def derivation_markdown(derivation, title: Optional[str] = None) -> str:
+def derivation_markdown(derivation, title: str | None = None) -> str:
     """A derivation's steps as Markdown with LaTeX, one numbered step per line, then its statement.
 
     ``derivation`` is a :class:`h3r_theory.theory.derivation.Derivation` (or anything with ``steps``, a

@@ -103,7 +103,7 @@ for name, codec in (("round", codec_round), ("floor", codec_floor)):
     xy, _ = codec.decode(codec.encode(keypoints).heatmaps)
     errors[name] = ((xy - keypoints)[:, 0, 0] / codec.stride[0]).numpy()  # x error in cells
 plotting.line_plot(fractions.numpy(), errors, "fraction e = u - floor(u) (cells)", "decoded - true x (cells)",
-                   title="vanilla quantization error along one axis")
+                   styles={"round": ".", "floor": "."}, title="vanilla quantization error along one axis")
 
 # %% [markdown]
 # The closed forms, derived with sympy in `h3r_theory.theory.quantization` (the bias, for instance):

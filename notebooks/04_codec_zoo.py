@@ -54,7 +54,6 @@ SEED = 0
 import time
 
 import numpy as np
-import sympy as sp
 import torch
 from IPython.display import Markdown, display
 
@@ -214,8 +213,9 @@ for label, (name, opts) in VARIANTS.items():
     g = torch.Generator().manual_seed(SEED)
     kp = codec.to_input(torch.rand(16, 17, 2, generator=g) * torch.tensor([bench_size[0] - 1.0, bench_size[1] - 1.0]))
     maps = codec.expected(kp).heatmaps
-    speed["encode"].append(median_ms(lambda: codec.encode(kp, generator=g).heatmaps))
-    speed["decode"].append(median_ms(lambda: codec.decode(maps)))
+    # Default arguments bind this iteration's codec and inputs (the lambdas run right away anyway).
+    speed["encode"].append(median_ms(lambda c=codec, k=kp, g=g: c.encode(k, generator=g).heatmaps))
+    speed["decode"].append(median_ms(lambda c=codec, m=maps: c.decode(m)))
 for label, enc_ms, dec_ms in zip(VARIANTS, speed["encode"], speed["decode"]):
     print(f"{label:20s} encode (dense) {enc_ms:7.2f} ms   decode {dec_ms:7.2f} ms")
 print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

@@ -50,7 +50,7 @@ import sympy as sp
 import torch
 from IPython.display import Markdown, display
 
-from h3r_theory import codecs, losses, plotting
+from h3r_theory import codecs, plotting
 from h3r_theory.theory import consistency, losslessness, quantization
 from h3r_theory.theory import montecarlo as mc
 
@@ -177,7 +177,7 @@ print(f"{'fractions':12s} {'sample mean':>16s} {'CE + logits':>16s} {'BCE + prob
 for k, f in enumerate(FRACTIONS):
     def fmt(v):
         return f"({v[0]:+.3f}, {v[1]:+.3f})"
-    print(f"{str(f):12s} {fmt(fit['sample_mean'][k]):>16s} {fmt(fit['ce_logits'][k]):>16s} "
+    print(f"{f!s:12s} {fmt(fit['sample_mean'][k]):>16s} {fmt(fit['ce_logits'][k]):>16s} "
           f"{fmt(fit['bce_probabilities'][k]):>16s} {fmt(fit['bce_logits'][k]):>16s} {fmt(predicted[k]):>16s}")
 
 # %%
@@ -187,7 +187,7 @@ plotting.line_plot(np.arange(len(FRACTIONS)), {
     "BCE + probabilities (consistent)": np.linalg.norm(fit["bce_probabilities"], axis=-1),
     "BCE + logits (inconsistent)": np.linalg.norm(fit["bce_logits"], axis=-1),
     "inconsistent, predicted": np.linalg.norm(predicted, axis=-1),
-}, "keypoint index (fractions in the table above)", "|decoded - true| (cells)",
+}, "fractions (e_x, e_y) of the keypoint", "|decoded - true| (cells)", xticklabels=labels,
     styles={"CE + logits (consistent)": "o-", "BCE + probabilities (consistent)": "s-",
             "BCE + logits (inconsistent)": "^-", "inconsistent, predicted": "k:"},
     title="fitted to randomized-rounding samples, then decoded")

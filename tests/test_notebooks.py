@@ -121,7 +121,7 @@ def test_notebook_structure(path: Path):
     markdown = [c for c in nb.cells if c.cell_type == "markdown"]
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert markdown and "learning goals" in markdown[0].source.lower(), f"{path.name}: no learning goals up front"
-    assert re.search(r"^#+ .*exercises", markdown[-1].source, re.I | re.M), f"{path.name}: must end with Exercises"
+    assert re.search(r"^#+ .*exercises", markdown[-1].source, re.IGNORECASE | re.MULTILINE), f"{path.name}: must end with Exercises"
     assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell must be tagged parameters"
     solutions = [NOTEBOOK_DIR / "solutions" / f"{path.stem}{ext}" for ext in (".py", ".ipynb")]
     assert any(s.exists() for s in solutions), f"{path.name}: no solutions in notebooks/solutions/{path.stem}.py"

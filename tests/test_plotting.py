@@ -127,3 +127,10 @@ def test_line_plot_keeps_any_finite_values_and_dtype_of_input_untouched(values, 
     fig = plotting.line_plot(np.arange(len(values)), {"y": y}, "index", "value (cells)")
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), before.double().numpy())
     assert torch.equal(y, before) and y.dtype == before.dtype  # the caller's tensor is not modified
+
+
+def test_line_plot_categorical_ticks():
+    fig = plotting.line_plot([0, 1, 2], {"a": [1, 2, 3]}, "case", "error (cells)", xticklabels=["p", "q", "r"])
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["p", "q", "r"]
+    with pytest.raises(ValueError, match="xticklabels has 2 labels"):
+        plotting.line_plot([0, 1, 2], {"a": [1, 2, 3]}, "case", "error", xticklabels=["p", "q"])
