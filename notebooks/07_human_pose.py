@@ -37,17 +37,22 @@
 # another config. The real pose annotations enter in section 4, through the project's loaders and metrics.
 
 # %% tags=["parameters"]
+# H3R_NOTEBOOK_FULL=1 in the environment selects the long run (more steps, the whole held-out split).
+import os
+
+FULL = os.environ.get("H3R_NOTEBOOK_FULL", "0") == "1"
 DATA_ROOT = None  # folder with the ORIGINAL MPII or COCO files; None = embedded synthetic (face-like) set
 DATASET = "mpii"  # with DATA_ROOT: "mpii" (PCKh, needs annot/gt_valid.mat) or "coco" (AP via pycocotools)
-STEPS = 250  # optimisation steps (the bundled pose configs train for 210 epochs)
+STEPS = 3000 if FULL else 250  # optimisation steps (the bundled pose configs train for 210 epochs)
 BATCH_SIZE = 32
 DEVICE = "auto"  # "auto" = CUDA when present, else CPU
 MODEL = None  # None = the config's model ("tiny" for synthetic, "hrnet_w32" for MPII/COCO)
-EVAL_SAMPLES = 128  # held-out samples to evaluate (None = the whole split)
+EVAL_SAMPLES = None if FULL else 128  # held-out samples to evaluate (None = the whole split)
 SEED = 0
 REAL_SAMPLES = "../../shared/data/real_samples"  # the project's real annotated samples, if present
 
 # %%
+# %matplotlib inline
 import time
 from pathlib import Path
 

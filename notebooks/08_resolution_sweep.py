@@ -38,8 +38,12 @@
 # numbers are there and says which sweep they came from.
 
 # %% tags=["parameters"]
+# H3R_NOTEBOOK_FULL=1 in the environment runs the default sweep (RUN_FULL) unless a finished one is read.
+import os
+
+FULL = os.environ.get("H3R_NOTEBOOK_FULL", "0") == "1"
 SWEEP_JSON = None  # a sweep.json to read; None = runs/sweep/results/sweep.json when it exists, else run one
-RUN_FULL = False  # True: run the default sweep of trainers/configs/sweep.yaml (about 10 minutes on a CPU)
+RUN_FULL = FULL  # True: with no finished sweep to read, run the default one (trainers/configs/sweep.yaml; long)
 STRIDES = [4, 8, 16]  # tiny sweep: heatmap strides (input px per cell)
 STEPS = 150  # tiny sweep: training steps per (codec, stride)
 BATCH_SIZE = 16  # tiny sweep: images per step
@@ -50,6 +54,7 @@ DEVICE = "auto"
 SEED = 0
 
 # %%
+# %matplotlib inline
 import contextlib
 import io
 import json
@@ -91,7 +96,7 @@ default_json = REPO_ROOT / "runs" / "sweep" / "results" / "sweep.json"
 source = None
 if SWEEP_JSON is not None:
     source = Path(SWEEP_JSON)
-elif default_json.is_file() and not RUN_FULL:
+elif default_json.is_file():
     source = default_json
 
 if source is not None:
@@ -99,7 +104,8 @@ if source is not None:
     origin = f"read from `{source}`"
 else:
     if RUN_FULL:
-        sweep_config = sweep_module.load_sweep(None, [f"base.train.device={DEVICE}"])
+        sweep_config = sweep_module.load_sweep(None, [f"base.train.device={DEVICE}",
+                                                      f"out_dir={REPO_ROOT / 'runs' / 'sweep'}"])
         origin = "the default sweep (`trainers/configs/sweep.yaml`), run by this notebook"
     else:
         overrides = [
