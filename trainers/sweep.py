@@ -391,8 +391,11 @@ def _build_model(config: Config, num_keypoints: int, width: Optional[int]) -> to
                        pretrained=m.pretrained, **kwargs)
 
 
-def run_sweep(sweep: SweepConfig, progress: bool = True, log=print) -> dict:
-    """Train every (model, stride), measure every decoder, write the results; returns the JSON record."""
+def run_sweep(sweep: SweepConfig, progress: bool = True, log=print, command: Optional[str] = None) -> dict:
+    """Train every (model, stride), measure every decoder, write the results; returns the JSON record.
+
+    ``command`` is the command line to record with the results (``main`` passes its own).
+    """
     from tqdm.auto import tqdm
 
     from .engine import build_codec, build_datasets, seed_everything, train
@@ -435,7 +438,7 @@ def run_sweep(sweep: SweepConfig, progress: bool = True, log=print) -> dict:
         "title": sweep.title,
         "machine": machine_description(),
         "wall_seconds": time.perf_counter() - t_start,
-        "command": " ".join(["h3r-sweep"] + sys.argv[1:]) if Path(sys.argv[0]).name == "h3r-sweep" else None,
+        "command": command,
         "columns": COLUMNS,
         "rows": rows,
         "targets": targets(rows),
@@ -508,6 +511,8 @@ def format_table(record: dict, markdown: bool = False) -> str:
         lines.append(f"randomized rounding / argmax at stride {t['coarsest_stride']}: "
                      f"{t['rr_over_argmax_coarse']:.3f} (target <= 0.5: {verdict})")
     lines.append(f"machine: {record['machine']}; wall time {record['wall_seconds']:.0f} s")
+    if record.get("command"):
+        lines.append(f"command: {record['command']}")
     return "\n".join(lines)
 
 
@@ -582,7 +587,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     overrides = list(args.overrides) + ([f"out_dir={args.out}"] if args.out else [])
     try:
         sweep = load_sweep(args.config, overrides, full=args.full)
-        run_sweep(sweep, progress=not args.no_progress)
+        command = " ".join(["h3r-sweep", *(list(argv) if argv is not None else sys.argv[1:])])
+        run_sweep(sweep, progress=not args.no_progress, command=command)
     except ValueError as exc:
         print(f"h3r-sweep: error: {exc}", file=sys.stderr)
         return 2
