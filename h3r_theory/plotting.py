@@ -150,6 +150,7 @@ def heatmap_panels(
     decoded: Mapping[str, Sequence[float]] | None = None,
     unit: str = "cells",
     title: str | None = None,
+    value_label: str = "heatmap value",
 ) -> Figure:
     """Heatmaps side by side with the true keypoint (white cross) and each panel's decoded point (red dot).
 
@@ -157,6 +158,7 @@ def heatmap_panels(
         maps: label -> (h, w) array, drawn with cell ``(j, i)`` centred at ``(x=i, y=j)`` (the pixel-centre
             convention: cell centres at integers, image y pointing down).
         keypoint: ``(u, v)`` in cells. decoded: label -> ``(u, v)`` in cells, for the panels that have one.
+        value_label: what the colour scale means (e.g. "probability"), shown on each colour bar.
     """
     if not maps:
         raise ValueError("maps must hold at least one labelled (h, w) array")
@@ -165,7 +167,7 @@ def heatmap_panels(
         data = _array(values, f"maps[{label!r}]", 2)
         h, w = data.shape
         image = ax.imshow(data, cmap="viridis", origin="upper", extent=(-0.5, w - 0.5, h - 0.5, -0.5))
-        fig.colorbar(image, ax=ax, shrink=0.7)
+        fig.colorbar(image, ax=ax, shrink=0.7).set_label(value_label, fontsize=8)
         if keypoint is not None:
             ax.plot([keypoint[0]], [keypoint[1]], "wx", markersize=9, mew=2, label="true")
         if decoded and label in decoded:

@@ -132,8 +132,9 @@ for label, exact, key in rows:
 # %% [markdown]
 # Rounding is unbiased with mean squared error $1/12$ cell$^2$. Flooring adds a bias of $-1/2$ cell, and its
 # MSE $1/3 = 1/12 + (1/2)^2$ is the same variance plus the squared bias: the error interval has the same
-# length, it is only shifted. (The MSRA code effectively floors in some places, which is one reason for the
-# flip "shift" hacks that `h3r_theory.conventions` makes unnecessary.)
+# length, it is only shifted. Shifts of this kind also come from an inconsistent pixel convention (e.g. the
+# $u = x/s$ map of the MSRA code, whose flipped heatmaps need a "shift" hack; see
+# `h3r_theory.conventions.heatmap_flip_offset`), which is why one module owns the convention.
 #
 # ## 1.3 Two dimensions: the 0.3826-cell constant
 #

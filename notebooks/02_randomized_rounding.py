@@ -67,7 +67,7 @@ uv_true = torch.tensor([2.3, 2.7], dtype=torch.float64)  # cells: e_x = 0.3, e_y
 keypoint = codec.to_input(uv_true)[None, None]  # (1, 1, 2) input pixels
 generator = torch.Generator().manual_seed(SEED)
 samples = {f"sample {t + 1}": codec.encode(keypoint, generator=generator).heatmaps[0, 0] for t in range(4)}
-plotting.heatmap_panels(samples, keypoint=uv_true.tolist(),
+plotting.heatmap_panels(samples, keypoint=uv_true.tolist(), value_label="target value",
                         title="four randomized-rounding targets of the same keypoint (x)")
 
 # %% [markdown]
@@ -91,7 +91,7 @@ for M in draws:
     if M in (10, 1_000):
         means[f"mean of {M} samples"] = freq
 means["expected (bilinear)"] = expected
-plotting.heatmap_panels(means, keypoint=uv_true.tolist(), title="averaged samples approach the expected target")
+plotting.heatmap_panels(means, keypoint=uv_true.tolist(), value_label="probability of the cell", title="averaged samples approach the expected target")
 
 # %%
 plotting.line_plot(np.array(draws, dtype=float), {"max |mean of M samples - expected|": gaps,
@@ -209,7 +209,7 @@ def rr_panels(e: float, num: int = 200, seed: int = SEED):
         f"mean of {num} samples": mc.empirical_distribution(codec, kp, num, g)[0, 0],
         "expected": codec.expected(kp).heatmaps[0, 0],
     }
-    return plotting.heatmap_panels(maps, keypoint=uv.tolist(),
+    return plotting.heatmap_panels(maps, keypoint=uv.tolist(), value_label="probability of the cell",
                                    title=f"e = {e:.2f}: variance per axis e(1-e) = {e * (1 - e):.3f} cells^2")
 
 

@@ -23,7 +23,7 @@
 #
 # **Learning goals.** After this notebook you can
 #
-# 1. state the five properties that make randomized rounding work: vanilla error, unbiasedness, variance,
+# 1. state the properties that make randomized rounding work: vanilla error, unbiasedness, variance,
 #    losslessness of the expected target, and which decoders keep it;
 # 2. follow each derivation step by step and reproduce it with sympy;
 # 3. judge a Monte Carlo check: estimate, standard error, $z$-score, and when a check is exact instead;

@@ -134,3 +134,9 @@ def test_line_plot_categorical_ticks():
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["p", "q", "r"]
     with pytest.raises(ValueError, match="xticklabels has 2 labels"):
         plotting.line_plot([0, 1, 2], {"a": [1, 2, 3]}, "case", "error", xticklabels=["p", "q"])
+
+
+def test_heatmap_colour_bars_are_labelled():
+    fig = plotting.heatmap_panels({"a": np.eye(3)}, value_label="probability")
+    colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert colorbars and colorbars[0].get_ylabel() == "probability"
