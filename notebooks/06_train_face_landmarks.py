@@ -160,7 +160,7 @@ print(f"codec: {codec.name}; loss: {engine.loss_for(codec, config.model.head)[0]
       f"decode activation: {codec.default_activation}")
 
 # %%
-show = engine.get_batch(train_set, range(8))
+show = engine.get_batch(train_set, range(min(8, len(train_set))))
 fig = pt.prediction_grid(show["image"], show["keypoints"], visible=show["visible"], ncols=8, size=1.6,
                          suptitle=f"training samples of {config.data.name} with their labels")
 pt.show(fig, "jpeg")
@@ -211,7 +211,7 @@ rows = [("held-out samples", f"{evaluation['num_samples']}"),
 display(Markdown("| quantity | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)))
 
 # %%
-n_show = 8
+n_show = min(8, len(pred["index"]))
 shown = engine.get_batch(eval_set, pred["index"][:n_show].tolist())
 per_image = np.linalg.norm(pred["pred_input"] - pred["gt_input"], axis=-1)
 titles = [f"mean error {per_image[i][pred['visible'][i] > 0].mean():.2f} px" for i in range(n_show)]

@@ -145,7 +145,7 @@ pred = evaluation.pop("predictions")
 keys = [k for k in ("num_samples", "mean_error_px", "mean_error_orig_px", "nme", "pckh", "ap", "ap50", "ap75")
         if k in evaluation]
 display(Markdown(markdown_table([{"quantity": k, "value": evaluation[k]} for k in keys])))
-n_show = 8
+n_show = min(8, len(pred["index"]))
 shown = engine.get_batch(eval_set, pred["index"][:n_show].tolist())
 fig = pt.prediction_grid(shown["image"], pred["gt_input"][:n_show], pred["pred_input"][:n_show],
                          pred["visible"][:n_show], edges=edges, ncols=4, size=2.3,
