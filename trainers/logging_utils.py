@@ -57,15 +57,15 @@ def read_jsonl(path: Union[str, Path]) -> list[dict]:
 
 def plot_curves(records: Iterable[dict], path: Union[str, Path], title: str = "") -> Path:
     """Training loss (left) and evaluation metrics (right) against the step, saved as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # headless by default; respects an already chosen backend
-    import matplotlib.pyplot as plt
+    # A bare Figure renders without pyplot, so saving a curve never selects or switches the global backend
+    # (a notebook that trains a model keeps showing its own figures inline).
+    from matplotlib.figure import Figure
 
     records = list(records)
     train = [r for r in records if r.get("kind") == "train" and isinstance(r.get("loss"), (int, float))]
     evals = [r for r in records if r.get("kind") == "eval"]
-    fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax_loss, ax_eval = fig.subplots(1, 2)
     if train:
         ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1.2)
     ax_loss.set_xlabel("step")
@@ -93,5 +93,4 @@ def plot_curves(records: Iterable[dict], path: Union[str, Path], title: str = ""
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
