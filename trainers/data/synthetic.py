@@ -35,11 +35,12 @@ Speed, measured on a shared 2-core CPU container (torch 2.13, float32, one threa
 idle): :func:`render_batch` of 256 images of 128 x 128 takes about 50-60 ms and
 :meth:`SyntheticLandmarks.batch` of 256 items about 50 ms (at 64 x 64 about a third of that).
 
-Learnability (``python benchmarks/synthetic_learnability.py --size S --minutes 3``: a 147k-parameter CNN,
-stride-4 soft-argmax, L1 loss, batch 32, 3 minutes on the 2 shared cores, mean Euclidean error on 512
-``val`` images): 64 x 64 -> 0.31 px (975 steps); 128 x 128 -> 0.73 px (176 steps, the cores were shared
-with other jobs). Hence the default ``image_size=(64, 64)``: a CPU reaches a small fraction of a pixel in
-minutes, far below the 0.38 * stride quantization floor of argmax decoding at strides 4-16.
+Learnability (``python benchmarks/synthetic_learnability.py --size S --steps 1000 --threads 1``: a
+147k-parameter CNN, stride-4 soft-argmax, L1 loss, batch 32, 1000 steps = 32k images, on 2 CPU cores
+shared with other jobs (load average 5-10); mean Euclidean error on 512 ``val`` images):
+64 x 64 -> 0.30 px in 266 s; 96 x 96 -> 0.27 px in 546 s; 128 x 128 -> 0.23 px in 1036 s. A plain
+3-minute run at 64 x 64 gave 0.31 px. Hence the default ``image_size=(64, 64)``: a CPU reaches a third of
+a pixel in minutes, far below the 0.38 * stride quantization floor of argmax decoding at strides 4-16.
 """
 
 from __future__ import annotations
