@@ -187,25 +187,39 @@ def _coerce(value: Any, annotation: str, where: str) -> Any:
     return value
 
 
+def parse_override(item: str, form: str, example: str) -> tuple[str, str]:
+    """Split ``"key.sub=value"`` into ``("key.sub", "value")``; ``form`` and ``example`` go into the error."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} must look like {form}=value, e.g. {example}")
+    key, text = item.split("=", 1)
+    return key.strip(), text
+
+
+def set_dotted_value(data: dict, key: str, text: str) -> None:
+    """Set ``data[a][b][c] = yaml(text)`` for ``key = "a.b.c"``, creating the missing mappings on the way.
+
+    An empty ``text`` sets None. Which keys are valid is the caller's business; this only walks the path.
+    """
+    parts = key.split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"cannot set {key!r}: {p!r} is not a mapping")
+    node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+
+
 def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
     """Apply ``["section.key=value", ...]`` to a nested dict (values parsed as YAML); returns a new dict."""
     config = json.loads(json.dumps(config))  # deep copy of plain data
     all_keys = valid_keys()
     for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like section.key=value, e.g. train.batch_size=32")
-        key, text = item.split("=", 1)
-        parts = key.strip().split(".")
+        key, text = parse_override(item, "section.key", "train.batch_size=32")
         # dict-valued leaves (data.options, codec.options, eval.decode) accept sub-keys: codec.options.sigma=2
         leaf = next((k for k in all_keys if key == k or key.startswith(k + ".")), None)
         if leaf is None:
             raise ValueError(f"unknown config key {key!r} in override {item!r}; valid keys: {all_keys}")
-        node = config
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"cannot set {key!r}: {p!r} is not a mapping")
-        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+        set_dotted_value(config, key, text)
     return config
 
 

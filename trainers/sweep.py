@@ -57,7 +57,7 @@ import yaml
 from h3r_theory import codecs
 from h3r_theory.codecs import HeatmapCodec
 
-from .config import CONFIG_DIR, Config, from_dict
+from .config import CONFIG_DIR, Config, from_dict, parse_override, set_dotted_value
 
 # ---------------------------------------------------------------------------------------------------------
 # Sweep configuration: plain data, like trainers.config
@@ -183,19 +183,12 @@ def set_dotted(data: dict, overrides: Sequence[str]) -> dict:
     """
     data = json.loads(json.dumps(data))
     for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like key=value, e.g. strides=[4,16] or "
-                             "base.train.max_steps=100")
-        key, text = item.split("=", 1)
-        parts = key.strip().split(".")
-        if parts[0] not in SWEEP_KEYS:
-            raise ValueError(f"unknown sweep key {parts[0]!r} in override {item!r}; valid keys: {SWEEP_KEYS}")
-        node = data
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"cannot set {key!r}: {p!r} is not a mapping")
-        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+        key, text = parse_override(item, "key", "strides=[4,16] or base.train.max_steps=100")
+        if key.split(".")[0] not in SWEEP_KEYS:
+            raise ValueError(
+                f"unknown sweep key {key.split('.')[0]!r} in override {item!r}; valid keys: {SWEEP_KEYS}"
+            )
+        set_dotted_value(data, key, text)
     return data
 
 
