@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# The main job.
+# The main job: the resolution sweep on the embedded synthetic set (about 7 minutes on 2 CPU cores).
 demo: $(STAMP)
+	$(PY) -m trainers.sweep
+
+# The codec round-trip report (seconds): the quantization error of every codec's own target.
+report: $(STAMP)
 	$(PY) -m h3r_theory.report
 
 # The whole test suite (unit, property, real-sample and notebook tests), one worker per core. Each worker
