@@ -45,6 +45,10 @@ from h3r_theory.codecs import HeatmapCodec
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .config import Config
+# The sample's "matrix" (original -> input pixels) is built and inverted by the data transforms; evaluation
+# maps predictions back with the very same functions (re-exported here for the sweep and the notebooks).
+from .data.transforms import invert as invert_affine
+from .data.transforms import transform_points as apply_affine
 from .distributed import DistInfo
 from .logging_utils import JsonlLogger, plot_curves, read_jsonl
 
@@ -329,17 +333,6 @@ def predict(
             flipped, _ = to_maps(model(torch.flip(images, dims=(-1,))), codec)
         maps = 0.5 * (maps + conventions.flip_heatmaps(flipped, flip_pairs or ()))
     return codec.decode(maps, activation=activation, **(decode_options or {}))
-
-
-def apply_affine(points: Tensor, matrix: Tensor) -> Tensor:
-    """Points (B, K, 2) through per-sample affine maps (B, 2, 3): ``A @ p + t``."""
-    return torch.einsum("bij,bkj->bki", matrix[..., :2], points) + matrix[:, None, :, 2]
-
-
-def invert_affine(matrix: Tensor) -> Tensor:
-    """Inverse of per-sample 2 x 3 affine maps (B, 2, 3) (original -> input becomes input -> original)."""
-    A_inv = torch.linalg.inv(matrix[..., :2])
-    return torch.cat([A_inv, -(A_inv @ matrix[..., 2:])], dim=-1)
 
 
 @torch.no_grad()
