@@ -17,7 +17,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -54,7 +54,9 @@ def machine_description() -> str:
     return text
 
 
-def time_call(fn: Callable[[], object], device: torch.device, min_time: float = 0.2, max_reps: int = 20) -> float:
+def time_call(
+    fn: Callable[[], object], device: torch.device, min_time: float = 0.2, max_reps: int = 20
+) -> float:
     """Median seconds per call of ``fn`` after one warm-up, repeated for ``min_time`` s or ``max_reps`` calls."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     fn()
@@ -79,9 +81,10 @@ def bench_case(name: str, batch: int, k: int, size: tuple[int, int], device: tor
     row = {"codec": name, "device": device.type, "batch": batch, "K": k, "heatmap": f"{w}x{h}"}
     row["encode_ms"] = 1e3 * time_call(lambda: codec.encode(keypoints, generator=g), device)
     if codec.name in ("randomized_rounding", "argmax"):
-        row["encode_dense_ms"] = 1e3 * time_call(lambda: codec.encode(keypoints, generator=g).heatmaps, device)
+        row["encode_dense_ms"] = 1e3 * time_call(
+            lambda: codec.encode(keypoints, generator=g).heatmaps, device
+        )
     row["decode_ms"] = 1e3 * time_call(lambda: codec.decode(heatmaps), device)
-    del heatmaps
     return row
 
 
@@ -96,7 +99,9 @@ def main() -> None:
     if args.quick:
         cases = sorted({(c, b, k, s) for (c, _, b, k, s) in TARGETS})
     else:
-        cases = [(c, b, k, s) for c in codecs.available() for b in BATCHES for k in KEYPOINTS for s in HEATMAPS]
+        cases = [
+            (c, b, k, s) for c in codecs.available() for b in BATCHES for k in KEYPOINTS for s in HEATMAPS
+        ]
     rows = []
     header = f"{'codec':20s} {'dev':4s} {'batch':>5s} {'K':>3s} {'heatmap':>7s} {'encode ms':>10s} {'+dense ms':>10s} {'decode ms':>10s}"
     print(header)
@@ -106,19 +111,31 @@ def main() -> None:
             row = bench_case(name, batch, k, size, device)
             rows.append(row)
             dense = f"{row['encode_dense_ms']:10.2f}" if "encode_dense_ms" in row else f"{'':10s}"
-            print(f"{name:20s} {device.type:4s} {batch:5d} {k:3d} {row['heatmap']:>7s} {row['encode_ms']:10.2f} "
-                  f"{dense} {row['decode_ms']:10.2f}", flush=True)
+            print(
+                f"{name:20s} {device.type:4s} {batch:5d} {k:3d} {row['heatmap']:>7s} {row['encode_ms']:10.2f} "
+                f"{dense} {row['decode_ms']:10.2f}",
+                flush=True,
+            )
 
     print("\ntargets (2-core CPU):")
     for (name, op, batch, k, size), limit in TARGETS.items():
-        row = next((r for r in rows if r["device"] == "cpu" and (r["codec"], r["batch"], r["K"], r["heatmap"])
-                    == (name, batch, k, f"{size[0]}x{size[1]}")), None)
+        row = next(
+            (
+                r
+                for r in rows
+                if r["device"] == "cpu"
+                and (r["codec"], r["batch"], r["K"], r["heatmap"]) == (name, batch, k, f"{size[0]}x{size[1]}")
+            ),
+            None,
+        )
         if row is None:
             continue
         measured = row[f"{op}_ms"]
         verdict = "met" if measured <= limit else "MISSED"
-        print(f"  {name} {op} {batch}x{k} at {size[0]}x{size[1]}: {measured:.1f} ms (target <= {limit:.0f} ms, "
-              f"ratio {measured / limit:.2f}) {verdict}")
+        print(
+            f"  {name} {op} {batch}x{k} at {size[0]}x{size[1]}: {measured:.1f} ms (target <= {limit:.0f} ms, "
+            f"ratio {measured / limit:.2f}) {verdict}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine_description(), "rows": rows}, f, indent=1)

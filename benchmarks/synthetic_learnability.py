@@ -87,7 +87,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--keypoints", type=int, default=12)
     parser.add_argument("--minutes", type=float, default=3.0, help="training time budget")
-    parser.add_argument("--steps", type=int, default=None, help="train this many steps instead (load-independent)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="train this many steps instead (load-independent)"
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--width", type=int, default=48)

@@ -7,8 +7,6 @@ batch of thousands can be found.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -17,7 +15,7 @@ def _first_index(mask: Tensor) -> tuple[int, ...]:
     return tuple(int(i) for i in mask.nonzero()[0].tolist())
 
 
-def check_keypoints(keypoints: Tensor, visible: Optional[Tensor] = None, name: str = "keypoints") -> Tensor:
+def check_keypoints(keypoints: Tensor, visible: Tensor | None = None, name: str = "keypoints") -> Tensor:
     """Check ``keypoints`` is a floating (B, K, 2) tensor, finite wherever it is visible.
 
     Invisible keypoints may hold anything (datasets fill them with 0, -1 or NaN): their coordinates are
@@ -40,7 +38,7 @@ def check_keypoints(keypoints: Tensor, visible: Optional[Tensor] = None, name: s
     return keypoints
 
 
-def check_visible(visible: Optional[Tensor], keypoints: Tensor, name: str = "visible") -> Tensor:
+def check_visible(visible: Tensor | None, keypoints: Tensor, name: str = "visible") -> Tensor:
     """Return visibility as a float mask (B, K) on the keypoints' device and dtype (1 = use, 0 = ignore).
 
     Accepts ``None`` (all visible), a bool tensor, or numbers (COCO's 0/1/2 count as ``> 0``).
@@ -49,7 +47,9 @@ def check_visible(visible: Optional[Tensor], keypoints: Tensor, name: str = "vis
     if visible is None:
         return torch.ones(B, K, dtype=keypoints.dtype, device=keypoints.device)
     if not isinstance(visible, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape ({B}, {K}) or None, got {type(visible).__name__}")
+        raise ValueError(
+            f"{name} must be a torch.Tensor of shape ({B}, {K}) or None, got {type(visible).__name__}"
+        )
     if tuple(visible.shape) != (B, K):
         raise ValueError(f"{name} must have shape (B, K) = ({B}, {K}), got {tuple(visible.shape)}")
     if visible.device != keypoints.device:
@@ -64,7 +64,9 @@ def check_heatmaps(heatmaps: Tensor, heatmap_size: tuple[int, int], name: str = 
     """Check ``heatmaps`` is a finite floating (B, K, h, w) tensor with ``(w, h) == heatmap_size``."""
     w, h = heatmap_size
     if not isinstance(heatmaps, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (B, K, {h}, {w}), got {type(heatmaps).__name__}")
+        raise ValueError(
+            f"{name} must be a torch.Tensor of shape (B, K, {h}, {w}), got {type(heatmaps).__name__}"
+        )
     if heatmaps.dim() != 4 or tuple(heatmaps.shape[-2:]) != (h, w):
         raise ValueError(
             f"{name} must have shape (B, K, h, w) = (B, K, {h}, {w}) for heatmap_size (w, h) = ({w}, {h}), "

@@ -29,7 +29,8 @@ in cells and ``s = W / w`` for the stride (the same formulas hold for the height
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -147,7 +148,9 @@ def flip_x(xy: Tensor, width: int) -> Tensor:
     return flipped
 
 
-def heatmap_flip_offset(input_size: Size, heatmap_size: Size, convention: Convention = "pixel_center") -> float:
+def heatmap_flip_offset(
+    input_size: Size, heatmap_size: Size, convention: Convention = "pixel_center"
+) -> float:
     """How many cells to the right a flipped heatmap must be shifted to match the flipped image's heatmap.
 
     ``0`` for ``pixel_center`` and ``udp`` (flip is exact); ``(s - 1) / s`` for ``msra``, which is the

@@ -15,7 +15,7 @@ so invisible or off-heatmap keypoints contribute nothing (and an all-invisible b
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -78,14 +78,18 @@ def default_loss(codec: HeatmapCodec) -> tuple[str, LossFn]:
     """
     name = codec.name
     if name in ("randomized_rounding", "argmax"):
+
         def fn(output: Tensor, enc: Encoded) -> Tensor:
             target = enc.indices if enc.indices is not None else enc.heatmaps
             return spatial_softmax_cross_entropy(output, target, enc.weights)
+
         return "spatial_softmax_cross_entropy", fn
     if name in ("gaussian", "dark", "udp"):
         return "mse", lambda output, enc: mse(output, enc.heatmaps, enc.weights)
     if name == "soft_argmax":
+
         def fn(output: Tensor, enc: Encoded) -> Tensor:
             return coordinate_l1(soft_argmax_cells(output, "logits"), enc.centers, enc.weights)
+
         return "coordinate_l1", fn
     raise ValueError(f"no default loss for codec {name!r}")

@@ -25,21 +25,21 @@ import contextlib
 import io
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-ArrayLike = Union[Tensor, np.ndarray]
+ArrayLike = Tensor | np.ndarray
 
 # --------------------------------------------------------------------------------------------------------
 # Input handling
 # --------------------------------------------------------------------------------------------------------
 
 
-def _as_tensor(value: ArrayLike, name: str, like: Optional[Tensor] = None) -> Tensor:
+def _as_tensor(value: ArrayLike, name: str, like: Tensor | None = None) -> Tensor:
     """Convert numpy to torch keeping the dtype; cast to ``like``'s dtype when given (not bool masks).
 
     Host data (numpy, lists, numbers) is moved to ``like``'s device; a tensor on another device than
@@ -87,7 +87,7 @@ def _pair(pred: ArrayLike, gt: ArrayLike) -> tuple[Tensor, Tensor]:
     return pred, gt
 
 
-def _visible(visible: Optional[ArrayLike], gt: Tensor) -> Tensor:
+def _visible(visible: ArrayLike | None, gt: Tensor) -> Tensor:
     """Visibility as a bool mask (..., K); None means every keypoint counts. COCO's 1 and 2 both count."""
     if visible is None:
         return torch.ones(gt.shape[:-1], dtype=torch.bool, device=gt.device)
@@ -136,8 +136,8 @@ NUM_FACE_KEYPOINTS: dict[str, int] = {"wflw": 98, "300w": 68, "cofw": 29, "cofw6
 
 def normalizer(
     keypoints: ArrayLike,
-    dataset: Union[str, tuple[int, int]],
-    box_size: Optional[ArrayLike] = None,
+    dataset: str | tuple[int, int],
+    box_size: ArrayLike | None = None,
 ) -> Tensor:
     """NME normaliser per image, in the units of ``keypoints`` (pixels).
 
@@ -185,7 +185,7 @@ def normalizer(
 
 
 def nme_per_image(
-    pred: ArrayLike, gt: ArrayLike, normalizer: ArrayLike, visible: Optional[ArrayLike] = None
+    pred: ArrayLike, gt: ArrayLike, normalizer: ArrayLike, visible: ArrayLike | None = None
 ) -> Tensor:
     """Normalised mean error of each image: mean over its valid keypoints of ``||pred - gt|| / norm``.
 
@@ -217,7 +217,7 @@ def nme_per_image(
     return dist.sum(dim=-1) / count.to(gt.dtype) / norm
 
 
-def nme(pred: ArrayLike, gt: ArrayLike, normalizer: ArrayLike, visible: Optional[ArrayLike] = None) -> Tensor:
+def nme(pred: ArrayLike, gt: ArrayLike, normalizer: ArrayLike, visible: ArrayLike | None = None) -> Tensor:
     """Dataset NME: :func:`nme_per_image`, then the mean over images (a 0-dim tensor, a fraction).
 
     Raises ``ValueError`` naming the first image that has no valid keypoint rather than dropping it.
@@ -274,7 +274,7 @@ def face_metrics(
     pred: ArrayLike,
     gt: ArrayLike,
     normalizer: ArrayLike,
-    visible: Optional[ArrayLike] = None,
+    visible: ArrayLike | None = None,
     threshold: float = 0.1,
 ) -> dict[str, float]:
     """NME, FR@threshold and AUC@threshold in one call, as Python floats (fractions, not percent)."""
@@ -342,7 +342,7 @@ def pck_correct(
     gt: ArrayLike,
     normalizer: ArrayLike,
     threshold: float,
-    visible: Optional[ArrayLike] = None,
+    visible: ArrayLike | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per keypoint: is ``||pred - gt|| / normalizer <= threshold``? Returns (correct, valid), bool (B, K).
 
@@ -443,7 +443,7 @@ def oks(
     gt: ArrayLike,
     visible: ArrayLike,
     area: ArrayLike,
-    sigmas: Optional[ArrayLike] = None,
+    sigmas: ArrayLike | None = None,
 ) -> Tensor:
     """Object keypoint similarity, broadcast over leading dims (e.g. (N, 1, K, 2) vs (1, M, K, 2)).
 
@@ -476,12 +476,12 @@ def oks(
 
 
 def write_coco_results(
-    path: Union[str, Path],
+    path: str | Path,
     image_ids: Sequence[int],
     keypoints: ArrayLike,
     scores: ArrayLike,
     category_id: int = 1,
-    keypoint_scores: Optional[ArrayLike] = None,
+    keypoint_scores: ArrayLike | None = None,
 ) -> Path:
     """Write detections in the COCO keypoint results format (a JSON list) and return the path.
 
@@ -532,10 +532,10 @@ def write_coco_results(
 
 
 def coco_keypoint_ap(
-    gt_json_path: Union[str, Path],
-    results_json_path: Union[str, Path],
-    image_ids: Optional[Sequence[int]] = None,
-    sigmas: Optional[ArrayLike] = None,
+    gt_json_path: str | Path,
+    results_json_path: str | Path,
+    image_ids: Sequence[int] | None = None,
+    sigmas: ArrayLike | None = None,
 ) -> dict[str, float]:
     """COCO keypoint AP/AR of a results file against a ground-truth file, through pycocotools' COCOeval.
 

@@ -74,8 +74,15 @@ def line_plot(
             ax.fill_between(xs, ys - half, ys + half, color=line.get_color(), alpha=0.25, linewidth=0)
     for label, y in (hlines or {}).items():
         ax.axhline(float(y), color="0.3", linestyle=":", linewidth=1)
-        ax.annotate(label, (1.0, float(y)), xycoords=("axes fraction", "data"), ha="right", va="bottom",
-                    fontsize=8, color="0.3")
+        ax.annotate(
+            label,
+            (1.0, float(y)),
+            xycoords=("axes fraction", "data"),
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="0.3",
+        )
     ax.set_xscale("log" if logx else "linear")
     ax.set_yscale("log" if logy else "linear")
     if xticklabels is not None:
@@ -93,7 +100,10 @@ def line_plot(
 
 
 def histograms(
-    samples: Mapping[str, object], xlabel: str, bins: int = 50, title: str | None = None,
+    samples: Mapping[str, object],
+    xlabel: str,
+    bins: int = 50,
+    title: str | None = None,
     vlines: Mapping[str, float] | None = None,
 ) -> Figure:
     """Overlaid density histograms of 1-D samples (e.g. per-axis errors in cells), one per label."""
@@ -181,8 +191,14 @@ def heatmap_panels(
 
 
 def tradeoff_plot(
-    stride, error, cost, error_label: str, cost_label: str, xlabel: str = "stride s (input px per cell)",
-    error_curves: Mapping[str, object] | None = None, title: str | None = None,
+    stride,
+    error,
+    cost,
+    error_label: str,
+    cost_label: str,
+    xlabel: str = "stride s (input px per cell)",
+    error_curves: Mapping[str, object] | None = None,
+    title: str | None = None,
 ) -> Figure:
     """Error (left axis, linear) and cost (right axis, log) against the stride: the accuracy/cost trade-off.
 

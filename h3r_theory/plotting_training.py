@@ -13,7 +13,7 @@ otherwise.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -84,7 +84,7 @@ def draw_keypoints(
     pred=None,
     visible=None,
     edges: Sequence[tuple[int, int]] = (),
-    title: Optional[str] = None,
+    title: str | None = None,
     marker_size: float = 16.0,
     axis_labels=False,
 ):
@@ -150,14 +150,14 @@ def draw_keypoints(
 
 def prediction_grid(
     images: Sequence,
-    gt: Optional[Sequence] = None,
-    pred: Optional[Sequence] = None,
-    visible: Optional[Sequence] = None,
-    titles: Optional[Sequence[str]] = None,
+    gt: Sequence | None = None,
+    pred: Sequence | None = None,
+    visible: Sequence | None = None,
+    titles: Sequence[str] | None = None,
     edges: Sequence[tuple[int, int]] = (),
     ncols: int = 4,
     size: float = 2.2,
-    suptitle: Optional[str] = None,
+    suptitle: str | None = None,
 ):
     """A grid of :func:`draw_keypoints` panels, one per image; returns the figure.
 
@@ -203,7 +203,7 @@ def plot_training_history(
     history: Sequence[dict],
     metric: str = "mean_error_px",
     metric_label: str = "mean error (input px)",
-    floor: Optional[float] = None,
+    floor: float | None = None,
     floor_label: str = "vanilla rounding floor",
 ):
     """Training loss against step (left) and the evaluation ``metric`` against step (right).
@@ -238,7 +238,7 @@ def plot_training_history(
     return fig
 
 
-def plot_sweep(rows: Sequence[dict], floor_per_stride: float, codecs_order: Optional[Sequence[str]] = None):
+def plot_sweep(rows: Sequence[dict], floor_per_stride: float, codecs_order: Sequence[str] | None = None):
     """The resolution sweep: mean error (left) and jitter sd (right) against the heatmap stride.
 
     Args:

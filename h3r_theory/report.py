@@ -22,7 +22,11 @@ HEATMAP_CELLS = 64  # heatmap width and height used for every stride
 
 
 def round_trip_errors(
-    codec: codecs.HeatmapCodec, n: int, generator: torch.Generator, margin_cells: float = 6.0, sample: bool = False
+    codec: codecs.HeatmapCodec,
+    n: int,
+    generator: torch.Generator,
+    margin_cells: float = 6.0,
+    sample: bool = False,
 ) -> torch.Tensor:
     """Euclidean decode error (n,) in input pixels for ``n`` uniform keypoints ``margin_cells`` from the border.
 
@@ -47,29 +51,42 @@ def report(strides: list[int], n: int, seed: int) -> list[dict]:
     for stride in strides:
         size = HEATMAP_CELLS * stride
         for name, options, sample in variants:
-            codec = codecs.build(name, input_size=(size, size), heatmap_size=(HEATMAP_CELLS, HEATMAP_CELLS), **options)
+            codec = codecs.build(
+                name, input_size=(size, size), heatmap_size=(HEATMAP_CELLS, HEATMAP_CELLS), **options
+            )
             errors = round_trip_errors(codec, n, generator, sample=sample)
             label = name + "".join(f"({v})" for v in options.values()) + (" one sample" if sample else "")
-            rows.append({
-                "codec": label, "stride": stride, "mean_px": errors.mean().item(), "max_px": errors.max().item(),
-                "vanilla_floor_px": ROUND_2D_CELLS * stride,
-            })
+            rows.append(
+                {
+                    "codec": label,
+                    "stride": stride,
+                    "mean_px": errors.mean().item(),
+                    "max_px": errors.max().item(),
+                    "vanilla_floor_px": ROUND_2D_CELLS * stride,
+                }
+            )
     return rows
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Codec round-trip report (quantization error of each codec).")
+    parser = argparse.ArgumentParser(
+        description="Codec round-trip report (quantization error of each codec)."
+    )
     parser.add_argument("--strides", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--n", type=int, default=20000, help="keypoints per codec and stride")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rows = report(args.strides, args.n, args.seed)
-    print(f"Decode error of each codec's training target, {args.n} uniform keypoints per row, "
-          f"{HEATMAP_CELLS}x{HEATMAP_CELLS} heatmaps; errors in input pixels.")
+    print(
+        f"Decode error of each codec's training target, {args.n} uniform keypoints per row, "
+        f"{HEATMAP_CELLS}x{HEATMAP_CELLS} heatmaps; errors in input pixels."
+    )
     print(f"{'codec':34s} {'stride':>6s} {'mean px':>10s} {'max px':>10s} {'0.3826*s':>9s}")
     for row in rows:
-        print(f"{row['codec']:34s} {row['stride']:6d} {row['mean_px']:10.4g} {row['max_px']:10.4g} "
-              f"{row['vanilla_floor_px']:9.4f}")
+        print(
+            f"{row['codec']:34s} {row['stride']:6d} {row['mean_px']:10.4g} {row['max_px']:10.4g} "
+            f"{row['vanilla_floor_px']:9.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -77,12 +77,18 @@ for name, codec in (("round", codec_round), ("floor", codec_floor)):
     xy, _ = codec.decode(enc.heatmaps)
     maps[name] = enc.heatmaps[0, 0]
     decoded[name] = codec.to_heatmap(xy)[0, 0].tolist()
-    print(f"{name:5s} target cell {decoded[name]}, decoded {xy[0, 0].tolist()} px, "
-          f"error {(xy - keypoint)[0, 0].tolist()} px")
+    print(
+        f"{name:5s} target cell {decoded[name]}, decoded {xy[0, 0].tolist()} px, "
+        f"error {(xy - keypoint)[0, 0].tolist()} px"
+    )
 
 # %%
-plotting.heatmap_panels(maps, keypoint=uv[0, 0].tolist(), decoded=decoded,
-                        title="one-hot targets: the keypoint (x) is moved to a cell centre (o)")
+plotting.heatmap_panels(
+    maps,
+    keypoint=uv[0, 0].tolist(),
+    decoded=decoded,
+    title="one-hot targets: the keypoint (x) is moved to a cell centre (o)",
+)
 
 # %% [markdown]
 # ## 1.2 One dimension: the error as a function of the fraction
@@ -102,8 +108,14 @@ errors = {}
 for name, codec in (("round", codec_round), ("floor", codec_floor)):
     xy, _ = codec.decode(codec.encode(keypoints).heatmaps)
     errors[name] = ((xy - keypoints)[:, 0, 0] / codec.stride[0]).numpy()  # x error in cells
-plotting.line_plot(fractions.numpy(), errors, "fraction e = u - floor(u) (cells)", "decoded - true x (cells)",
-                   styles={"round": ".", "floor": "."}, title="vanilla quantization error along one axis")
+plotting.line_plot(
+    fractions.numpy(),
+    errors,
+    "fraction e = u - floor(u) (cells)",
+    "decoded - true x (cells)",
+    styles={"round": ".", "floor": "."},
+    title="vanilla quantization error along one axis",
+)
 
 # %% [markdown]
 # The closed forms, derived with sympy in `h3r_theory.theory.quantization` (the bias, for instance):
@@ -127,7 +139,9 @@ print(f"{'1-D, cells':12s} {'rounding':8s} {'exact':>8s} {'value':>9s} {'Monte C
 for label, exact, key in rows:
     for r in ("round", "floor"):
         value, est = exact(r), sims[r][key]
-        print(f"{label:12s} {r:8s} {sp.sstr(value):>8s} {float(value):9.5f} {est.mean:9.4f} +- {est.stderr:.4f}")
+        print(
+            f"{label:12s} {r:8s} {sp.sstr(value):>8s} {float(value):9.5f} {est.mean:9.4f} +- {est.stderr:.4f}"
+        )
 
 # %% [markdown]
 # Rounding is unbiased with mean squared error $1/12$ cell$^2$. Flooring adds a bias of $-1/2$ cell, and its
@@ -157,15 +171,19 @@ display(Markdown(plotting.derivation_markdown(derivation, "mean 2-D error of rou
 for r in ("round", "floor"):
     exact = quantization.mean_quantization_error(r, 2)
     est = sims[r]["mean_2d"]
-    print(f"{r:5s}: E|d| = {sp.sstr(exact)} = {float(exact):.6f} cells; "
-          f"Monte Carlo {est.mean:.4f} +- {est.stderr:.4f} (z = {est.z_score(float(exact)):+.1f})")
+    print(
+        f"{r:5s}: E|d| = {sp.sstr(exact)} = {float(exact):.6f} cells; "
+        f"Monte Carlo {est.mean:.4f} +- {est.stderr:.4f} (z = {est.z_score(float(exact)):+.1f})"
+    )
 ratio = quantization.mean_quantization_error("floor", 2) / quantization.mean_quantization_error("round", 2)
 print("floor / round =", sp.simplify(ratio))
 print("worst case, round:", sp.sstr(quantization.max_quantization_error("round", 2).closed_form), "cells")
 
 # %%
-plotting.error_scatter({r: sims[r]["errors"] for r in ("round", "floor")},
-                       title="2-D quantization errors of uniformly placed keypoints")
+plotting.error_scatter(
+    {r: sims[r]["errors"] for r in ("round", "floor")},
+    title="2-D quantization errors of uniformly placed keypoints",
+)
 
 # %% [markdown]
 # ## 1.4 Error against the stride
@@ -181,19 +199,24 @@ plotting.error_scatter({r: sims[r]["errors"] for r in ("round", "floor")},
 STRIDES = (1, 2, 4, 8)
 res = mc.simulate_resolution(strides=STRIDES, input_size=(64, 64), normaliser=1.0, n=N // 5, seed=SEED)
 m = float(quantization.mean_quantization_error("round", 2))
-plotting.line_plot(res["stride"], {"measured (Argmax, round)": res["nme_round"],
-                                   "closed form 0.3826 s": m * res["stride"]},
-                   "stride s (input px per cell)", "mean 2-D error (input px)",
-                   bands={"measured (Argmax, round)": 2 * res["nme_round_sd"] / np.sqrt(res["n"])},
-                   styles={"measured (Argmax, round)": "o", "closed form 0.3826 s": "--"},
-                   title="quantization error grows linearly with the stride")
+plotting.line_plot(
+    res["stride"],
+    {"measured (Argmax, round)": res["nme_round"], "closed form 0.3826 s": m * res["stride"]},
+    "stride s (input px per cell)",
+    "mean 2-D error (input px)",
+    bands={"measured (Argmax, round)": 2 * res["nme_round_sd"] / np.sqrt(res["n"])},
+    styles={"measured (Argmax, round)": "o", "closed form 0.3826 s": "--"},
+    title="quantization error grows linearly with the stride",
+)
 
 # %%
-display(Markdown(
-    f"At stride {int(res['stride'][-1])} a perfect network trained on vanilla one-hot targets is off by "
-    f"{res['nme_round'][-1]:.2f} px on average (closed form {m * res['stride'][-1]:.2f} px); at stride "
-    f"{int(res['stride'][0])}, {res['nme_round'][0]:.3f} px. The error in *cells* does not depend on the stride."
-))
+display(
+    Markdown(
+        f"At stride {int(res['stride'][-1])} a perfect network trained on vanilla one-hot targets is off by "
+        f"{res['nme_round'][-1]:.2f} px on average (closed form {m * res['stride'][-1]:.2f} px); at stride "
+        f"{int(res['stride'][0])}, {res['nme_round'][0]:.3f} px. The error in *cells* does not depend on the stride."
+    )
+)
 
 # %% [markdown]
 # ## 1.5 The accuracy/cost trade-off
@@ -205,11 +228,17 @@ display(Markdown(
 
 # %%
 display(Markdown(plotting.derivation_markdown(resolution.quantization_nme("round"), "NME_q(s)")))
-trade = resolution.resolution_tradeoff((256, 256), [1, 2, 4, 8, 16], normaliser=64.0, num_keypoints=98,
-                                       in_channels=32)
-plotting.tradeoff_plot(trade["stride"], 100 * trade["nme_quantization"], trade["head_flops"],
-                       "quantization NME (%)", "head FLOPs per image",
-                       title="finer heatmaps: less error, quadratically more compute")
+trade = resolution.resolution_tradeoff(
+    (256, 256), [1, 2, 4, 8, 16], normaliser=64.0, num_keypoints=98, in_channels=32
+)
+plotting.tradeoff_plot(
+    trade["stride"],
+    100 * trade["nme_quantization"],
+    trade["head_flops"],
+    "quantization NME (%)",
+    "head FLOPs per image",
+    title="finer heatmaps: less error, quadratically more compute",
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -218,13 +247,15 @@ for s, nme, flops in zip(trade["stride"], trade["nme_quantization"], trade["head
 
 # %%
 i4, i2 = 2, 1  # strides 4 and 2
-display(Markdown(
-    f"Going from stride 4 to 2 lowers the quantization NME from {100 * trade['nme_quantization'][i4]:.3f} % "
-    f"to {100 * trade['nme_quantization'][i2]:.3f} % and multiplies the head's cost by "
-    f"{trade['head_flops'][i2] / trade['head_flops'][i4]:.0f}. Face alignment papers report total NMEs of a "
-    f"few percent on WFLW, so this error term alone is a visible share of it. Randomized rounding "
-    f"(notebook 2) removes it at *no* extra cost."
-))
+display(
+    Markdown(
+        f"Going from stride 4 to 2 lowers the quantization NME from {100 * trade['nme_quantization'][i4]:.3f} % "
+        f"to {100 * trade['nme_quantization'][i2]:.3f} % and multiplies the head's cost by "
+        f"{trade['head_flops'][i2] / trade['head_flops'][i4]:.0f}. Face alignment papers report total NMEs of a "
+        f"few percent on WFLW, so this error term alone is a visible share of it. Randomized rounding "
+        f"(notebook 2) removes it at *no* extra cost."
+    )
+)
 
 # %% [markdown]
 # ## Exercises

@@ -67,8 +67,12 @@ uv_true = torch.tensor([2.3, 2.7], dtype=torch.float64)  # cells: e_x = 0.3, e_y
 keypoint = codec.to_input(uv_true)[None, None]  # (1, 1, 2) input pixels
 generator = torch.Generator().manual_seed(SEED)
 samples = {f"sample {t + 1}": codec.encode(keypoint, generator=generator).heatmaps[0, 0] for t in range(4)}
-plotting.heatmap_panels(samples, keypoint=uv_true.tolist(), value_label="target value",
-                        title="four randomized-rounding targets of the same keypoint (x)")
+plotting.heatmap_panels(
+    samples,
+    keypoint=uv_true.tolist(),
+    value_label="target value",
+    title="four randomized-rounding targets of the same keypoint (x)",
+)
 
 # %% [markdown]
 # ## 2.2 The expectation: bilinear weights
@@ -91,13 +95,23 @@ for M in draws:
     if M in (10, 1_000):
         means[f"mean of {M} samples"] = freq
 means["expected (bilinear)"] = expected
-plotting.heatmap_panels(means, keypoint=uv_true.tolist(), value_label="probability of the cell", title="averaged samples approach the expected target")
+plotting.heatmap_panels(
+    means,
+    keypoint=uv_true.tolist(),
+    value_label="probability of the cell",
+    title="averaged samples approach the expected target",
+)
 
 # %%
-plotting.line_plot(np.array(draws, dtype=float), {"max |mean of M samples - expected|": gaps,
-                                                 "1 / sqrt(M)": 1 / np.sqrt(draws)},
-                   "number of samples M", "largest cell difference (probability)", logx=True, logy=True,
-                   styles={"max |mean of M samples - expected|": "o-", "1 / sqrt(M)": "--"})
+plotting.line_plot(
+    np.array(draws, dtype=float),
+    {"max |mean of M samples - expected|": gaps, "1 / sqrt(M)": 1 / np.sqrt(draws)},
+    "number of samples M",
+    "largest cell difference (probability)",
+    logx=True,
+    logy=True,
+    styles={"max |mean of M samples - expected|": "o-", "1 / sqrt(M)": "--"},
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -106,7 +120,9 @@ print(np.array2string(expected[2:4, 2:4].numpy(), precision=4, floatmode="fixed"
 print("sum of the expected map:", f"{float(expected.sum()):.6f}")
 grid = torch.arange(6, dtype=torch.float64)
 mean_cell = [float((expected.sum(0) * grid).sum()), float((expected.sum(1) * grid).sum())]
-print("its mean cell (u, v):", [f"{v:.6f}" for v in mean_cell], " true:", [f"{v:.6f}" for v in uv_true.tolist()])
+print(
+    "its mean cell (u, v):", [f"{v:.6f}" for v in mean_cell], " true:", [f"{v:.6f}" for v in uv_true.tolist()]
+)
 
 # %% [markdown]
 # The mean cell of the expected target *is* the keypoint: the fraction is not lost, it has moved from the
@@ -139,17 +155,23 @@ for e in FRACTIONS:
     var_se.append(sim["mse_x"].stderr)
 bias, bias_se, var, var_se = map(np.asarray, (bias, bias_se, var, var_se))
 rounding_bias = (FRACTIONS >= 0.5) - FRACTIONS
-plotting.line_plot(FRACTIONS, {"randomized rounding (simulated)": bias, "plain rounding (exact)": rounding_bias},
-                   "fraction e (cells)", "bias E[q] - u (cells)",
-                   bands={"randomized rounding (simulated)": 2 * bias_se},
-                   styles={"randomized rounding (simulated)": "o-", "plain rounding (exact)": "s--"},
-                   title="conditional bias at a fixed fraction")
+plotting.line_plot(
+    FRACTIONS,
+    {"randomized rounding (simulated)": bias, "plain rounding (exact)": rounding_bias},
+    "fraction e (cells)",
+    "bias E[q] - u (cells)",
+    bands={"randomized rounding (simulated)": 2 * bias_se},
+    styles={"randomized rounding (simulated)": "o-", "plain rounding (exact)": "s--"},
+    title="conditional bias at a fixed fraction",
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
 worst = int(np.argmax(np.abs(bias_z)))
-print(f"{len(FRACTIONS)} fractions x {N} draws: largest |bias| / stderr = {abs(bias_z[worst]):.1f} "
-      f"(at e = {FRACTIONS[worst]:.1f}); all within 4 standard errors: {bool((np.abs(bias_z) <= 4).all())}")
+print(
+    f"{len(FRACTIONS)} fractions x {N} draws: largest |bias| / stderr = {abs(bias_z[worst]):.1f} "
+    f"(at e = {FRACTIONS[worst]:.1f}); all within 4 standard errors: {bool((np.abs(bias_z) <= 4).all())}"
+)
 
 # %% [markdown]
 # ## 2.4 The price: variance $e(1-e)$
@@ -160,9 +182,14 @@ print(f"{len(FRACTIONS)} fractions x {N} draws: largest |bias| / stderr = {abs(b
 # %%
 e = rr.randomized_rounding_moments(1).symbols["e_x"]
 variance = sp.lambdify(e, rr.randomized_rounding_moments(1).covariance[0, 0], "numpy")
-plotting.line_plot(FRACTIONS, {"simulated": var, "e (1 - e)": variance(FRACTIONS)}, "fraction e (cells)",
-                   "variance of one axis (cells^2)", bands={"simulated": 2 * var_se},
-                   styles={"simulated": "o", "e (1 - e)": "-"})
+plotting.line_plot(
+    FRACTIONS,
+    {"simulated": var, "e (1 - e)": variance(FRACTIONS)},
+    "fraction e (cells)",
+    "variance of one axis (cells^2)",
+    bands={"simulated": 2 * var_se},
+    styles={"simulated": "o", "e (1 - e)": "-"},
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -175,8 +202,16 @@ print("largest |simulated - e(1-e)| / stderr:", f"{np.abs(z).max():.1f}")
 for e_, v_, x_ in zip(FRACTIONS[~spread], var[~spread], exact_var[~spread]):
     print(f"e = {e_:.1f}: every draw has squared error {v_:.4f}, e(1-e) = {x_:.4f}")
 single = rr.single_sample_error(2)
-print("mean 2-D error of ONE sample:   ", sp.sstr(single.closed_form), "=", f"{float(single.closed_form):.4f} cells")
-print("mean 2-D error of plain rounding:", f"{float(quantization.mean_quantization_error('round', 2)):.4f} cells")
+print(
+    "mean 2-D error of ONE sample:   ",
+    sp.sstr(single.closed_form),
+    "=",
+    f"{float(single.closed_form):.4f} cells",
+)
+print(
+    "mean 2-D error of plain rounding:",
+    f"{float(quantization.mean_quantization_error('round', 2)):.4f} cells",
+)
 print("mean squared error of one sample (2-D):", sp.sstr(rr.single_sample_mse(2).closed_form), "cells^2")
 
 # %% [markdown]
@@ -198,6 +233,7 @@ display(Markdown(plotting.derivation_markdown(rr.learn_the_expectation(), "why t
 # The figure below is static, so it renders without a kernel: for a fraction $e_x = e_y = e$ it shows one
 # sample, the mean of 200 samples and the expected target. Run the notebook to get a slider for $e$.
 
+
 # %%
 def rr_panels(e: float, num: int = 200, seed: int = SEED):
     """One sample, the mean of ``num`` samples and the expected target for fractions (e, e)."""
@@ -209,8 +245,12 @@ def rr_panels(e: float, num: int = 200, seed: int = SEED):
         f"mean of {num} samples": mc.empirical_distribution(codec, kp, num, g)[0, 0],
         "expected": codec.expected(kp).heatmaps[0, 0],
     }
-    return plotting.heatmap_panels(maps, keypoint=uv.tolist(), value_label="probability of the cell",
-                                   title=f"e = {e:.2f}: variance per axis e(1-e) = {e * (1 - e):.3f} cells^2")
+    return plotting.heatmap_panels(
+        maps,
+        keypoint=uv.tolist(),
+        value_label="probability of the cell",
+        title=f"e = {e:.2f}: variance per axis e(1-e) = {e * (1 - e):.3f} cells^2",
+    )
 
 
 rr_panels(0.3)

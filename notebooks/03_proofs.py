@@ -61,8 +61,10 @@ def check(claim: str, exact, estimate: mc.Estimate) -> None:
     """Print one closed form beside its Monte Carlo estimate and remember it for the summary."""
     value = float(exact)
     verdict = "agrees" if estimate.agrees(value) else "DISAGREES"
-    print(f"{claim}: exact {sp.sstr(exact)} = {value:.5f}; Monte Carlo {estimate.mean:.4g} +- "
-          f"{estimate.stderr:.2g} (N = {estimate.n}, z = {estimate.z_score(value):+.1f}) -> {verdict}")
+    print(
+        f"{claim}: exact {sp.sstr(exact)} = {value:.5f}; Monte Carlo {estimate.mean:.4g} +- "
+        f"{estimate.stderr:.2g} (N = {estimate.n}, z = {estimate.z_score(value):+.1f}) -> {verdict}"
+    )
     summary.append((claim, value, estimate))
 
 
@@ -79,8 +81,13 @@ def check(claim: str, exact, estimate: mc.Estimate) -> None:
 
 # %%
 display(Markdown(plotting.derivation_markdown(quantization.quantization_mse("round", 1), "MSE per axis")))
-display(Markdown(plotting.derivation_markdown(quantization.mean_quantization_error_derivation("round", 2),
-                                              "mean 2-D error")))
+display(
+    Markdown(
+        plotting.derivation_markdown(
+            quantization.mean_quantization_error_derivation("round", 2), "mean 2-D error"
+        )
+    )
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -146,7 +153,9 @@ check("RR one sample 1-D", rr.single_sample_error(1).closed_form, sim_rr["mean_a
 # **Proof.**
 
 # %%
-display(Markdown(plotting.derivation_markdown(losslessness.decode_expected(2), "decode of the expected target")))
+display(
+    Markdown(plotting.derivation_markdown(losslessness.decode_expected(2), "decode of the expected target"))
+)
 
 # %% [markdown]
 # Here the check is exact, not statistical: decoding the expected map is deterministic, so the largest error
@@ -156,8 +165,10 @@ display(Markdown(plotting.derivation_markdown(losslessness.decode_expected(2), "
 # NBVAL_CHECK_OUTPUT
 for method, options in (("topk", {"k": 9}), ("topk", {"k": 4}), ("window", {"radius": 1})):
     sim = mc.simulate_expected_decode(n=N // 5, seed=SEED, method=method, **options)
-    print(f"{method} {options}: largest |error| over {N // 5} keypoints below 1e-12 cells: "
-          f"{sim['max_abs_1d'] < 1e-12}")
+    print(
+        f"{method} {options}: largest |error| over {N // 5} keypoints below 1e-12 cells: "
+        f"{sim['max_abs_1d'] < 1e-12}"
+    )
 
 # %% [markdown]
 # ## Claim 5. Too few activation points bring the quantization error back
@@ -182,8 +193,10 @@ for k in (1, 2, 3, 4):
     exact = [sp.nsimplify(v.subs(subs)) for v in derivation.closed_form]
     measured = mc.simulate_expected_decode(fractions=point, method="topk", k=k)["errors"][0]
     agree = np.allclose(measured, [float(v) for v in exact], atol=1e-12)
-    print(f"top-{k} at (0.8, 0.6): exact error {[sp.sstr(v) for v in exact]}, "
-          f"decoded {np.round(measured, 6).tolist()} -> {'agrees' if agree else 'DISAGREES'}")
+    print(
+        f"top-{k} at (0.8, 0.6): exact error {[sp.sstr(v) for v in exact]}, "
+        f"decoded {np.round(measured, 6).tolist()} -> {'agrees' if agree else 'DISAGREES'}"
+    )
 window0 = losslessness.window_decode(0, 2)
 print("window r=0 error:", sp.sstr(window0.closed_form.T), " (= plain rounding in this region)")
 
@@ -215,9 +228,14 @@ for delta in DELTAS:
 
 # %%
 labels = [claim for claim, _, _ in summary]
-plotting.estimates_vs_exact(labels, [est.mean for _, _, est in summary], [est.stderr for _, _, est in summary],
-                            [exact for _, exact, _ in summary], "value (cells or cells^2)",
-                            title="closed forms (sympy) and their Monte Carlo estimates")
+plotting.estimates_vs_exact(
+    labels,
+    [est.mean for _, _, est in summary],
+    [est.stderr for _, _, est in summary],
+    [exact for _, exact, _ in summary],
+    "value (cells or cells^2)",
+    title="closed forms (sympy) and their Monte Carlo estimates",
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT

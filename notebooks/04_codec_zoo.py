@@ -71,8 +71,10 @@ VARIANTS = {  # label -> (codec name, options)
     "SoftArgmax": ("soft_argmax", {}),
     "RandomizedRounding": ("randomized_rounding", {}),
 }
-zoo = {label: codecs.build(name, input_size=(W, H), heatmap_size=HEATMAP, **opts)
-       for label, (name, opts) in VARIANTS.items()}
+zoo = {
+    label: codecs.build(name, input_size=(W, H), heatmap_size=HEATMAP, **opts)
+    for label, (name, opts) in VARIANTS.items()
+}
 print(f"input {W} x {H} px, heatmaps {HEATMAP[0]} x {HEATMAP[1]} cells, stride {STRIDE}")
 
 # %% [markdown]
@@ -83,8 +85,11 @@ print(f"input {W} x {H} px, heatmaps {HEATMAP[0]} x {HEATMAP[1]} cells, stride {
 # of the one-hot samples it trains on).
 
 # %%
-small = {label: codecs.build(name, input_size=(48, 48), heatmap_size=(12, 12), **opts)
-         for label, (name, opts) in VARIANTS.items() if label not in ("Argmax (floor)", "Gaussian + quarter")}
+small = {
+    label: codecs.build(name, input_size=(48, 48), heatmap_size=(12, 12), **opts)
+    for label, (name, opts) in VARIANTS.items()
+    if label not in ("Argmax (floor)", "Gaussian + quarter")
+}
 uv_true = torch.tensor([5.3, 5.7], dtype=torch.float64)
 maps, decoded = {}, {}
 for label, codec in small.items():
@@ -94,8 +99,12 @@ for label, codec in small.items():
     maps[label] = target[0, 0]
     decoded[label] = codec.to_heatmap(xy)[0, 0].tolist()
 # UDP uses another cell convention, so its cell coordinates of the same keypoint differ slightly.
-plotting.heatmap_panels(maps, keypoint=uv_true.tolist(), decoded=decoded,
-                        title="training targets of one keypoint (x: truth, o: decoded)")
+plotting.heatmap_panels(
+    maps,
+    keypoint=uv_true.tolist(),
+    decoded=decoded,
+    title="training targets of one keypoint (x: truth, o: decoded)",
+)
 
 # %% [markdown]
 # ## 4.2 Error and bias on the same keypoints
@@ -134,24 +143,31 @@ for label, err in errors.items():
 # %%
 labels = list(errors)
 mean_err = [float(errors[k].norm(dim=-1).mean()) for k in labels]
-plotting.bar_chart(labels, np.maximum(mean_err, 1e-6), "mean decode error of the target (input px, log)", logy=True,
-                   title=f"error of each codec's own target, stride {STRIDE} (floor 1e-6 for display)")
+plotting.bar_chart(
+    labels,
+    np.maximum(mean_err, 1e-6),
+    "mean decode error of the target (input px, log)",
+    logy=True,
+    title=f"error of each codec's own target, stride {STRIDE} (floor 1e-6 for display)",
+)
 
 # %%
 exact_centre = zoo["Gaussian + quarter"].decode(targets["DARK"])[0]  # quarter offset on a Gaussian at u
 errors_quarter = float((exact_centre - keypoints)[0].norm(dim=-1).mean())
 best = min(("DARK", "UDP", "SoftArgmax", "RandomizedRounding"), key=lambda k: mean_err[labels.index(k)])
-display(Markdown(
-    f"Argmax and Gaussian targets keep the vanilla error ({mean_err[labels.index('Gaussian')]:.3f} px here, closed "
-    f"form {floor_px:.3f} px). The quarter offset changes nothing on the MSRA target "
-    f"({mean_err[labels.index('Gaussian + quarter')]:.3f} px): that Gaussian is symmetric about the rounded cell, so "
-    f"its two neighbours tie. The offset is a heuristic for a network output whose peak leans toward the truth; "
-    f"applied to a Gaussian centred *at* the keypoint it gives {errors_quarter:.3f} px. The codecs that "
-    f"place their target at the exact position, or encode the fraction in the weights, decode their own target "
-    f"to within {max(mean_err[labels.index(k)] for k in ('DARK', 'UDP', 'SoftArgmax', 'RandomizedRounding')):.1e} "
-    f"px (best: {best}). A *single* randomized-rounding sample is off by "
-    f"{mean_err[labels.index('RR, one sample')]:.3f} px: the network must learn the average (notebook 5)."
-))
+display(
+    Markdown(
+        f"Argmax and Gaussian targets keep the vanilla error ({mean_err[labels.index('Gaussian')]:.3f} px here, closed "
+        f"form {floor_px:.3f} px). The quarter offset changes nothing on the MSRA target "
+        f"({mean_err[labels.index('Gaussian + quarter')]:.3f} px): that Gaussian is symmetric about the rounded cell, so "
+        f"its two neighbours tie. The offset is a heuristic for a network output whose peak leans toward the truth; "
+        f"applied to a Gaussian centred *at* the keypoint it gives {errors_quarter:.3f} px. The codecs that "
+        f"place their target at the exact position, or encode the fraction in the weights, decode their own target "
+        f"to within {max(mean_err[labels.index(k)] for k in ('DARK', 'UDP', 'SoftArgmax', 'RandomizedRounding')):.1e} "
+        f"px (best: {best}). A *single* randomized-rounding sample is off by "
+        f"{mean_err[labels.index('RR, one sample')]:.3f} px: the network must learn the average (notebook 5)."
+    )
+)
 
 # %% [markdown]
 # ## 4.3 Robustness to heatmap noise
@@ -174,10 +190,16 @@ for eta in NOISE:
         noisy = clean + eta * peak * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
         xy, _ = zoo[label].decode(noisy)
         noisy_error[label].append(float((xy - keypoints)[0].norm(dim=-1).mean()))
-plotting.line_plot(np.array(NOISE), {k: np.maximum(v, 1e-3) for k, v in noisy_error.items()},
-                   "noise sd / map peak (eta)", "mean decode error (input px, log)", logy=True,
-                   styles={k: "o-" for k in noise_codecs}, hlines={"plain rounding": floor_px},
-                   title="decoders on noisy targets (errors below 1e-3 px drawn at 1e-3)")
+plotting.line_plot(
+    np.array(NOISE),
+    {k: np.maximum(v, 1e-3) for k, v in noisy_error.items()},
+    "noise sd / map peak (eta)",
+    "mean decode error (input px, log)",
+    logy=True,
+    styles={k: "o-" for k in noise_codecs},
+    hlines={"plain rounding": floor_px},
+    title="decoders on noisy targets (errors below 1e-3 px drawn at 1e-3)",
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -195,6 +217,7 @@ for eta, *row in zip(NOISE, *(noisy_error[k] for k in noise_codecs)):
 # notebook (the numbers below are not checked by the tests: they depend on the CPU and its load). For a
 # full benchmark, see `benchmarks/codecs.py`.
 
+
 # %%
 def median_ms(fn, repeats: int = 3) -> float:
     fn()  # warm-up
@@ -208,10 +231,14 @@ def median_ms(fn, repeats: int = 3) -> float:
 
 bench_size = (64, 48)
 speed = {"encode": [], "decode": []}
-for label, (name, opts) in VARIANTS.items():
-    codec = codecs.build(name, input_size=(bench_size[0] * 4, bench_size[1] * 4), heatmap_size=bench_size, **opts)
+for name, opts in VARIANTS.values():
+    codec = codecs.build(
+        name, input_size=(bench_size[0] * 4, bench_size[1] * 4), heatmap_size=bench_size, **opts
+    )
     g = torch.Generator().manual_seed(SEED)
-    kp = codec.to_input(torch.rand(16, 17, 2, generator=g) * torch.tensor([bench_size[0] - 1.0, bench_size[1] - 1.0]))
+    kp = codec.to_input(
+        torch.rand(16, 17, 2, generator=g) * torch.tensor([bench_size[0] - 1.0, bench_size[1] - 1.0])
+    )
     maps = codec.expected(kp).heatmaps
     # Default arguments bind this iteration's codec and inputs (the lambdas run right away anyway).
     speed["encode"].append(median_ms(lambda c=codec, k=kp, g=g: c.encode(k, generator=g).heatmaps))
@@ -221,8 +248,12 @@ for label, enc_ms, dec_ms in zip(VARIANTS, speed["encode"], speed["decode"]):
 print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 # %%
-plotting.bar_chart(list(VARIANTS), speed["decode"], "decode time, 16 x 17 maps of 64 x 48 (ms)",
-                   title="decode speed on this machine (not a benchmark)")
+plotting.bar_chart(
+    list(VARIANTS),
+    speed["decode"],
+    "decode time, 16 x 17 maps of 64 x 48 (ms)",
+    title="decode speed on this machine (not a benchmark)",
+)
 
 # %% [markdown]
 # ## Exercises

@@ -66,8 +66,13 @@ from h3r_theory.theory import montecarlo as mc
 # minimised at $\pi = p$. A Lagrange multiplier for $\sum \pi = 1$ gives the same, with sympy:
 
 # %%
-display(Markdown(plotting.derivation_markdown(consistency.softmax_cross_entropy_optimum(4),
-                                              "optimum of the spatial softmax cross-entropy")))
+display(
+    Markdown(
+        plotting.derivation_markdown(
+            consistency.softmax_cross_entropy_optimum(4), "optimum of the spatial softmax cross-entropy"
+        )
+    )
+)
 
 # %% [markdown]
 # So the network's softmax converges to the bilinear distribution, whose mean is $u$ (notebook 3, claim 4).
@@ -90,7 +95,9 @@ display(Markdown(plotting.derivation_markdown(consistency.bce_optimum(), "optimu
 
 # %%
 bias_derivation = consistency.bce_logits_softmax_bias()
-display(Markdown(plotting.derivation_markdown(bias_derivation, "bias of softmax over BCE logits (1-D, cells)")))
+display(
+    Markdown(plotting.derivation_markdown(bias_derivation, "bias of softmax over BCE logits (1-D, cells)"))
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -116,18 +123,30 @@ as_probs, _ = codec.decode(torch.sigmoid(bce_logits), activation="probabilities"
 bias_logits = ((as_logits - keypoints)[:, 0, 0] / codec.stride[0]).numpy()
 bias_probs = ((as_probs - keypoints)[:, 0, 0] / codec.stride[0]).numpy()
 closed = sp.lambdify(bias_derivation.symbols["e_x"], bias_derivation.closed_form, "numpy")(fractions.numpy())
-plotting.line_plot(fractions.numpy(), {"softmax of BCE logits (decoded)": bias_logits,
-                                       "closed form b(e)": closed,
-                                       "normalised probabilities (decoded)": bias_probs},
-                   "fraction e_x (cells)", "decoded - true x (cells)",
-                   styles={"softmax of BCE logits (decoded)": "-", "closed form b(e)": "--",
-                           "normalised probabilities (decoded)": "-"},
-                   title="the same BCE optimum, decoded two ways")
+plotting.line_plot(
+    fractions.numpy(),
+    {
+        "softmax of BCE logits (decoded)": bias_logits,
+        "closed form b(e)": closed,
+        "normalised probabilities (decoded)": bias_probs,
+    },
+    "fraction e_x (cells)",
+    "decoded - true x (cells)",
+    styles={
+        "softmax of BCE logits (decoded)": "-",
+        "closed form b(e)": "--",
+        "normalised probabilities (decoded)": "-",
+    },
+    title="the same BCE optimum, decoded two ways",
+)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("max |decoded - closed form| (inconsistent pair):", f"{np.abs(bias_logits - closed).max() < 1e-6}",
-      "(below 1e-6 cells)")
+print(
+    "max |decoded - closed form| (inconsistent pair):",
+    f"{np.abs(bias_logits - closed).max() < 1e-6}",
+    "(below 1e-6 cells)",
+)
 print("max |error| of the consistent pair below 1e-9 cells:", bool(np.abs(bias_probs).max() < 1e-9))
 print("largest measured |bias| of the inconsistent pair:", f"{np.abs(bias_logits).max():.4f} cells")
 
@@ -161,8 +180,9 @@ fit = mc.simulate_loss_consistency(FRACTIONS, num_samples=NUM_SAMPLES, seed=SEED
 
 joint = consistency.odds_weighted_decode_joint(2)
 cells = [cell for cell, _ in losslessness.bilinear_support(2)]  # offsets (dx, dy) from floor(u) = (2, 2)
-predict = sp.lambdify([joint.symbols["p_" + "".join(map(str, c))] for c in cells], list(joint.closed_form),
-                      "numpy")
+predict = sp.lambdify(
+    [joint.symbols["p_" + "".join(map(str, c))] for c in cells], list(joint.closed_form), "numpy"
+)
 predicted = []
 for k, (ex, ey) in enumerate(FRACTIONS):
     freq = [fit["frequencies"][k, 2 + dy, 2 + dx] for dx, dy in cells]
@@ -172,39 +192,57 @@ predicted = np.array(predicted)
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"{NUM_SAMPLES} samples per keypoint, {STEPS} Adam steps; errors (x, y) in cells")
-print(f"{'fractions':12s} {'sample mean':>16s} {'CE + logits':>16s} {'BCE + probs':>16s} "
-      f"{'BCE + logits':>16s} {'predicted':>16s}")
+print(
+    f"{'fractions':12s} {'sample mean':>16s} {'CE + logits':>16s} {'BCE + probs':>16s} "
+    f"{'BCE + logits':>16s} {'predicted':>16s}"
+)
 for k, f in enumerate(FRACTIONS):
+
     def fmt(v):
         return f"({v[0]:+.3f}, {v[1]:+.3f})"
-    print(f"{f!s:12s} {fmt(fit['sample_mean'][k]):>16s} {fmt(fit['ce_logits'][k]):>16s} "
-          f"{fmt(fit['bce_probabilities'][k]):>16s} {fmt(fit['bce_logits'][k]):>16s} {fmt(predicted[k]):>16s}")
+
+    print(
+        f"{f!s:12s} {fmt(fit['sample_mean'][k]):>16s} {fmt(fit['ce_logits'][k]):>16s} "
+        f"{fmt(fit['bce_probabilities'][k]):>16s} {fmt(fit['bce_logits'][k]):>16s} {fmt(predicted[k]):>16s}"
+    )
 
 # %%
 labels = [f"({ex}, {ey})" for ex, ey in FRACTIONS]
-plotting.line_plot(np.arange(len(FRACTIONS)), {
-    "CE + logits (consistent)": np.linalg.norm(fit["ce_logits"], axis=-1),
-    "BCE + probabilities (consistent)": np.linalg.norm(fit["bce_probabilities"], axis=-1),
-    "BCE + logits (inconsistent)": np.linalg.norm(fit["bce_logits"], axis=-1),
-    "inconsistent, predicted": np.linalg.norm(predicted, axis=-1),
-}, "fractions (e_x, e_y) of the keypoint", "|decoded - true| (cells)", xticklabels=labels,
-    styles={"CE + logits (consistent)": "o-", "BCE + probabilities (consistent)": "s-",
-            "BCE + logits (inconsistent)": "^-", "inconsistent, predicted": "k:"},
-    title="fitted to randomized-rounding samples, then decoded")
+plotting.line_plot(
+    np.arange(len(FRACTIONS)),
+    {
+        "CE + logits (consistent)": np.linalg.norm(fit["ce_logits"], axis=-1),
+        "BCE + probabilities (consistent)": np.linalg.norm(fit["bce_probabilities"], axis=-1),
+        "BCE + logits (inconsistent)": np.linalg.norm(fit["bce_logits"], axis=-1),
+        "inconsistent, predicted": np.linalg.norm(predicted, axis=-1),
+    },
+    "fractions (e_x, e_y) of the keypoint",
+    "|decoded - true| (cells)",
+    xticklabels=labels,
+    styles={
+        "CE + logits (consistent)": "o-",
+        "BCE + probabilities (consistent)": "s-",
+        "BCE + logits (inconsistent)": "^-",
+        "inconsistent, predicted": "k:",
+    },
+    title="fitted to randomized-rounding samples, then decoded",
+)
 
 # %%
 ce_err = np.linalg.norm(fit["ce_logits"], axis=-1).max()
 probs_err = np.linalg.norm(fit["bce_probabilities"], axis=-1).max()
 bad_err = np.linalg.norm(fit["bce_logits"], axis=-1).max()
 noise = np.linalg.norm(fit["sample_mean"], axis=-1).max()
-display(Markdown(
-    f"Both consistent pairs decode every keypoint to within {max(ce_err, probs_err):.4f} cells, the size of "
-    f"the sampling noise of the targets themselves (the sample mean is off by up to {noise:.4f} cells with "
-    f"{NUM_SAMPLES} draws). The inconsistent pair is off by up to {bad_err:.3f} cells, as predicted, which at "
-    f"stride 4 is {4 * bad_err:.2f} input pixels, a sizeable fraction of the vanilla quantization error "
-    f"({float(quantization.mean_quantization_error('round', 2)):.4f} cells) that randomized rounding was meant "
-    f"to remove. At $e = 1/2$ the odds are symmetric and the bias vanishes."
-))
+display(
+    Markdown(
+        f"Both consistent pairs decode every keypoint to within {max(ce_err, probs_err):.4f} cells, the size of "
+        f"the sampling noise of the targets themselves (the sample mean is off by up to {noise:.4f} cells with "
+        f"{NUM_SAMPLES} draws). The inconsistent pair is off by up to {bad_err:.3f} cells, as predicted, which at "
+        f"stride 4 is {4 * bad_err:.2f} input pixels, a sizeable fraction of the vanilla quantization error "
+        f"({float(quantization.mean_quantization_error('round', 2)):.4f} cells) that randomized rounding was meant "
+        f"to remove. At $e = 1/2$ the odds are symmetric and the bias vanishes."
+    )
+)
 
 # %% [markdown]
 # ## Exercises

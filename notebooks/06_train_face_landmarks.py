@@ -42,7 +42,9 @@ import os
 
 FULL = os.environ.get("H3R_NOTEBOOK_FULL", "0") == "1"
 DATA_ROOT = None  # folder with the ORIGINAL files of a real face set; None = embedded synthetic faces
-DATASET = "wflw"  # with DATA_ROOT: "wflw", "300w", "cofw" or "aflw" (bundled config trainers/configs/<name>.yaml)
+DATASET = (
+    "wflw"  # with DATA_ROOT: "wflw", "300w", "cofw" or "aflw" (bundled config trainers/configs/<name>.yaml)
+)
 STEPS = 3000 if FULL else 250  # optimisation steps (the bundled real-data configs train for tens of epochs)
 BATCH_SIZE = 32
 DEVICE = "auto"  # "auto" = CUDA when present, else CPU; or "cpu", "cuda", "cuda:1"
@@ -70,8 +72,9 @@ from trainers.config import load_config
 
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
 REPO_ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
-device = torch.device("cuda" if DEVICE == "auto" and torch.cuda.is_available() else
-                      ("cpu" if DEVICE == "auto" else DEVICE))
+device = torch.device(
+    "cuda" if DEVICE == "auto" and torch.cuda.is_available() else ("cpu" if DEVICE == "auto" else DEVICE)
+)
 # The mean distance of a uniform point to the nearest grid point, in cells: an exact sympy result.
 FLOOR_CELLS = float(mean_quantization_error("round", 2))
 print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU thread(s)")
@@ -106,16 +109,27 @@ samples = rr.encode(point.expand(4000, 1, 2), generator=g).heatmaps[:, 0]  # 400
 expected = rr.expected(point).heatmaps[0, 0]
 uv = rr.to_heatmap(point)[0, 0]
 print("keypoint in heatmap cells u =", [round(v, 4) for v in uv.tolist()])
-print("mean of 4000 one-hot samples equals the bilinear weights within",
-      f"{float((samples.mean(0) - expected).abs().max()):.4f}")
+print(
+    "mean of 4000 one-hot samples equals the bilinear weights within",
+    f"{float((samples.mean(0) - expected).abs().max()):.4f}",
+)
 decoded, _ = rr.decode(expected[None, None], activation="probabilities")
-print("decoding the expectation gives back the keypoint within",
-      f"{float((decoded - point).abs().max()):.2e} input px")
+print(
+    "decoding the expectation gives back the keypoint within",
+    f"{float((decoded - point).abs().max()):.2e} input px",
+)
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(9.5, 2.6))
-for ax, (title, m) in zip(axes, [("sample 1", samples[0]), ("sample 2", samples[1]),
-                                 ("mean of 4000 samples", samples.mean(0)), ("codec.expected (bilinear)", expected)]):
+for ax, (title, m) in zip(
+    axes,
+    [
+        ("sample 1", samples[0]),
+        ("sample 2", samples[1]),
+        ("mean of 4000 samples", samples.mean(0)),
+        ("codec.expected (bilinear)", expected),
+    ],
+):
     ax.imshow(m.numpy(), cmap="viridis", vmin=0, vmax=1)
     ax.plot(*uv.tolist(), "r+", ms=12, mew=2)
     ax.set_xlim(uv[0] - 3, uv[0] + 3)
@@ -137,9 +151,16 @@ pt.show(fig)
 # (nothing is downloaded; the error message says where each file is expected).
 
 # %%
-overrides = [f"train.max_steps={STEPS}", f"train.batch_size={BATCH_SIZE}", f"train.device={DEVICE}",
-             f"train.seed={SEED}", "train.progress=false", f"train.eval_every={max(1, STEPS // 5)}",
-             "train.checkpoint_every=0", f"eval.max_samples={'null' if EVAL_SAMPLES is None else EVAL_SAMPLES}"]
+overrides = [
+    f"train.max_steps={STEPS}",
+    f"train.batch_size={BATCH_SIZE}",
+    f"train.device={DEVICE}",
+    f"train.seed={SEED}",
+    "train.progress=false",
+    f"train.eval_every={max(1, STEPS // 5)}",
+    "train.checkpoint_every=0",
+    f"eval.max_samples={'null' if EVAL_SAMPLES is None else EVAL_SAMPLES}",
+]
 if DATA_ROOT is None:
     config_name = "synthetic"
     overrides += ["data.options.num_train=2048", "data.options.num_eval=256"]
@@ -153,16 +174,26 @@ config = load_config(config_name, overrides)
 train_set, eval_set = engine.build_datasets(config)
 codec = engine.build_codec(config, train_set.input_size)
 stride = config.model.output_stride
-print(f"data: {config.data.name}, {len(train_set)} training / {len(eval_set)} held-out samples, "
-      f"{train_set.num_keypoints} keypoints, input {tuple(train_set.input_size)} px")
+print(
+    f"data: {config.data.name}, {len(train_set)} training / {len(eval_set)} held-out samples, "
+    f"{train_set.num_keypoints} keypoints, input {tuple(train_set.input_size)} px"
+)
 print(f"model: {config.model.name}, output stride {stride} -> heatmaps {codec.heatmap_size} (w, h)")
-print(f"codec: {codec.name}; loss: {engine.loss_for(codec, config.model.head)[0]}; "
-      f"decode activation: {codec.default_activation}")
+print(
+    f"codec: {codec.name}; loss: {engine.loss_for(codec, config.model.head)[0]}; "
+    f"decode activation: {codec.default_activation}"
+)
 
 # %%
 show = engine.get_batch(train_set, range(min(8, len(train_set))))
-fig = pt.prediction_grid(show["image"], show["keypoints"], visible=show["visible"], ncols=8, size=1.6,
-                         suptitle=f"training samples of {config.data.name} with their labels")
+fig = pt.prediction_grid(
+    show["image"],
+    show["keypoints"],
+    visible=show["visible"],
+    ncols=8,
+    size=1.6,
+    suptitle=f"training samples of {config.data.name} with their labels",
+)
 pt.show(fig, "jpeg")
 
 # %% [markdown]
@@ -182,8 +213,13 @@ print(f"{result.steps} steps in {train_seconds:.1f} s on {device}; run folder: {
 print("final evaluation:", engine.summary(result.final))
 
 # %%
-fig = pt.plot_training_history(result.history, "mean_error_px", "mean error on held-out data (input px)",
-                               floor=floor_px, floor_label=f"vanilla floor {FLOOR_CELLS:.4f} x stride {stride}")
+fig = pt.plot_training_history(
+    result.history,
+    "mean_error_px",
+    "mean error on held-out data (input px)",
+    floor=floor_px,
+    floor_label=f"vanilla floor {FLOOR_CELLS:.4f} x stride {stride}",
+)
 pt.show(fig)
 
 # %% [markdown]
@@ -199,15 +235,25 @@ pt.show(fig)
 #   to 0.1, divided by 0.1 (1 is perfect).
 
 # %%
-evaluation = engine.evaluate(result.model, codec, eval_set, device=device, max_samples=EVAL_SAMPLES,
-                             decode_options=config.eval.decode, return_predictions=True)
+evaluation = engine.evaluate(
+    result.model,
+    codec,
+    eval_set,
+    device=device,
+    max_samples=EVAL_SAMPLES,
+    decode_options=config.eval.decode,
+    return_predictions=True,
+)
 pred = evaluation.pop("predictions")
-rows = [("held-out samples", f"{evaluation['num_samples']}"),
-        ("mean error (input px)", f"{evaluation['mean_error_px']:.3f}"),
-        ("mean error (original px)", f"{evaluation['mean_error_orig_px']:.3f}"),
-        ("NME", f"{evaluation['nme']:.4f}"), ("FR@0.1", f"{evaluation['fr']:.4f}"),
-        ("AUC@0.1", f"{evaluation['auc']:.4f}"),
-        (f"vanilla floor at stride {stride} (input px)", f"{floor_px:.3f}")]
+rows = [
+    ("held-out samples", f"{evaluation['num_samples']}"),
+    ("mean error (input px)", f"{evaluation['mean_error_px']:.3f}"),
+    ("mean error (original px)", f"{evaluation['mean_error_orig_px']:.3f}"),
+    ("NME", f"{evaluation['nme']:.4f}"),
+    ("FR@0.1", f"{evaluation['fr']:.4f}"),
+    ("AUC@0.1", f"{evaluation['auc']:.4f}"),
+    (f"vanilla floor at stride {stride} (input px)", f"{floor_px:.3f}"),
+]
 display(Markdown("| quantity | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)))
 
 # %%
@@ -215,9 +261,16 @@ n_show = min(8, len(pred["index"]))
 shown = engine.get_batch(eval_set, pred["index"][:n_show].tolist())
 per_image = np.linalg.norm(pred["pred_input"] - pred["gt_input"], axis=-1)
 titles = [f"mean error {per_image[i][pred['visible'][i] > 0].mean():.2f} px" for i in range(n_show)]
-fig = pt.prediction_grid(shown["image"], pred["gt_input"][:n_show], pred["pred_input"][:n_show],
-                         pred["visible"][:n_show], titles=titles, ncols=4, size=2.3,
-                         suptitle="held-out predictions (red x) against the labels (green o), input pixels")
+fig = pt.prediction_grid(
+    shown["image"],
+    pred["gt_input"][:n_show],
+    pred["pred_input"][:n_show],
+    pred["visible"][:n_show],
+    titles=titles,
+    ncols=4,
+    size=2.3,
+    suptitle="held-out predictions (red x) against the labels (green o), input pixels",
+)
 pt.show(fig, "jpeg")
 
 # %% [markdown]
@@ -229,7 +282,7 @@ pt.show(fig, "jpeg")
 
 # %%
 # At most 256 held-out samples, in batches of 64, so that a real test set does not have to fit in memory.
-chunks = [pred["index"][i:i + 64].tolist() for i in range(0, min(len(pred["index"]), 256), 64)]
+chunks = [pred["index"][i : i + 64].tolist() for i in range(0, min(len(pred["index"]), 256), 64)]
 logits, labels, labelled = [], [], []
 with torch.no_grad():
     for chunk in chunks:
@@ -241,7 +294,10 @@ with torch.no_grad():
 logits, labels, labelled = torch.cat(logits), torch.cat(labels), torch.cat(labelled)
 decoder_errors = {}
 if codec.name == "randomized_rounding":
-    for name, options in (("3 x 3 window, softmax weights", {}), ("peak cell only (radius 0)", {"radius": 0})):
+    for name, options in (
+        ("3 x 3 window, softmax weights", {}),
+        ("peak cell only (radius 0)", {"radius": 0}),
+    ):
         xy, _ = codec.decode(logits, activation=activation, **options)
         decoder_errors[name] = torch.linalg.vector_norm(xy.cpu().double() - labels, dim=-1)[labelled]
     fig = pt.plot_error_histograms(decoder_errors, xlabel="error per landmark (input px)")
@@ -250,13 +306,18 @@ if codec.name == "randomized_rounding":
     pt.show(fig)
     means = {k: float(v.mean()) for k, v in decoder_errors.items()}
     (name_w, err_w), (name_p, err_p) = means.items()
-    display(Markdown(
-        f"On these {int(labelled.sum())} landmarks the window decoder's mean error is **{err_w:.3f} px**, "
-        f"the peak cell's **{err_p:.3f} px** (ratio {err_p / err_w:.2f}); the rounding floor at stride "
-        f"{stride} is {floor_px:.3f} px. The peak-cell error is "
-        + ("close to that floor or above it, as the theory says it must be on average."
-           if err_p >= 0.85 * floor_px else "below the floor: the labels are not uniform within cells here.")
-    ))
+    display(
+        Markdown(
+            f"On these {int(labelled.sum())} landmarks the window decoder's mean error is **{err_w:.3f} px**, "
+            f"the peak cell's **{err_p:.3f} px** (ratio {err_p / err_w:.2f}); the rounding floor at stride "
+            f"{stride} is {floor_px:.3f} px. The peak-cell error is "
+            + (
+                "close to that floor or above it, as the theory says it must be on average."
+                if err_p >= 0.85 * floor_px
+                else "below the floor: the labels are not uniform within cells here."
+            )
+        )
+    )
 else:
     print(f"codec {codec.name!r}: this comparison is for randomized rounding; skipped")
 
@@ -286,8 +347,10 @@ real_root = Path(REAL_SAMPLES)
 FACE_SETS = ("wflw", "300w", "cofw", "aflw")
 face_results, face_examples = [], []
 if not (real_root / "mmpose").is_dir():
-    print(f"real samples not found at {real_root.resolve()}: this section is skipped "
-          "(it needs the project's ../shared/data/real_samples folder)")
+    print(
+        f"real samples not found at {real_root.resolve()}: this section is skipped "
+        "(it needs the project's ../shared/data/real_samples folder)"
+    )
 else:
     input_size, heatmap_size = (256, 256), (64, 64)
     am = codecs.build("argmax", input_size=input_size, heatmap_size=heatmap_size)
@@ -305,45 +368,80 @@ else:
         noisy = gt + 0.02 * norms[:, None, None] * torch.randn(gt.shape, generator=g, dtype=torch.float64)
         ideal = {
             "argmax": am.decode(am.encode(kp, vis).heatmaps, activation="probabilities")[0],
-            "RR one sample": rr_real.decode(rr_real.encode(kp, vis, generator=g).heatmaps,
-                                            activation="probabilities")[0],
-            "RR expectation": rr_real.decode(rr_real.expected(kp, vis).heatmaps, activation="probabilities")[0],
+            "RR one sample": rr_real.decode(
+                rr_real.encode(kp, vis, generator=g).heatmaps, activation="probabilities"
+            )[0],
+            "RR expectation": rr_real.decode(rr_real.expected(kp, vis).heatmaps, activation="probabilities")[
+                0
+            ],
         }
-        row = {"dataset": name, "faces": len(ds), "landmarks": ds.num_keypoints,
-               "normaliser (px)": float(norms.mean())}
+        row = {
+            "dataset": name,
+            "faces": len(ds),
+            "landmarks": ds.num_keypoints,
+            "normaliser (px)": float(norms.mean()),
+        }
         for label, xy in ideal.items():
-            row[f"NME {label}"] = metrics.face_metrics(engine.apply_affine(xy, inverse), gt, norms, vis)["nme"]
+            row[f"NME {label}"] = metrics.face_metrics(engine.apply_affine(xy, inverse), gt, norms, vis)[
+                "nme"
+            ]
         row["NME GT + noise"] = metrics.face_metrics(noisy, gt, norms, vis)["nme"]
         face_results.append(row)
-        face_examples.append((name, items["image"][0], kp[0], engine.apply_affine(noisy, items["matrix"])[0],
-                              vis[0], float(metrics.nme_per_image(noisy[:1], gt[:1], norms[:1], vis[:1])[0])))
+        face_examples.append(
+            (
+                name,
+                items["image"][0],
+                kp[0],
+                engine.apply_affine(noisy, items["matrix"])[0],
+                vis[0],
+                float(metrics.nme_per_image(noisy[:1], gt[:1], norms[:1], vis[:1])[0]),
+            )
+        )
     cols = list(face_results[0])
-    fmt = lambda v: f"{v:.5f}" if isinstance(v, float) and v < 1 else (f"{v:.1f}" if isinstance(v, float) else str(v))
-    display(Markdown("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
-                     + "\n".join("| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in face_results)))
+    fmt = lambda v: (
+        f"{v:.5f}" if isinstance(v, float) and v < 1 else (f"{v:.1f}" if isinstance(v, float) else str(v))
+    )
+    display(
+        Markdown(
+            "| "
+            + " | ".join(cols)
+            + " |\n|"
+            + "---|" * len(cols)
+            + "\n"
+            + "\n".join("| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in face_results)
+        )
+    )
 
 # %%
 if face_examples:
-    fig = pt.prediction_grid([e[1] for e in face_examples], [e[2] for e in face_examples],
-                             [e[3] for e in face_examples], [e[4] for e in face_examples],
-                             titles=[f"{e[0]}: GT + noise, NME {e[5]:.3f}" for e in face_examples], ncols=4,
-                             size=2.6, suptitle="real samples through the loaders (256 x 256 crops)")
+    fig = pt.prediction_grid(
+        [e[1] for e in face_examples],
+        [e[2] for e in face_examples],
+        [e[3] for e in face_examples],
+        [e[4] for e in face_examples],
+        titles=[f"{e[0]}: GT + noise, NME {e[5]:.3f}" for e in face_examples],
+        ncols=4,
+        size=2.6,
+        suptitle="real samples through the loaders (256 x 256 crops)",
+    )
     pt.show(fig, "jpeg")
     expected_noise_nme = 0.02 * math.sqrt(math.pi / 2)
     worst_am = max(face_results, key=lambda r: r["NME argmax"])
     worst_exp = max(r["NME RR expectation"] for r in face_results)
     noise_nmes = ", ".join(f"{r['NME GT + noise']:.4f} ({r['dataset']})" for r in face_results)
     worst_rel = max(abs(r["NME GT + noise"] / expected_noise_nme - 1) for r in face_results)
-    display(Markdown(
-        f"The metric {'passes' if worst_rel < 0.15 else 'FAILS'} its check: with noise of 2 % of the "
-        f"normaliser the NME is {noise_nmes}, against {expected_noise_nme:.4f} expected (at most "
-        f"{100 * worst_rel:.0f} % off; few faces, so some sampling spread is expected). "
-        f"The grid alone costs a perfect vanilla network up to **NME {worst_am['NME argmax']:.4f}** "
-        f"({worst_am['dataset']}), while decoding the randomized-rounding expectation gives at most "
-        f"**{worst_exp:.1e}** (lossless up to floating-point rounding). At 64 x 64 this floor is a modest "
-        f"part of the NME of published WFLW models, which is why the paper's gains are largest at coarser "
-        f"heatmaps (notebook 08)."
-    ))
+    display(
+        Markdown(
+            f"The metric {'passes' if worst_rel < 0.15 else 'FAILS'} its check: with noise of 2 % of the "
+            f"normaliser the NME is {noise_nmes}, against {expected_noise_nme:.4f} expected (at most "
+            f"{100 * worst_rel:.0f} % off; few faces, so some sampling spread is expected). "
+            f"The grid alone costs a perfect vanilla network up to **NME {worst_am['NME argmax']:.4f}** "
+            f"({worst_am['dataset']}), while decoding the randomized-rounding expectation gives at most "
+            f"**{worst_exp:.1e}** (lossless up to floating-point rounding). At 64 x 64 this floor is a modest "
+            f"part of the NME of published WFLW models, which is why the paper's gains are largest at coarser "
+            f"heatmaps (notebook 08)."
+        )
+    )
 
 # %% [markdown]
 # ## 7 · What we measured
@@ -355,22 +453,29 @@ verdict = "below" if evaluation["mean_error_px"] < floor_px else "not below"
 curve = [(r["step"], r["mean_error_px"]) for r in result.history if r.get("kind") == "eval"]
 if len(curve) >= 2:
     (s0, e0), (s1, e1) = curve[-2], curve[-1]
-    trend = (f"the held-out error was {'still falling' if e1 < e0 else 'no longer falling'} at the end "
-             f"({e0:.3f} px at step {s0}, {e1:.3f} px at step {s1})")
+    trend = (
+        f"the held-out error was {'still falling' if e1 < e0 else 'no longer falling'} at the end "
+        f"({e0:.3f} px at step {s0}, {e1:.3f} px at step {s1})"
+    )
 else:
     trend = "a longer run shows whether the error is still falling"
-display(Markdown(
-    f"* A {config.model.name} network trained for {result.steps} steps with randomized-rounding targets "
-    f"({train_seconds:.0f} s on {device}) reaches a mean error of **{evaluation['mean_error_px']:.3f} input px** "
-    f"(NME {evaluation['nme']:.4f}, FR@0.1 {evaluation['fr']:.3f}, AUC@0.1 {evaluation['auc']:.3f}) on "
-    f"{evaluation['num_samples']} held-out {config.data.name} images.\n"
-    f"* That is **{verdict}** the {floor_px:.3f} px that vanilla rounding costs on average at stride {stride} "
-    f"(ratio {evaluation['mean_error_px'] / floor_px:.2f}); {trend}, whereas a vanilla one-hot target "
-    f"cannot go below that floor on average.\n"
-    + (f"* Decoding the same maps from the peak cell alone gives {err_p:.3f} px instead of {err_w:.3f} px: "
-       f"the sub-cell information is in the *shape* of the map, and only a multi-point decoder reads it.\n"
-       if decoder_errors else "")
-))
+display(
+    Markdown(
+        f"* A {config.model.name} network trained for {result.steps} steps with randomized-rounding targets "
+        f"({train_seconds:.0f} s on {device}) reaches a mean error of **{evaluation['mean_error_px']:.3f} input px** "
+        f"(NME {evaluation['nme']:.4f}, FR@0.1 {evaluation['fr']:.3f}, AUC@0.1 {evaluation['auc']:.3f}) on "
+        f"{evaluation['num_samples']} held-out {config.data.name} images.\n"
+        f"* That is **{verdict}** the {floor_px:.3f} px that vanilla rounding costs on average at stride {stride} "
+        f"(ratio {evaluation['mean_error_px'] / floor_px:.2f}); {trend}, whereas a vanilla one-hot target "
+        f"cannot go below that floor on average.\n"
+        + (
+            f"* Decoding the same maps from the peak cell alone gives {err_p:.3f} px instead of {err_w:.3f} px: "
+            f"the sub-cell information is in the *shape* of the map, and only a multi-point decoder reads it.\n"
+            if decoder_errors
+            else ""
+        )
+    )
+)
 
 # %% [markdown]
 # ## Exercises

@@ -69,8 +69,9 @@ from trainers.config import load_config
 
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
 REPO_ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
-device = torch.device("cuda" if DEVICE == "auto" and torch.cuda.is_available() else
-                      ("cpu" if DEVICE == "auto" else DEVICE))
+device = torch.device(
+    "cuda" if DEVICE == "auto" and torch.cuda.is_available() else ("cpu" if DEVICE == "auto" else DEVICE)
+)
 FLOOR_CELLS = float(mean_quantization_error("round", 2))  # (sqrt(2) + asinh(1)) / 6, exact
 print(f"torch {torch.__version__}, device {device}; vanilla floor {FLOOR_CELLS:.4f} cells")
 
@@ -79,8 +80,14 @@ def markdown_table(rows, floats="{:.4f}"):
     """A list of dicts as a Markdown table (floats formatted, everything else as str)."""
     cols = list(rows[0])
     cell = lambda v: floats.format(v) if isinstance(v, float) else str(v)
-    return ("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
-            + "\n".join("| " + " | ".join(cell(r[c]) for c in cols) + " |" for r in rows))
+    return (
+        "| "
+        + " | ".join(cols)
+        + " |\n|"
+        + "---|" * len(cols)
+        + "\n"
+        + "\n".join("| " + " | ".join(cell(r[c]) for c in cols) + " |" for r in rows)
+    )
 
 
 # %% [markdown]
@@ -105,9 +112,16 @@ def markdown_table(rows, floats="{:.4f}"):
 # ## 2 · Training (synthetic by default; MPII or COCO with `DATA_ROOT`)
 
 # %%
-overrides = [f"train.max_steps={STEPS}", f"train.batch_size={BATCH_SIZE}", f"train.device={DEVICE}",
-             f"train.seed={SEED}", "train.progress=false", f"train.eval_every={max(1, STEPS // 5)}",
-             "train.checkpoint_every=0", f"eval.max_samples={'null' if EVAL_SAMPLES is None else EVAL_SAMPLES}"]
+overrides = [
+    f"train.max_steps={STEPS}",
+    f"train.batch_size={BATCH_SIZE}",
+    f"train.device={DEVICE}",
+    f"train.seed={SEED}",
+    "train.progress=false",
+    f"train.eval_every={max(1, STEPS // 5)}",
+    "train.checkpoint_every=0",
+    f"eval.max_samples={'null' if EVAL_SAMPLES is None else EVAL_SAMPLES}",
+]
 if DATA_ROOT is None:
     config_name = "synthetic"
     overrides += ["data.options.num_train=2048", "data.options.num_eval=256"]
@@ -122,9 +136,11 @@ train_set, eval_set = engine.build_datasets(config)
 codec = engine.build_codec(config, train_set.input_size)
 stride = config.model.output_stride
 edges = {"mpii": pt.MPII_SKELETON, "coco": pt.COCO_SKELETON}.get(config.data.name, ())
-print(f"data: {config.data.name} ({'face-like synthetic set' if DATA_ROOT is None else 'real'}), "
-      f"{len(train_set)} training / {len(eval_set)} held-out samples, {train_set.num_keypoints} keypoints, "
-      f"input {tuple(train_set.input_size)} px, flip pairs {train_set.flip_pairs}")
+print(
+    f"data: {config.data.name} ({'face-like synthetic set' if DATA_ROOT is None else 'real'}), "
+    f"{len(train_set)} training / {len(eval_set)} held-out samples, {train_set.num_keypoints} keypoints, "
+    f"input {tuple(train_set.input_size)} px, flip pairs {train_set.flip_pairs}"
+)
 print(f"model {config.model.name}, stride {stride}, heatmaps {codec.heatmap_size}, codec {codec.name}")
 
 t0 = time.perf_counter()
@@ -134,22 +150,44 @@ print(f"{result.steps} steps in {train_seconds:.1f} s; final evaluation: {engine
 
 # %%
 floor_px = FLOOR_CELLS * stride
-fig = pt.plot_training_history(result.history, "mean_error_px", "mean error on held-out data (input px)",
-                               floor=floor_px, floor_label=f"vanilla floor at stride {stride}")
+fig = pt.plot_training_history(
+    result.history,
+    "mean_error_px",
+    "mean error on held-out data (input px)",
+    floor=floor_px,
+    floor_label=f"vanilla floor at stride {stride}",
+)
 pt.show(fig)
 
 # %%
-evaluation = engine.evaluate(result.model, codec, eval_set, device=device, max_samples=EVAL_SAMPLES,
-                             flip_test=bool(train_set.flip_pairs), return_predictions=True)
+evaluation = engine.evaluate(
+    result.model,
+    codec,
+    eval_set,
+    device=device,
+    max_samples=EVAL_SAMPLES,
+    flip_test=bool(train_set.flip_pairs),
+    return_predictions=True,
+)
 pred = evaluation.pop("predictions")
-keys = [k for k in ("num_samples", "mean_error_px", "mean_error_orig_px", "nme", "pckh", "ap", "ap50", "ap75")
-        if k in evaluation]
+keys = [
+    k
+    for k in ("num_samples", "mean_error_px", "mean_error_orig_px", "nme", "pckh", "ap", "ap50", "ap75")
+    if k in evaluation
+]
 display(Markdown(markdown_table([{"quantity": k, "value": evaluation[k]} for k in keys])))
 n_show = min(8, len(pred["index"]))
 shown = engine.get_batch(eval_set, pred["index"][:n_show].tolist())
-fig = pt.prediction_grid(shown["image"], pred["gt_input"][:n_show], pred["pred_input"][:n_show],
-                         pred["visible"][:n_show], edges=edges, ncols=4, size=2.3,
-                         suptitle="held-out predictions with the flip test (red x) against the labels (green o)")
+fig = pt.prediction_grid(
+    shown["image"],
+    pred["gt_input"][:n_show],
+    pred["pred_input"][:n_show],
+    pred["visible"][:n_show],
+    edges=edges,
+    ncols=4,
+    size=2.3,
+    suptitle="held-out predictions with the flip test (red x) against the labels (green o)",
+)
 pt.show(fig, "jpeg")
 
 # %% [markdown]
@@ -187,8 +225,10 @@ from trainers.data.flip_pairs import FLIP_PAIRS
 real_root = Path(REAL_SAMPLES)
 HAVE_REAL = (real_root / "mmpose" / "mpii").is_dir() and (real_root / "mpii_eval_bearpaw").is_dir()
 if not HAVE_REAL:
-    print(f"real samples not found at {real_root.resolve()}: section 4 is skipped "
-          "(it needs the project's ../shared/data/real_samples folder)")
+    print(
+        f"real samples not found at {real_root.resolve()}: section 4 is skipped "
+        "(it needs the project's ../shared/data/real_samples folder)"
+    )
 
 
 def ideal_predictions(keypoints, visible, input_size, heatmap_size, generator):
@@ -197,8 +237,9 @@ def ideal_predictions(keypoints, visible, input_size, heatmap_size, generator):
     rr = codecs.build("randomized_rounding", input_size=input_size, heatmap_size=heatmap_size)
     return {
         "argmax": am.decode(am.encode(keypoints, visible).heatmaps, activation="probabilities")[0],
-        "RR one sample": rr.decode(rr.encode(keypoints, visible, generator=generator).heatmaps,
-                                   activation="probabilities")[0],
+        "RR one sample": rr.decode(
+            rr.encode(keypoints, visible, generator=generator).heatmaps, activation="probabilities"
+        )[0],
         "RR expectation": rr.decode(rr.expected(keypoints, visible).heatmaps, activation="probabilities")[0],
     }
 
@@ -220,20 +261,32 @@ if HAVE_REAL:
     idx = list(range(len(ds_mpii)))
     heads = torch.tensor([ds_mpii.normalizer(i) for i in idx], dtype=torch.float64)
     noisy = gt + 0.1 * heads[:, None, None] * torch.randn(gt.shape, generator=g, dtype=torch.float64)
-    candidates = {k: engine.apply_affine(v, inverse)
-                  for k, v in ideal_predictions(kp, vis, (256, 256), (64, 64), g).items()}
+    candidates = {
+        k: engine.apply_affine(v, inverse)
+        for k, v in ideal_predictions(kp, vis, (256, 256), (64, 64), g).items()
+    }
     candidates["GT + noise (sd 0.1 h)"] = noisy
     ones = torch.ones_like(vis)
     for name, p in candidates.items():
         row = {"prediction": name}
         for t in (0.5, 0.1):
-            row[f"PCKh@{t} (%)"] = engine.dataset_metrics(ds_mpii, idx, p, gt, vis, ones, pckh_threshold=t)["pckh"]
+            row[f"PCKh@{t} (%)"] = engine.dataset_metrics(ds_mpii, idx, p, gt, vis, ones, pckh_threshold=t)[
+                "pckh"
+            ]
         row["mean error (orig px)"] = float(torch.linalg.vector_norm(p - gt, dim=-1)[vis > 0].mean())
         mpii_rows.append(row)
     display(Markdown(markdown_table(mpii_rows, "{:.2f}")))
-    fig = pt.prediction_grid(items["image"], kp, engine.apply_affine(noisy, items["matrix"]), vis, edges=pt.MPII_SKELETON,
-                             titles=[f"head size {float(h):.0f} orig px" for h in heads], ncols=5, size=2.2,
-                             suptitle="MPII: ground truth (green) and GT + noise (red), 256 x 256 crops")
+    fig = pt.prediction_grid(
+        items["image"],
+        kp,
+        engine.apply_affine(noisy, items["matrix"]),
+        vis,
+        edges=pt.MPII_SKELETON,
+        titles=[f"head size {float(h):.0f} orig px" for h in heads],
+        ncols=5,
+        size=2.2,
+        suptitle="MPII: ground truth (green) and GT + noise (red), 256 x 256 crops",
+    )
     pt.show(fig, "jpeg")
 
 # %% [markdown]
@@ -248,17 +301,27 @@ if HAVE_REAL:
 
     mat = scipy.io.loadmat(real_root / "mpii_eval_bearpaw" / "detections_our_format.mat")
     # The reference predictions are stored like the ground truth: (16, 2, N), 1-based -> 0-based.
-    reference = torch.from_numpy(mat["pos_pred_src"].transpose(2, 0, 1).astype(np.float64) - mpii.COORDINATE_OFFSET)
+    reference = torch.from_numpy(
+        mat["pos_pred_src"].transpose(2, 0, 1).astype(np.float64) - mpii.COORDINATE_OFFSET
+    )
     gt_all = torch.from_numpy(gt_valid.joints)
     vis_all = torch.from_numpy(~gt_valid.missing).double()
     boxes = torch.from_numpy(gt_valid.head_boxes)
     h_all = torch.from_numpy(gt_valid.head_sizes)
-    noisy_all = gt_all + 0.1 * h_all[:, None, None] * torch.randn(gt_all.shape, generator=g, dtype=torch.float64)
+    noisy_all = gt_all + 0.1 * h_all[:, None, None] * torch.randn(
+        gt_all.shape, generator=g, dtype=torch.float64
+    )
     for name, p in (("reference method (pos_pred_src)", reference), ("GT + noise (sd 0.1 h)", noisy_all)):
         for t in (0.5, 0.1):
             table = metrics.pckh_table(p, gt_all, vis_all, boxes, t)
-            mpii_full.append({"prediction": name, "threshold": t,
-                              **{k: v for k, v in table.items() if k != "count"}, "joints": table["count"]})
+            mpii_full.append(
+                {
+                    "prediction": name,
+                    "threshold": t,
+                    **{k: v for k, v in table.items() if k != "count"},
+                    "joints": table["count"],
+                }
+            )
     display(Markdown(markdown_table(mpii_full, "{:.2f}")))
 
 # %% [markdown]
@@ -289,40 +352,70 @@ if HAVE_REAL:
         outside = (uv[..., 0] < 0) | (uv[..., 0] > w - 1) | (uv[..., 1] < 0) | (uv[..., 1] > h - 1)
         outside_fraction = float((outside & (vis > 0)).sum() / (vis > 0).sum())
         out = {"ground truth itself": gt.clone()}
-        out.update({k: engine.apply_affine(v, inverse)
-                    for k, v in ideal_predictions(kp, vis, input_size, heatmap_size, g).items()})
+        out.update(
+            {
+                k: engine.apply_affine(v, inverse)
+                for k, v in ideal_predictions(kp, vis, input_size, heatmap_size, g).items()
+            }
+        )
         # Noise of 5 % of the person's size sqrt(area), per axis.
         out["GT + noise (sd 0.05 sqrt(area))"] = gt + 0.05 * area.sqrt()[:, None, None] * torch.randn(
-            gt.shape, generator=g, dtype=torch.float64)
+            gt.shape, generator=g, dtype=torch.float64
+        )
         rows = []
         for name, p in out.items():
             scored = engine.dataset_metrics(ds, list(range(n)), p, gt, vis, torch.ones_like(vis))
             inside = (vis > 0) & ~outside
-            rows.append({"prediction": name, "persons": n, "labelled kpts off the grid": outside_fraction,
-                         "error on the grid (orig px)": float(torch.linalg.vector_norm(p - gt, dim=-1)[inside].mean()),
-                         "mean OKS": float(metrics.oks(p, gt, vis, area).mean()),
-                         "AP": scored["ap"], "AP50": scored["ap50"], "AP75": scored["ap75"]})
+            rows.append(
+                {
+                    "prediction": name,
+                    "persons": n,
+                    "labelled kpts off the grid": outside_fraction,
+                    "error on the grid (orig px)": float(
+                        torch.linalg.vector_norm(p - gt, dim=-1)[inside].mean()
+                    ),
+                    "mean OKS": float(metrics.oks(p, gt, vis, area).mean()),
+                    "AP": scored["ap"],
+                    "AP50": scored["ap50"],
+                    "AP75": scored["ap75"],
+                }
+            )
         example = None
         if with_images:
             crops = torch.stack([ds[i]["image"] for i in range(min(n, 8))])
-            example = (crops, kp[:8], engine.apply_affine(out["argmax"], matrix)[:8], vis[:8], records.summary())
+            example = (
+                crops,
+                kp[:8],
+                engine.apply_affine(out["argmax"], matrix)[:8],
+                vis[:8],
+                records.summary(),
+            )
         return rows, example
 
-    small, coco_examples = coco_experiment(real_root / "mmpose" / "coco" / "test_coco.json",
-                                           real_root / "mmpose" / "coco", with_images=True)
+    small, coco_examples = coco_experiment(
+        real_root / "mmpose" / "coco" / "test_coco.json", real_root / "mmpose" / "coco", with_images=True
+    )
     subset_file = real_root / "coco_val2017_subset" / "person_keypoints_val2017.json"
     large, _ = coco_experiment(subset_file, subset_file.parent, with_images=False)
-    coco_rows = [{"sample": "mmpose/coco (4 images)", **r} for r in small] + \
-                [{"sample": "val2017 subset (538 images)", **r} for r in large]
+    coco_rows = [{"sample": "mmpose/coco (4 images)", **r} for r in small] + [
+        {"sample": "val2017 subset (538 images)", **r} for r in large
+    ]
     print("loader report:", coco_examples[4])
     display(Markdown(markdown_table(coco_rows)))
 
 # %%
 if coco_examples is not None:
     crops, kp8, am8, vis8, _ = coco_examples
-    fig = pt.prediction_grid(crops, kp8, am8, vis8, edges=pt.COCO_SKELETON, ncols=4, size=2.2,
-                             suptitle="COCO: ground truth (green) and the argmax round trip at 48 x 64 (red), "
-                                      "192 x 256 crops")
+    fig = pt.prediction_grid(
+        crops,
+        kp8,
+        am8,
+        vis8,
+        edges=pt.COCO_SKELETON,
+        ncols=4,
+        size=2.2,
+        suptitle="COCO: ground truth (green) and the argmax round trip at 48 x 64 (red), 192 x 256 crops",
+    )
     pt.show(fig, "jpeg")
 
 # %% [markdown]
@@ -331,11 +424,15 @@ if coco_examples is not None:
 # Generated from the numbers above.
 
 # %%
-lines = [f"* Training ({'synthetic face-like set' if DATA_ROOT is None else config.data.name}, "
-         f"{config.model.name}, {result.steps} steps, {train_seconds:.0f} s on {device}): mean error "
-         f"**{evaluation['mean_error_px']:.3f} input px** against a vanilla floor of {floor_px:.3f} px at stride "
-         f"{stride}" + (f"; PCKh@0.5 {evaluation['pckh']:.2f} %" if "pckh" in evaluation else "")
-         + (f"; AP {evaluation['ap']:.4f}" if "ap" in evaluation else "") + "."]
+lines = [
+    f"* Training ({'synthetic face-like set' if DATA_ROOT is None else config.data.name}, "
+    f"{config.model.name}, {result.steps} steps, {train_seconds:.0f} s on {device}): mean error "
+    f"**{evaluation['mean_error_px']:.3f} input px** against a vanilla floor of {floor_px:.3f} px at stride "
+    f"{stride}"
+    + (f"; PCKh@0.5 {evaluation['pckh']:.2f} %" if "pckh" in evaluation else "")
+    + (f"; AP {evaluation['ap']:.4f}" if "ap" in evaluation else "")
+    + "."
+]
 if mpii_rows:
     am_row = next(r for r in mpii_rows if r["prediction"] == "argmax")
     ex_row = next(r for r in mpii_rows if r["prediction"] == "RR expectation")
@@ -354,20 +451,23 @@ if mpii_rows:
     )
 if coco_rows:
     big = {r["prediction"]: r for r in coco_rows if r["sample"].startswith("val2017")}
-    ceiling, am_r, one_r, ex_r = (big[k] for k in ("ground truth itself", "argmax", "RR one sample",
-                                                    "RR expectation"))
+    ceiling, am_r, one_r, ex_r = (
+        big[k] for k in ("ground truth itself", "argmax", "RR one sample", "RR expectation")
+    )
     lost = lambda r: 100 * (ceiling["AP"] - r["AP"])
     lines.append(
         f"* COCO ({am_r['persons']} persons): the ground truth itself scores AP {ceiling['AP']:.4f}. Rounded to a "
         f"48 x 64 grid it loses **{lost(am_r):.2f} AP points** (AP75 {am_r['AP75']:.4f} vs {ceiling['AP75']:.4f}; "
         f"mean OKS {am_r['mean OKS']:.4f}); one randomized-rounding sample loses {lost(one_r):.2f} (noisy, as a "
         f"single sample must be), its expectation {lost(ex_r):.2f}. "
-        + (f"The expectation is exact on the grid of cell centres (mean error "
-           f"{ex_r['error on the grid (orig px)']:.1e} px there), so what it still loses comes from the "
-           f"{100 * ex_r['labelled kpts off the grid']:.1f} % of labelled keypoints outside the crop or within "
-           f"half a cell of its border, which every codec clamps to the border cells."
-           if ex_r["error on the grid (orig px)"] < 1e-6 else
-           f"On the grid the expectation still errs by {ex_r['error on the grid (orig px)']:.3f} px on average.")
+        + (
+            f"The expectation is exact on the grid of cell centres (mean error "
+            f"{ex_r['error on the grid (orig px)']:.1e} px there), so what it still loses comes from the "
+            f"{100 * ex_r['labelled kpts off the grid']:.1f} % of labelled keypoints outside the crop or within "
+            f"half a cell of its border, which every codec clamps to the border cells."
+            if ex_r["error on the grid (orig px)"] < 1e-6
+            else f"On the grid the expectation still errs by {ex_r['error on the grid (orig px)']:.3f} px on average."
+        )
     )
 display(Markdown("\n".join(lines)))
 

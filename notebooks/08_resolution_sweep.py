@@ -43,7 +43,9 @@ import os
 
 FULL = os.environ.get("H3R_NOTEBOOK_FULL", "0") == "1"
 SWEEP_JSON = None  # a sweep.json to read; None = runs/sweep/results/sweep.json when it exists, else run one
-RUN_FULL = FULL  # True: with no finished sweep to read, run the default one (trainers/configs/sweep.yaml; long)
+RUN_FULL = (
+    FULL  # True: with no finished sweep to read, run the default one (trainers/configs/sweep.yaml; long)
+)
 STRIDES = [4, 8, 16]  # tiny sweep: heatmap strides (input px per cell)
 STEPS = 150  # tiny sweep: training steps per (codec, stride)
 BATCH_SIZE = 16  # tiny sweep: images per step
@@ -104,26 +106,33 @@ if source is not None:
     origin = f"read from `{source}`"
 else:
     if RUN_FULL:
-        sweep_config = sweep_module.load_sweep(None, [f"base.train.device={DEVICE}",
-                                                      f"out_dir={REPO_ROOT / 'runs' / 'sweep'}"])
+        sweep_config = sweep_module.load_sweep(
+            None, [f"base.train.device={DEVICE}", f"out_dir={REPO_ROOT / 'runs' / 'sweep'}"]
+        )
         origin = "the default sweep (`trainers/configs/sweep.yaml`), run by this notebook"
     else:
         overrides = [
-            f"strides={json.dumps(STRIDES)}", f"model_width={'null' if MODEL_WIDTH is None else MODEL_WIDTH}",
+            f"strides={json.dumps(STRIDES)}",
+            f"model_width={'null' if MODEL_WIDTH is None else MODEL_WIDTH}",
             f"jitter_shifts={json.dumps(JITTER_SHIFTS)}",
             f"base.data.input_size=[{INPUT_SIZE}, {INPUT_SIZE}]",
             "base.data.options={num_train: 2048, num_eval: 128, num_keypoints: 12}",
-            f"base.train.max_steps={STEPS}", f"base.train.batch_size={BATCH_SIZE}",
-            f"base.train.device={DEVICE}", f"base.train.seed={SEED}",
-            "base.train.log_every=10", "base.optim.warmup_steps=10",
+            f"base.train.max_steps={STEPS}",
+            f"base.train.batch_size={BATCH_SIZE}",
+            f"base.train.device={DEVICE}",
+            f"base.train.seed={SEED}",
+            "base.train.log_every=10",
+            "base.optim.warmup_steps=10",
             f"out_dir={REPO_ROOT / 'runs' / 'notebook_08' / 'tiny_sweep'}",
             "title=tiny sweep of notebook 08",
             # argmax and randomized rounding only: the two sides of the claim, in a CPU-test budget.
             "models=[{name: argmax, codec: argmax}, {name: randomized_rounding, codec: randomized_rounding}]",
         ]
         sweep_config = sweep_module.load_sweep(None, overrides)
-        origin = (f"a tiny sweep run by this notebook ({STEPS} steps of {BATCH_SIZE} images per run, "
-                  f"{INPUT_SIZE} x {INPUT_SIZE} input, tiny CNN)")
+        origin = (
+            f"a tiny sweep run by this notebook ({STEPS} steps of {BATCH_SIZE} images per run, "
+            f"{INPUT_SIZE} x {INPUT_SIZE} input, tiny CNN)"
+        )
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the sweep's per-run lines; the table below has them all
         record = sweep_module.run_sweep(sweep_config, progress=False, log=lambda text: None)
@@ -131,9 +140,11 @@ else:
 rows = record["rows"]
 print(f"sweep: {origin}")
 print(f"title: {record.get('title')}; machine: {record.get('machine')}")
-print(f"{len(rows)} rows; strides {sorted({r['stride'] for r in rows})}; decoders "
-      f"{list(dict.fromkeys(r['codec'] for r in rows))}; {record.get('train_size')} training / "
-      f"{record.get('eval_size')} held-out samples")
+print(
+    f"{len(rows)} rows; strides {sorted({r['stride'] for r in rows})}; decoders "
+    f"{list(dict.fromkeys(r['codec'] for r in rows))}; {record.get('train_size')} training / "
+    f"{record.get('eval_size')} held-out samples"
+)
 
 # %% [markdown]
 # ## 2 · The table
@@ -145,17 +156,31 @@ print(f"{len(rows)} rows; strides {sorted({r['stride'] for r in rows})}; decoder
 # %%
 table = []
 for r in rows:
-    table.append({
-        "codec / decoder": r["codec"], "stride": r["stride"], "heatmap": r["heatmap"],
-        "NME": f"{r['nme']:.4f}", "error (px)": f"{r['mean_error_px']:.3f}",
-        "error (cells)": f"{r['mean_error_px'] / r['stride']:.3f}",
-        "jitter sd (px)": f"{r['jitter_sd_px']:.3f}", "vanilla floor (px)": f"{FLOOR_CELLS * r['stride']:.3f}",
-        "error / floor": f"{r['mean_error_px'] / (FLOOR_CELLS * r['stride']):.2f}",
-        "train (s)": f"{r['train_seconds']:.0f}",
-    })
+    table.append(
+        {
+            "codec / decoder": r["codec"],
+            "stride": r["stride"],
+            "heatmap": r["heatmap"],
+            "NME": f"{r['nme']:.4f}",
+            "error (px)": f"{r['mean_error_px']:.3f}",
+            "error (cells)": f"{r['mean_error_px'] / r['stride']:.3f}",
+            "jitter sd (px)": f"{r['jitter_sd_px']:.3f}",
+            "vanilla floor (px)": f"{FLOOR_CELLS * r['stride']:.3f}",
+            "error / floor": f"{r['mean_error_px'] / (FLOOR_CELLS * r['stride']):.2f}",
+            "train (s)": f"{r['train_seconds']:.0f}",
+        }
+    )
 cols = list(table[0])
-display(Markdown("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
-                 + "\n".join("| " + " | ".join(str(t[c]) for c in cols) + " |" for t in table)))
+display(
+    Markdown(
+        "| "
+        + " | ".join(cols)
+        + " |\n|"
+        + "---|" * len(cols)
+        + "\n"
+        + "\n".join("| " + " | ".join(str(t[c]) for c in cols) + " |" for t in table)
+    )
+)
 
 # %% [markdown]
 # ## 3 · Error and jitter against stride
@@ -209,6 +234,7 @@ pt.show(fig)
 #
 # The verdict below is generated from the numbers; it can say "did not hold", and on a tiny sweep it may.
 
+
 # %%
 def error(codec, stride, key="mean_error_px"):
     hits = [r[key] for r in rows if r["codec"] == codec and r["stride"] == stride]
@@ -223,27 +249,50 @@ rr_lo, rr_hi = error("randomized_rounding", lo), error("randomized_rounding", hi
 if am_lo is not None and am_hi is not None:
     ratio = am_hi / (FLOOR_CELLS * hi)
     ok = am_hi > am_lo and ratio >= 0.85
-    checks.append((ok, f"argmax error grows from {am_lo:.3f} px (stride {lo}) to {am_hi:.3f} px (stride {hi}), "
-                       f"{am_hi / am_lo:.2f}x for a {hi / lo:.0f}x coarser grid; at stride {hi} it is "
-                       f"{ratio:.2f} x the floor {FLOOR_CELLS * hi:.3f} px"))
+    checks.append(
+        (
+            ok,
+            f"argmax error grows from {am_lo:.3f} px (stride {lo}) to {am_hi:.3f} px (stride {hi}), "
+            f"{am_hi / am_lo:.2f}x for a {hi / lo:.0f}x coarser grid; at stride {hi} it is "
+            f"{ratio:.2f} x the floor {FLOOR_CELLS * hi:.3f} px",
+        )
+    )
 if "rr_flat" in targets and targets["rr_flat"] is not None:
-    checks.append((targets["rr_flat"], f"randomized rounding: {rr_lo:.3f} px at stride {lo}, {rr_hi:.3f} px at "
-                                       f"stride {hi}, ratio {targets['rr_ratio_coarse_to_fine']:.2f} "
-                                       f"(target <= 1.15)"))
+    checks.append(
+        (
+            targets["rr_flat"],
+            f"randomized rounding: {rr_lo:.3f} px at stride {lo}, {rr_hi:.3f} px at "
+            f"stride {hi}, ratio {targets['rr_ratio_coarse_to_fine']:.2f} "
+            f"(target <= 1.15)",
+        )
+    )
 if "rr_vs_argmax" in targets and targets["rr_vs_argmax"] is not None:
-    checks.append((targets["rr_vs_argmax"], f"at stride {hi}, randomized rounding / argmax = "
-                                            f"{targets['rr_over_argmax_coarse']:.2f} (target <= 0.5)"))
-rr_all = [(s, error("randomized_rounding", s)) for s in strides if error("randomized_rounding", s) is not None]
+    checks.append(
+        (
+            targets["rr_vs_argmax"],
+            f"at stride {hi}, randomized rounding / argmax = "
+            f"{targets['rr_over_argmax_coarse']:.2f} (target <= 0.5)",
+        )
+    )
+rr_all = [
+    (s, error("randomized_rounding", s)) for s in strides if error("randomized_rounding", s) is not None
+]
 if rr_all:
     below = [s for s, e in rr_all if e < FLOOR_CELLS * s]
-    checks.append((len(below) == len(rr_all),
-                   f"randomized rounding is below the vanilla floor at {len(below)} of {len(rr_all)} strides "
-                   f"(error / floor: " + ", ".join(f"{e / (FLOOR_CELLS * s):.2f} at {s}" for s, e in rr_all) + ")"))
+    checks.append(
+        (
+            len(below) == len(rr_all),
+            f"randomized rounding is below the vanilla floor at {len(below)} of {len(rr_all)} strides "
+            f"(error / floor: " + ", ".join(f"{e / (FLOOR_CELLS * s):.2f} at {s}" for s, e in rr_all) + ")",
+        )
+    )
 am_j, rr_j = error("argmax", hi, "jitter_sd_px"), error("randomized_rounding", hi, "jitter_sd_px")
 if am_j is not None and rr_j is not None:
-    jitter_line = (f"Jitter at stride {hi}: argmax {am_j:.3f} px, randomized rounding {rr_j:.3f} px "
-                   f"({'smaller' if rr_j < am_j else 'not smaller'} for randomized rounding, over "
-                   f"{error('argmax', hi, 'num_shifts') or 'the'} sub-pixel shifts).")
+    jitter_line = (
+        f"Jitter at stride {hi}: argmax {am_j:.3f} px, randomized rounding {rr_j:.3f} px "
+        f"({'smaller' if rr_j < am_j else 'not smaller'} for randomized rounding, over "
+        f"{error('argmax', hi, 'num_shifts') or 'the'} sub-pixel shifts)."
+    )
 else:
     jitter_line = ""
 held = [c[0] for c in checks]
@@ -252,21 +301,26 @@ if held and all(held):
 elif any(held):
     verdict = f"**The claim held only in part in this sweep**: {sum(held)} of {len(held)} checks passed."
     if targets.get("rr_flat") is False and rr_all and all(e < FLOOR_CELLS * s for s, e in rr_all):
-        verdict += (" Randomized rounding beats the vanilla floor everywhere, but its error still grows with "
-                    "the stride: the network has not yet learned the sub-cell distribution at the coarse strides. "
-                    "A random target's position has variance e(1 - e) cells², i.e. s² e(1 - e) px², so averaging "
-                    "its samples down to a given pixel accuracy takes about s² times more of them. Flatness is a "
-                    "statement about a trained model; exercise 1 trains longer and shows which way the ratio moves.")
+        verdict += (
+            " Randomized rounding beats the vanilla floor everywhere, but its error still grows with "
+            "the stride: the network has not yet learned the sub-cell distribution at the coarse strides. "
+            "A random target's position has variance e(1 - e) cells², i.e. s² e(1 - e) px², so averaging "
+            "its samples down to a given pixel accuracy takes about s² times more of them. Flatness is a "
+            "statement about a trained model; exercise 1 trains longer and shows which way the ratio moves."
+        )
     else:
         verdict += " Read the failed checks with the size of the run in mind."
 else:
     verdict = "**The claim did not hold in this sweep**: no check passed."
 steps = sorted({r["steps"] for r in rows})
-display(Markdown(
-    f"Sweep: {origin}; {steps[-1]} training steps per run, {record.get('train_size')} training "
-    f"images.\n\n" + "\n".join(f"{i + 1}. {'PASS' if ok else 'FAIL'}: {text}." for i, (ok, text) in enumerate(checks))
-    + f"\n\n{jitter_line}\n\n{verdict}"
-))
+display(
+    Markdown(
+        f"Sweep: {origin}; {steps[-1]} training steps per run, {record.get('train_size')} training "
+        f"images.\n\n"
+        + "\n".join(f"{i + 1}. {'PASS' if ok else 'FAIL'}: {text}." for i, (ok, text) in enumerate(checks))
+        + f"\n\n{jitter_line}\n\n{verdict}"
+    )
+)
 
 # %% [markdown]
 # ## 5 · Reading the result
@@ -290,11 +344,18 @@ for s in strides:
     a, r = error("argmax", s), error("randomized_rounding", s)
     if a is None or r is None:
         continue
-    lines.append(f"* stride {s}: argmax {a:.3f} px ({a / (FLOOR_CELLS * s):.2f} x floor), randomized rounding "
-                 f"{r:.3f} px ({r / (FLOOR_CELLS * s):.2f} x floor): randomized rounding is "
-                 f"{'better' if r < a else 'worse'} by {abs(a - r):.3f} px.")
-better = sum(1 for s in strides if error("randomized_rounding", s) is not None and error("argmax", s) is not None
-             and error("randomized_rounding", s) < error("argmax", s))
+    lines.append(
+        f"* stride {s}: argmax {a:.3f} px ({a / (FLOOR_CELLS * s):.2f} x floor), randomized rounding "
+        f"{r:.3f} px ({r / (FLOOR_CELLS * s):.2f} x floor): randomized rounding is "
+        f"{'better' if r < a else 'worse'} by {abs(a - r):.3f} px."
+    )
+better = sum(
+    1
+    for s in strides
+    if error("randomized_rounding", s) is not None
+    and error("argmax", s) is not None
+    and error("randomized_rounding", s) < error("argmax", s)
+)
 lines.append(f"\nRandomized rounding has the smaller error at {better} of {len(strides)} strides.")
 display(Markdown("\n".join(lines)))
 

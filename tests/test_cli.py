@@ -22,8 +22,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-TINY = ["data.input_size=[32, 32]", "data.options={num_train: 64, num_eval: 8, num_keypoints: 6}",
-        "train.batch_size=16", "train.max_steps=3", "train.progress=false", "train.device=cpu"]
+TINY = [
+    "data.input_size=[32, 32]",
+    "data.options={num_train: 64, num_eval: 8, num_keypoints: 6}",
+    "train.batch_size=16",
+    "train.max_steps=3",
+    "train.progress=false",
+    "train.device=cpu",
+]
 
 
 TRAINING_CONFIGS = ("synthetic", "wflw", "300w", "cofw", "aflw", "mpii", "coco")
@@ -46,8 +52,10 @@ def test_codec_is_overridden_on_the_command_line(codec):
 
 
 def test_override_values_are_typed():
-    config = load_config("synthetic", ["optim.lr=1e-3", "optim.grad_clip=2", "train.max_steps=null",
-                                       "data.input_size=[96, 128]"])
+    config = load_config(
+        "synthetic",
+        ["optim.lr=1e-3", "optim.grad_clip=2", "train.max_steps=null", "data.input_size=[96, 128]"],
+    )
     assert config.optim.lr == 0.001 and config.optim.grad_clip == 2.0 and config.train.max_steps is None
     assert config.data.input_size == [96, 128]
 
@@ -71,10 +79,12 @@ def test_unknown_key_in_yaml_file_lists_valid_keys(tmp_path, capsys):
 
 
 def test_bad_values_fail_clearly(capsys):
-    for override, message in [("train.batch_size=many", "synthetic.yaml: train.batch_size must be int, got str"),
-                              ("optim.schedule=linear", "optim.schedule must be"),
-                              ("codec.name=nearest", "unknown codec 'nearest'"),
-                              ("train.batch_size", "must look like section.key=value")]:
+    for override, message in [
+        ("train.batch_size=many", "synthetic.yaml: train.batch_size must be int, got str"),
+        ("optim.schedule=linear", "optim.schedule must be"),
+        ("codec.name=nearest", "unknown codec 'nearest'"),
+        ("train.batch_size", "must look like section.key=value"),
+    ]:
         assert cli.train_main(["synthetic", *TINY, override]) == 2, override
         assert message in capsys.readouterr().err, override
 
@@ -102,14 +112,29 @@ def test_train_then_eval_from_checkpoint(tmp_path, capsys):
     trained = json.loads(capsys.readouterr().out)
     assert trained["steps"] == 3 and trained["num_samples"] == 8
     metrics_file = tmp_path / "eval.json"
-    assert cli.eval_main(["synthetic", *TINY, f"train.out_dir={out}", "--checkpoint", str(out / "last.pt"),
-                          "--output", str(metrics_file)]) == 0
+    assert (
+        cli.eval_main(
+            [
+                "synthetic",
+                *TINY,
+                f"train.out_dir={out}",
+                "--checkpoint",
+                str(out / "last.pt"),
+                "--output",
+                str(metrics_file),
+            ]
+        )
+        == 0
+    )
     evaluated = json.loads(capsys.readouterr().out)
     # the same weights on the same evaluation split give the same numbers
     assert evaluated["nme"] == pytest.approx(trained["nme"], rel=1e-6)
     assert json.loads(metrics_file.read_text()) == evaluated
     # a sub-pixel shift of the inputs changes the measurement, through the same pipeline
-    assert cli.eval_main(["synthetic", *TINY, "--checkpoint", str(out / "last.pt"), "--shift", "0.5", "0.25"]) == 0
+    assert (
+        cli.eval_main(["synthetic", *TINY, "--checkpoint", str(out / "last.pt"), "--shift", "0.5", "0.25"])
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["mean_error_px"] != evaluated["mean_error_px"]
 
 

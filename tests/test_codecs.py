@@ -187,7 +187,9 @@ def test_gaussian_keeps_the_rounding_error_and_quarter_offset_halves_the_worst_c
     err = (plain.decode(plain.encode(kp).heatmaps)[0] - kp) / 4
     assert abs(err.norm(dim=-1).mean().item() / ROUND_2D - 1) < 0.02
     # a target centred on the rounded cell is symmetric, so the quarter offset does nothing on targets
-    torch.testing.assert_close(quarter.decode(plain.encode(kp).heatmaps)[0], plain.decode(plain.encode(kp).heatmaps)[0])
+    torch.testing.assert_close(
+        quarter.decode(plain.encode(kp).heatmaps)[0], plain.decode(plain.encode(kp).heatmaps)[0]
+    )
     # on the bilinear (unquantized) map the quarter step moves toward the keypoint: |err| <= 1/4 + 1/4
     rr = make("randomized_rounding", 32, 32, 4, 4)
     q_err = (quarter.decode(rr.expected(kp).heatmaps)[0] - kp) / 4
@@ -203,8 +205,9 @@ def test_gaussian_keeps_the_rounding_error_and_quarter_offset_halves_the_worst_c
 def test_dark_and_udp_recover_noiseless_targets(name, w, h, s, seed):
     # "away from borders": 2 sigma + 1 = 5 cells, where the zero-padded blur no longer flattens the map
     codec = make(name, w, h, s, s)
-    kp = random_keypoints(codec, 8, torch.float32, torch.Generator().manual_seed(seed), low=5.0,
-                          high=lambda size: size - 6.0)
+    kp = random_keypoints(
+        codec, 8, torch.float32, torch.Generator().manual_seed(seed), low=5.0, high=lambda size: size - 6.0
+    )
     decoded, _ = codec.decode(codec.encode(kp).heatmaps)
     assert (decoded - kp).abs().max() < 0.05
 
@@ -212,8 +215,9 @@ def test_dark_and_udp_recover_noiseless_targets(name, w, h, s, seed):
 @given(w=st.integers(4, 64), s=st.integers(1, 8), seed=seeds)
 def test_dark_without_blur_is_exact_up_to_one_cell_from_the_border(w, s, seed):
     codec = make("dark", w, w, s, s, blur_sigma=0.0)
-    kp = random_keypoints(codec, 8, torch.float64, torch.Generator().manual_seed(seed), low=1.0,
-                          high=lambda size: size - 2.0)
+    kp = random_keypoints(
+        codec, 8, torch.float64, torch.Generator().manual_seed(seed), low=1.0, high=lambda size: size - 2.0
+    )
     decoded, _ = codec.decode(codec.encode(kp).heatmaps)
     torch.testing.assert_close(decoded, kp, rtol=0, atol=1e-9)
 
@@ -227,8 +231,9 @@ def test_dark_blur_bias_near_the_border_is_toward_the_inside():
 
 def test_dark_refines_where_argmax_cannot():
     dark, gauss = make("dark", 48, 48, 4, 4), make("gaussian", 48, 48, 4, 4)
-    kp = random_keypoints(dark, 2000, torch.float64, torch.Generator().manual_seed(3), low=5.0,
-                          high=lambda size: size - 6.0)
+    kp = random_keypoints(
+        dark, 2000, torch.float64, torch.Generator().manual_seed(3), low=5.0, high=lambda size: size - 6.0
+    )
     maps = dark.encode(kp).heatmaps
     assert (dark.decode(maps)[0] - kp).norm(dim=-1).mean() < 0.01
     assert (gauss.decode(maps)[0] - kp).norm(dim=-1).mean() > 1.0  # ~0.38 cells x 4 px
@@ -237,8 +242,9 @@ def test_dark_refines_where_argmax_cannot():
 @given(w=st.integers(10, 48), s=strides, seed=seeds)
 def test_soft_argmax_recovers_its_target(w, s, seed):
     codec = make("soft_argmax", w, w, s, s)
-    kp = random_keypoints(codec, 8, torch.float64, torch.Generator().manual_seed(seed), low=5.0,
-                          high=lambda size: size - 6.0)
+    kp = random_keypoints(
+        codec, 8, torch.float64, torch.Generator().manual_seed(seed), low=5.0, high=lambda size: size - 6.0
+    )
     enc = codec.encode(kp)
     torch.testing.assert_close(enc.heatmaps.sum((-1, -2)), torch.ones(1, 8, dtype=torch.float64))
     decoded, _ = codec.decode(enc.heatmaps, activation="probabilities")
@@ -260,7 +266,9 @@ def test_dtype_device_and_shapes_are_preserved(name, dtype, device):
     enc = codec.encode(kp, generator=gen)
     exp = codec.expected(kp)
     for e in (enc, exp):
-        assert e.heatmaps.shape == (3, 7, 12, 16) and e.heatmaps.dtype == dtype and e.heatmaps.device == device
+        assert (
+            e.heatmaps.shape == (3, 7, 12, 16) and e.heatmaps.dtype == dtype and e.heatmaps.device == device
+        )
         assert e.weights.shape == (3, 7) and e.weights.dtype == dtype and e.weights.device == device
     coords, scores = codec.decode(exp.heatmaps)
     assert coords.shape == (3, 7, 2) and coords.dtype == dtype and coords.device == device
@@ -270,8 +278,15 @@ def test_dtype_device_and_shapes_are_preserved(name, dtype, device):
 @pytest.mark.parametrize("name", ALL)
 def test_float32_and_float64_agree(name):
     codec = make(name, 32, 24, 4, 4)
-    kp = random_keypoints(codec, 17, torch.float64, torch.Generator().manual_seed(0), batch=(4,), low=1.0,
-                          high=lambda size: size - 2.0)
+    kp = random_keypoints(
+        codec,
+        17,
+        torch.float64,
+        torch.Generator().manual_seed(0),
+        batch=(4,),
+        low=1.0,
+        high=lambda size: size - 2.0,
+    )
     maps64 = codec.expected(kp).heatmaps
     maps32 = codec.expected(kp.float()).heatmaps
     torch.testing.assert_close(maps32.double(), maps64, rtol=0, atol=1e-5)
@@ -281,7 +296,9 @@ def test_float32_and_float64_agree(name):
 @pytest.mark.parametrize("name", ALL)
 def test_invisible_and_off_heatmap_keypoints_get_zero_weight_and_zero_maps(name):
     codec = make(name, 8, 8, 4, 4)  # input 32 x 32
-    kp = torch.tensor([[[10.0, 10.0], [10.0, 10.0], [-4.0, 10.0], [36.0, 3.0], [5.0, 40.0], [float("nan"), 0.0]]])
+    kp = torch.tensor(
+        [[[10.0, 10.0], [10.0, 10.0], [-4.0, 10.0], [36.0, 3.0], [5.0, 40.0], [float("nan"), 0.0]]]
+    )
     visible = torch.tensor([[1, 0, 1, 1, 1, 0]])
     for enc in (codec.encode(kp, visible), codec.expected(kp, visible)):
         assert enc.weights.tolist() == [[1, 0, 0, 0, 0, 0]]
@@ -340,7 +357,14 @@ def test_bad_inputs_raise_value_errors_that_say_what_and_where(name):
 
 
 def test_codec_options_are_validated_and_build_knows_every_codec():
-    assert set(codecs.available()) == {"randomized_rounding", "argmax", "gaussian", "dark", "udp", "soft_argmax"}
+    assert set(codecs.available()) == {
+        "randomized_rounding",
+        "argmax",
+        "gaussian",
+        "dark",
+        "udp",
+        "soft_argmax",
+    }
     with pytest.raises(ValueError, match="unknown codec 'h3r'"):
         codecs.build("h3r", (8, 8), (2, 2))
     with pytest.raises(ValueError, match="k must be >= 1"):

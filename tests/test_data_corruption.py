@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REAL_SAMPLES, real_samples_dir
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import REAL_SAMPLES, real_samples_dir
 from trainers.data import hrnet_csv, ibug300w, wflw
 
 PIECES = [

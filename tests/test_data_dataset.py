@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import real_samples_dir
+
 from trainers.data import coco, mpii
 from trainers.data.dataset import LandmarkDataset, normalizer
 from trainers.data.flip_pairs import FLIP_PAIRS

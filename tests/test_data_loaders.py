@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import real_samples_dir
+
 from trainers.data import coco, cofw, hrnet_csv, ibug300w, mpii, wflw
 from trainers.data.records import check_images_exist, load_image
 

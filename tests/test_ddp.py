@@ -23,9 +23,15 @@ from trainers import distributed as dist_utils
 from trainers import engine
 from trainers.config import load_config
 
-OPTIONS = ["data.input_size=[32, 32]", "data.options={num_train: 64, num_eval: 10, num_keypoints: 6}",
-           "train.batch_size=16", "train.max_steps=4", "train.progress=false", "train.device=cpu",
-           "train.log_every=1"]
+OPTIONS = [
+    "data.input_size=[32, 32]",
+    "data.options={num_train: 64, num_eval: 10, num_keypoints: 6}",
+    "train.batch_size=16",
+    "train.max_steps=4",
+    "train.progress=false",
+    "train.device=cpu",
+    "train.log_every=1",
+]
 
 
 def _free_port() -> int:
@@ -37,8 +43,11 @@ def _free_port() -> int:
 def _net(num_keypoints: int) -> nn.Module:
     # No BatchNorm: per-process batch statistics would make 2 x B/2 differ from 1 x B by design.
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
-                         nn.Conv2d(16, num_keypoints, 3, stride=2, padding=1))
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, num_keypoints, 3, stride=2, padding=1),
+    )
 
 
 def _config(out_dir):
@@ -48,8 +57,14 @@ def _config(out_dir):
 
 
 def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        OMP_NUM_THREADS="1",
+    )
     torch.set_num_threads(1)
     result = engine.train(_config(out_dir), model=_net(6))
     params = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
@@ -83,7 +98,9 @@ def test_two_processes_match_one_process_and_run_the_cli(tmp_path):
 
 def test_data_shards_partition_each_global_batch():
     one = dist_utils.train_batches(50, 8, seed=3, epoch=2, info=dist_utils.DistInfo(0, 1, 0))
-    two = [dist_utils.train_batches(50, 8, seed=3, epoch=2, info=dist_utils.DistInfo(r, 2, r)) for r in range(2)]
+    two = [
+        dist_utils.train_batches(50, 8, seed=3, epoch=2, info=dist_utils.DistInfo(r, 2, r)) for r in range(2)
+    ]
     assert len(one) == 6 and all(len(b) == 8 for b in one)  # 50 // 8 full batches; the rest is dropped
     for step, batch in enumerate(one):
         assert two[0][step] + two[1][step] == batch

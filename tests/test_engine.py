@@ -28,18 +28,35 @@ def one_thread():
 
 def tiny_config(tmp_path, *overrides):
     """A synthetic run small enough for a few CPU seconds."""
-    return load_config("synthetic", [
-        "data.input_size=[64, 64]", "data.options={num_train: 256, num_eval: 32, num_keypoints: 6}",
-        "train.batch_size=16", "train.max_steps=12", "train.log_every=1", "train.eval_every=0",
-        "train.checkpoint_every=0", "train.progress=false", "train.device=cpu", "optim.warmup_steps=2",
-        f"train.out_dir={tmp_path / 'run'}", *overrides,
-    ])
+    return load_config(
+        "synthetic",
+        [
+            "data.input_size=[64, 64]",
+            "data.options={num_train: 256, num_eval: 32, num_keypoints: 6}",
+            "train.batch_size=16",
+            "train.max_steps=12",
+            "train.log_every=1",
+            "train.eval_every=0",
+            "train.checkpoint_every=0",
+            "train.progress=false",
+            "train.device=cpu",
+            "optim.warmup_steps=2",
+            f"train.out_dir={tmp_path / 'run'}",
+            *overrides,
+        ],
+    )
 
 
 def test_smoke_training_lowers_loss_and_nme(tmp_path):
     """The CPU smoke run of the issue: loss and NME must fall within 60 s on the synthetic set."""
-    config = tiny_config(tmp_path, "data.options={num_train: 2048, num_eval: 64, num_keypoints: 6}",
-                         "train.max_steps=150", "train.log_every=10", "optim.lr=3e-3", "optim.warmup_steps=10")
+    config = tiny_config(
+        tmp_path,
+        "data.options={num_train: 2048, num_eval: 64, num_keypoints: 6}",
+        "train.max_steps=150",
+        "train.log_every=10",
+        "optim.lr=3e-3",
+        "optim.warmup_steps=10",
+    )
     train_set, eval_set = engine.build_datasets(config)
     codec = engine.build_codec(config, train_set.input_size)
     torch.manual_seed(config.train.seed)
@@ -49,8 +66,10 @@ def test_smoke_training_lowers_loss_and_nme(tmp_path):
     seconds = time.perf_counter() - t0
     losses = [r["loss"] for r in result.history if r["kind"] == "train"]
     after = result.final
-    print(f"\nsmoke: loss {losses[0]:.3f} -> {losses[-1]:.3f}, NME {before['nme']:.4f} -> {after['nme']:.4f}, "
-          f"mean error {before['mean_error_px']:.2f} -> {after['mean_error_px']:.2f} px, {seconds:.1f} s")
+    print(
+        f"\nsmoke: loss {losses[0]:.3f} -> {losses[-1]:.3f}, NME {before['nme']:.4f} -> {after['nme']:.4f}, "
+        f"mean error {before['mean_error_px']:.2f} -> {after['mean_error_px']:.2f} px, {seconds:.1f} s"
+    )
     assert seconds < 60
     assert losses[-1] < 0.7 * losses[0]
     assert after["nme"] < 0.5 * before["nme"]
@@ -66,9 +85,14 @@ def _params(model: nn.Module) -> dict:
 @pytest.mark.parametrize("codec", ["randomized_rounding", "gaussian"])
 def test_resume_equals_uninterrupted(tmp_path, codec):
     """train N steps == train k steps, "crash", resume from the checkpoint, train N - k: bit-for-bit."""
-    common = [f"codec.name={codec}", "train.max_steps=9", "train.checkpoint_every=4", "optim.grad_clip=5.0",
-              # 256 samples / batch 16 = 16 steps per epoch; 96 samples = 6 steps: the run crosses an epoch
-              "data.options={num_train: 96, num_eval: 16, num_keypoints: 6}"]
+    common = [
+        f"codec.name={codec}",
+        "train.max_steps=9",
+        "train.checkpoint_every=4",
+        "optim.grad_clip=5.0",
+        # 256 samples / batch 16 = 16 steps per epoch; 96 samples = 6 steps: the run crosses an epoch
+        "data.options={num_train: 96, num_eval: 16, num_keypoints: 6}",
+    ]
     full = engine.train(tiny_config(tmp_path / "full", *common))
     crashed = engine.train(tiny_config(tmp_path / "resumed", *common), stop_after_steps=5)
     assert crashed.steps == 5 and crashed.final == {}
@@ -114,7 +138,9 @@ def test_flip_test_is_exactly_equivariant():
     """With the exact flip, predicting the mirrored image gives the mirrored prediction: no 1-cell shift."""
     torch.manual_seed(0)
     K, pairs = 4, [(0, 1), (2, 3)]
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, K, 3, stride=2, padding=1))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, K, 3, stride=2, padding=1)
+    )
     codec = codecs.build("randomized_rounding", input_size=(32, 32), heatmap_size=(8, 8))
     images = torch.rand(3, 3, 32, 32)
     xy, _ = engine.predict(net, codec, images, pairs, flip_test=True)
@@ -146,7 +172,9 @@ def test_evaluate_maps_predictions_back_to_original_pixels():
         # the same samples, seen as a 2x downscaled, shifted crop of a larger "original" image
         def batch(self, indices):
             b = super().batch(indices)
-            b["matrix"] = torch.tensor([[0.5, 0.0, -3.0], [0.0, 0.5, 4.0]], dtype=torch.float64).expand(len(indices), 2, 3)
+            b["matrix"] = torch.tensor([[0.5, 0.0, -3.0], [0.0, 0.5, 4.0]], dtype=torch.float64).expand(
+                len(indices), 2, 3
+            )
             return b
 
     data = Scaled(5, image_size=(32, 32), num_keypoints=6)
@@ -156,7 +184,9 @@ def test_evaluate_maps_predictions_back_to_original_pixels():
     assert torch.allclose(torch.as_tensor(p["pred_input"]), expected_input.expand(5, 6, 2))
     expected_orig = torch.stack([(expected_input[0] + 3.0) / 0.5, (expected_input[1] - 4.0) / 0.5])
     assert torch.allclose(torch.as_tensor(p["pred"]), expected_orig.expand(5, 6, 2))
-    assert torch.allclose(torch.as_tensor(p["gt"]), 2 * torch.as_tensor(p["gt_input"]) + torch.tensor([6.0, -8.0]))
+    assert torch.allclose(
+        torch.as_tensor(p["gt"]), 2 * torch.as_tensor(p["gt_input"]) + torch.tensor([6.0, -8.0])
+    )
     assert out["mean_error_orig_px"] == pytest.approx(2 * out["mean_error_px"])
     assert out["num_samples"] == 5 and list(p["index"]) == [0, 1, 2, 3, 4]
 
@@ -184,7 +214,13 @@ def test_learning_rate_schedules(tmp_path):
     assert engine.lr_factor(10, 110, o) == pytest.approx(1.0)
     assert engine.lr_factor(60, 110, o) == pytest.approx(0.55)
     assert engine.lr_factor(110, 110, o) == pytest.approx(0.1)
-    s = tiny_config(tmp_path, "optim.schedule=step", "optim.warmup_steps=0", "optim.milestones=[0.5, 80]", "optim.gamma=0.1").optim
+    s = tiny_config(
+        tmp_path,
+        "optim.schedule=step",
+        "optim.warmup_steps=0",
+        "optim.milestones=[0.5, 80]",
+        "optim.gamma=0.1",
+    ).optim
     assert [engine.lr_factor(t, 100, s) for t in (0, 49, 50, 79, 80)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
 
 
@@ -216,8 +252,11 @@ def test_jsonl_history_and_plot(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (AMP + channels_last path)")
 def test_cuda_amp_channels_last_training(tmp_path):
-    result = engine.train(tiny_config(tmp_path, "train.device=cuda", "train.amp=true", "train.channels_last=true",
-                                      "train.max_steps=20"))
+    result = engine.train(
+        tiny_config(
+            tmp_path, "train.device=cuda", "train.amp=true", "train.channels_last=true", "train.max_steps=20"
+        )
+    )
     losses = [r["loss"] for r in result.history if r["kind"] == "train"]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < losses[0]
@@ -244,9 +283,15 @@ def test_resume_is_exact_with_random_augmentation_on_real_images(tmp_path, monke
     """WFLW faces with random crops/rotations/flips/colour drawn from the global RNG: resume must restore
     that RNG too. Without restoring it (monkeypatched below) the parameters differ: the test has teeth."""
     train_set, eval_set = _real_faces(train=True), _real_faces(train=False)
-    common = ["train.batch_size=2", "train.max_steps=4", "train.checkpoint_every=2", "data.input_size=[32, 32]"]
+    common = [
+        "train.batch_size=2",
+        "train.max_steps=4",
+        "train.checkpoint_every=2",
+        "data.input_size=[32, 32]",
+    ]
     run = lambda name, *extra, **kw: engine.train(
-        tiny_config(tmp_path / name, *common, *extra), train_set=train_set, eval_set=eval_set, **kw)
+        tiny_config(tmp_path / name, *common, *extra), train_set=train_set, eval_set=eval_set, **kw
+    )
     full = run("full")
     run("resumed", stop_after_steps=3)  # crosses the epoch boundary (2 steps per epoch), dies after step 3
     (tmp_path / "no_rng" / "run").mkdir(parents=True)
@@ -266,18 +311,22 @@ def test_resume_is_exact_with_random_augmentation_on_real_images(tmp_path, monke
 def test_face_nme_uses_the_interocular_normaliser_in_original_pixels():
     data = _real_faces(train=False)
     codec = codecs.build("randomized_rounding", input_size=(32, 32), heatmap_size=(8, 8))
-    out = engine.evaluate(_Stub(lambda im: torch.zeros(im.shape[0], 98, 8, 8)), codec, data,
-                          return_predictions=True)
+    out = engine.evaluate(
+        _Stub(lambda im: torch.zeros(im.shape[0], 98, 8, 8)), codec, data, return_predictions=True
+    )
     from h3r_theory import metrics
 
     p = out["predictions"]
     norms = torch.tensor([data.normalizer(i) for i in p["index"]], dtype=torch.float64)
-    expected = metrics.nme(torch.as_tensor(p["pred"]), torch.as_tensor(p["gt"]), norms, torch.as_tensor(p["visible"]))
+    expected = metrics.nme(
+        torch.as_tensor(p["pred"]), torch.as_tensor(p["gt"]), norms, torch.as_tensor(p["visible"])
+    )
     assert out["nme"] == pytest.approx(float(expected))
     # ground truth mapped back through inverse(matrix) is the annotation of the original image
     for row, i in enumerate(p["index"]):
-        torch.testing.assert_close(torch.as_tensor(p["gt"][row]), torch.as_tensor(data.records[i].keypoints),
-                                   atol=1e-3, rtol=0)
+        torch.testing.assert_close(
+            torch.as_tensor(p["gt"][row]), torch.as_tensor(data.records[i].keypoints), atol=1e-3, rtol=0
+        )
 
 
 @pytest.mark.real_samples
@@ -296,13 +345,20 @@ def test_coco_ap_through_a_results_json(tmp_path):
     codec = codecs.build("randomized_rounding", input_size=(48, 64), heatmap_size=(12, 16))
     # an oracle: the maps of the true keypoints (the model is called once, on the whole 12-sample batch)
     items = [data[i] for i in range(len(data))]
-    truth = codec.expected(torch.stack([it["keypoints"] for it in items]), torch.stack([it["visible"] for it in items]))
+    truth = codec.expected(
+        torch.stack([it["keypoints"] for it in items]), torch.stack([it["visible"] for it in items])
+    )
     logits = torch.log(truth.heatmaps + 1e-12)  # the codec decodes logits: softmax(log p) = p on its support
     oracle = engine.evaluate(_Stub(lambda im: logits), codec, data, out_dir=tmp_path)
     assert oracle["ap"] > 0.99 and oracle["mean_error_orig_px"] < 0.01  # measured: AP 1.0, 0.003 px
     # a model emitting noise: still a valid pycocotools run, now with a low AP
-    out = engine.evaluate(_Stub(lambda im: torch.rand(im.shape[0], 17, 16, 12, generator=torch.Generator().manual_seed(0))),
-                          codec, data, flip_test=True, out_dir=tmp_path)
+    out = engine.evaluate(
+        _Stub(lambda im: torch.rand(im.shape[0], 17, 16, 12, generator=torch.Generator().manual_seed(0))),
+        codec,
+        data,
+        flip_test=True,
+        out_dir=tmp_path,
+    )
     assert 0.0 <= out["ap"] < 0.2 and "ap50" in out and "ar" in out
     results = json.loads((tmp_path / "coco_results.json").read_text())
     assert len(results) == len(data) == 12
@@ -311,5 +367,7 @@ def test_coco_ap_through_a_results_json(tmp_path):
 
 def test_diverging_training_stops_with_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="training loss is (nan|inf) at step"):
-        engine.train(tiny_config(tmp_path, "train.max_steps=3", "codec.name=gaussian"),
-                     model=_Stub(lambda im: torch.full((im.shape[0], 6, 16, 16), float("nan"))))
+        engine.train(
+            tiny_config(tmp_path, "train.max_steps=3", "codec.name=gaussian"),
+            model=_Stub(lambda im: torch.full((im.shape[0], 6, 16, 16), float("nan"))),
+        )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import real_samples_dir
+
 from h3r_theory.conventions import flip_keypoints
 from trainers.data.flip_pairs import FLIP_PAIRS, NUM_KEYPOINTS, check_flip_pairs, flip_pairs_for
 

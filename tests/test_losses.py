@@ -19,9 +19,9 @@ def test_cross_entropy_with_indices_equals_dense_one_hot():
     b = losses.spatial_softmax_cross_entropy(logits, dense, weights)
     torch.testing.assert_close(a, b)
     # hand value: uniform logits -> log(24) per keypoint
-    assert losses.spatial_softmax_cross_entropy(torch.zeros(1, 1, 4, 6), index[:1, :1], torch.ones(1, 1)).item() == (
-        pytest.approx(math.log(24))
-    )
+    assert losses.spatial_softmax_cross_entropy(
+        torch.zeros(1, 1, 4, 6), index[:1, :1], torch.ones(1, 1)
+    ).item() == (pytest.approx(math.log(24)))
 
 
 @pytest.mark.parametrize(
@@ -51,7 +51,9 @@ def test_binary_cross_entropy_two_channel_head_uses_the_complement():
 
 def test_mse_and_coordinate_l1_hand_values():
     assert losses.mse(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.ones(1, 1)).item() == 1.0
-    l1 = losses.coordinate_l1(torch.tensor([[[1.0, 2.0], [0.0, 0.0]]]), torch.zeros(1, 2, 2), torch.ones(1, 2))
+    l1 = losses.coordinate_l1(
+        torch.tensor([[[1.0, 2.0], [0.0, 0.0]]]), torch.zeros(1, 2, 2), torch.ones(1, 2)
+    )
     assert l1.item() == pytest.approx(1.5)
 
 

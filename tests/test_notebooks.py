@@ -19,7 +19,11 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 #: The notebooks whose exercise solutions this file runs (01-05 are cheap: pure theory and small simulations).
 SOLUTIONS_RUN_HERE = (
-    "01_quantization_error", "02_randomized_rounding", "03_proofs", "04_codec_zoo", "05_loss_decoder_consistency",
+    "01_quantization_error",
+    "02_randomized_rounding",
+    "03_proofs",
+    "04_codec_zoo",
+    "05_loss_decoder_consistency",
 )
 #: Teaching notebooks whose deterministic numbers must be held by nbval (at least this many checked cells).
 MIN_CHECKED_CELLS = {stem: 2 for stem in SOLUTIONS_RUN_HERE}
@@ -47,7 +51,10 @@ def pair_mismatch(ipynb, py) -> str | None:
             return f"cell {index} differs: .ipynb is a {x[0]} cell tagged {x[2]}, .py a {y[0]} cell tagged {y[2]}"
         if x[1] != y[1]:
             lines_a, lines_b = x[1].splitlines(), y[1].splitlines()
-            line = next((i for i, (la, lb) in enumerate(zip(lines_a, lines_b)) if la != lb), min(len(lines_a), len(lines_b)))
+            line = next(
+                (i for i, (la, lb) in enumerate(zip(lines_a, lines_b)) if la != lb),
+                min(len(lines_a), len(lines_b)),
+            )
             got_a = lines_a[line] if line < len(lines_a) else "<end of cell>"
             got_b = lines_b[line] if line < len(lines_b) else "<end of cell>"
             return f"cell {index}, line {line + 1} differs:\n  .ipynb: {got_a!r}\n  .py:    {got_b!r}"
@@ -74,13 +81,17 @@ def test_there_are_teaching_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_notebook_and_py_pair_agree(path: Path):
     py_path = path.with_suffix(".py")
-    assert py_path.exists(), f"{path.name} has no jupytext pair {py_path.name} (run: jupytext --sync {path.name})"
+    assert py_path.exists(), (
+        f"{path.name} has no jupytext pair {py_path.name} (run: jupytext --sync {path.name})"
+    )
     ipynb, py = jupytext.read(path), jupytext.read(py_path)
     mismatch = pair_mismatch(ipynb, py)
     assert mismatch is None, f"{path.name} and {py_path.name} disagree ({mismatch}); run jupytext --sync"
     for name, nb in ((path.name, ipynb), (py_path.name, py)):
         formats = nb.metadata.get("jupytext", {}).get("formats")
-        assert formats == "ipynb,py:percent", f"{name}: jupytext formats {formats!r}, expected 'ipynb,py:percent'"
+        assert formats == "ipynb,py:percent", (
+            f"{name}: jupytext formats {formats!r}, expected 'ipynb,py:percent'"
+        )
 
 
 def test_pair_check_detects_a_difference():
@@ -107,7 +118,9 @@ def test_notebook_is_stored_executed_with_outputs(path: Path):
     counts = [c.get("execution_count") for c in code]
     assert None not in counts, f"{path.name}: code cell {counts.index(None)} was never executed"
     # One top-to-bottom run: counts 1, 2, 3, ... (re-running a cell by hand breaks the sequence).
-    assert counts == list(range(1, len(code) + 1)), f"{path.name}: execution counts {counts} are not 1..{len(code)}"
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name}: execution counts {counts} are not 1..{len(code)}"
+    )
     assert any(c.get("outputs") for c in code), f"{path.name} has no stored outputs"
     for index, cell in enumerate(code):
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
@@ -120,11 +133,19 @@ def test_notebook_structure(path: Path):
     nb = jupytext.read(path)
     markdown = [c for c in nb.cells if c.cell_type == "markdown"]
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert markdown and "learning goals" in markdown[0].source.lower(), f"{path.name}: no learning goals up front"
-    assert re.search(r"^#+ .*exercises", markdown[-1].source, re.IGNORECASE | re.MULTILINE), f"{path.name}: must end with Exercises"
-    assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell must be tagged parameters"
+    assert markdown and "learning goals" in markdown[0].source.lower(), (
+        f"{path.name}: no learning goals up front"
+    )
+    assert re.search(r"^#+ .*exercises", markdown[-1].source, re.IGNORECASE | re.MULTILINE), (
+        f"{path.name}: must end with Exercises"
+    )
+    assert "parameters" in code[0].metadata.get("tags", []), (
+        f"{path.name}: first code cell must be tagged parameters"
+    )
     solutions = [NOTEBOOK_DIR / "solutions" / f"{path.stem}{ext}" for ext in (".py", ".ipynb")]
-    assert any(s.exists() for s in solutions), f"{path.name}: no solutions in notebooks/solutions/{path.stem}.py"
+    assert any(s.exists() for s in solutions), (
+        f"{path.name}: no solutions in notebooks/solutions/{path.stem}.py"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
@@ -137,7 +158,9 @@ def test_checked_cells_are_deterministic(path: Path):
     )
     for cell in checked:
         for token in NONDETERMINISTIC_CODE:
-            assert token not in cell.source, f"{path.name}: a checked cell uses {token!r}: {cell.source[:120]!r}"
+            assert token not in cell.source, (
+                f"{path.name}: a checked cell uses {token!r}: {cell.source[:120]!r}"
+            )
         match = MEMORY_ADDRESS.search(_text_outputs(cell))
         assert match is None, f"{path.name}: a checked cell prints a memory address {match.group(0)!r}"
     # Markers must be the first line: nbval ignores them anywhere else.

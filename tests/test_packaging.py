@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
+
 import tomllib
-
 import yaml
-
 from conftest import REPO_ROOT
 
 # conda-forge names for the PyPI packages whose names differ
@@ -26,7 +25,9 @@ def test_environment_yml_matches_pyproject():
     pip_side = {CONDA_NAMES.get(n, n): s for n, s in map(_name_and_spec, wanted)}
     env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
     conda_side = dict(
-        _name_and_spec(d) for d in env["dependencies"] if isinstance(d, str) and not d.startswith(("python", "pip"))
+        _name_and_spec(d)
+        for d in env["dependencies"]
+        if isinstance(d, str) and not d.startswith(("python", "pip"))
     )
     assert conda_side == pip_side
 

@@ -38,15 +38,31 @@ def _figures() -> dict[str, Figure]:
     x = np.linspace(0, 1, 11)
     errors = np.random.default_rng(0).uniform(-0.5, 0.5, (300, 2))
     return {
-        "line": plotting.line_plot(x, {"a": x, "b": torch.tensor(x**2)}, "e (cells)", "bias (cells)",
-                                   bands={"a": 0.1 * np.ones_like(x)}, hlines={"1/12": 1 / 12}, title="t"),
+        "line": plotting.line_plot(
+            x,
+            {"a": x, "b": torch.tensor(x**2)},
+            "e (cells)",
+            "bias (cells)",
+            bands={"a": 0.1 * np.ones_like(x)},
+            hlines={"1/12": 1 / 12},
+            title="t",
+        ),
         "hist": plotting.histograms({"round": errors[:, 0]}, "error (cells)", vlines={"mean": 0.0}),
         "scatter": plotting.error_scatter({"round": errors, "floor": errors - 0.5}),
-        "heatmaps": plotting.heatmap_panels({"a": np.eye(5), "b": np.ones((5, 5))}, keypoint=(2.3, 1.7),
-                                            decoded={"a": (2.0, 2.0)}),
-        "tradeoff": plotting.tradeoff_plot([1, 2, 4], [0.1, 0.2, 0.4], [1e6, 2.5e5, 6e4], "NME", "FLOPs",
-                                           error_curves={"measured": [0.1, 0.21, 0.39]}),
-        "estimates": plotting.estimates_vs_exact(["a", "b"], [0.25, 0.08], [0.01, 0.002], [0.25, 1 / 12], "cells"),
+        "heatmaps": plotting.heatmap_panels(
+            {"a": np.eye(5), "b": np.ones((5, 5))}, keypoint=(2.3, 1.7), decoded={"a": (2.0, 2.0)}
+        ),
+        "tradeoff": plotting.tradeoff_plot(
+            [1, 2, 4],
+            [0.1, 0.2, 0.4],
+            [1e6, 2.5e5, 6e4],
+            "NME",
+            "FLOPs",
+            error_curves={"measured": [0.1, 0.21, 0.39]},
+        ),
+        "estimates": plotting.estimates_vs_exact(
+            ["a", "b"], [0.25, 0.08], [0.01, 0.002], [0.25, 1 / 12], "cells"
+        ),
         "bars": plotting.bar_chart(["x", "y", "z"], [1.0, 2.0, 3.0], "ms", errors=[0.1, 0.1, 0.2], logy=True),
     }
 
@@ -130,7 +146,9 @@ def test_line_plot_keeps_any_finite_values_and_dtype_of_input_untouched(values, 
 
 
 def test_line_plot_categorical_ticks():
-    fig = plotting.line_plot([0, 1, 2], {"a": [1, 2, 3]}, "case", "error (cells)", xticklabels=["p", "q", "r"])
+    fig = plotting.line_plot(
+        [0, 1, 2], {"a": [1, 2, 3]}, "case", "error (cells)", xticklabels=["p", "q", "r"]
+    )
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["p", "q", "r"]
     with pytest.raises(ValueError, match="xticklabels has 2 labels"):
         plotting.line_plot([0, 1, 2], {"a": [1, 2, 3]}, "case", "error", xticklabels=["p", "q"])

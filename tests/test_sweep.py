@@ -19,16 +19,23 @@ TINY = {
     "strides": [4, 8],
     "models": [
         {"name": "argmax", "codec": "argmax"},
-        {"name": "gaussian", "codec": "dark", "options": {"sigma": 1.0},
-         "decoders": [{"name": "gaussian_argmax", "codec": "gaussian"}, {"name": "dark", "codec": "dark"}]},
+        {
+            "name": "gaussian",
+            "codec": "dark",
+            "options": {"sigma": 1.0},
+            "decoders": [{"name": "gaussian_argmax", "codec": "gaussian"}, {"name": "dark", "codec": "dark"}],
+        },
         {"name": "randomized_rounding", "codec": "randomized_rounding"},
     ],
     "model_width": 4,
     "jitter_shifts": [0.0, 0.5],
     "eval_batch_size": 16,
     "base": {
-        "data": {"name": "synthetic", "input_size": [32, 32],
-                 "options": {"num_train": 32, "num_eval": 16, "num_keypoints": 4}},
+        "data": {
+            "name": "synthetic",
+            "input_size": [32, 32],
+            "options": {"num_train": 32, "num_eval": 16, "num_keypoints": 4},
+        },
         "model": {"name": "tiny"},
         "train": {"seed": 0, "device": "cpu", "batch_size": 8, "max_steps": 3, "log_every": 1},
         "eval": {"batch_size": 16},
@@ -92,8 +99,10 @@ def test_same_data_and_initialisation_across_strides_and_codecs(tiny_sweep):
     out, _ = tiny_sweep
     # Tiny's parameters do not depend on the stride, so every run must start from the same parameters: check
     # that two runs at different strides and codecs were configured with the same seed and data.
-    configs = [json.loads((out / name / "config.json").read_text())
-               for name in ("argmax_s4", "randomized_rounding_s8")]
+    configs = [
+        json.loads((out / name / "config.json").read_text())
+        for name in ("argmax_s4", "randomized_rounding_s8")
+    ]
     for key in ("data", "optim"):
         assert configs[0][key] == configs[1][key]
     assert configs[0]["train"]["seed"] == configs[1]["train"]["seed"]
@@ -122,8 +131,14 @@ def test_shift_grid_covers_every_pair_once():
 
 
 def test_targets_are_computed_from_the_rows():
-    rows = [{"codec": c, "stride": s, "mean_error_px": e} for c, s, e in
-            [("randomized_rounding", 4, 2.0), ("randomized_rounding", 16, 2.2), ("argmax", 16, 6.5)]]
+    rows = [
+        {"codec": c, "stride": s, "mean_error_px": e}
+        for c, s, e in [
+            ("randomized_rounding", 4, 2.0),
+            ("randomized_rounding", 16, 2.2),
+            ("argmax", 16, 6.5),
+        ]
+    ]
     t = sw.targets(rows)
     assert t["rr_ratio_coarse_to_fine"] == pytest.approx(1.1) and t["rr_flat"] is True
     assert t["rr_over_argmax_coarse"] == pytest.approx(2.2 / 6.5) and t["rr_vs_argmax"] is True
@@ -152,8 +167,10 @@ def test_bundled_configs_load_and_keep_stride_the_only_difference():
         ({"colour": 1}, "unknown key"),
         ({"models": []}, "at least one model"),
         ({"models": [{"name": "a", "codec": "nope"}]}, "unknown codec 'nope'"),
-        ({"models": [{"name": "a", "codec": "argmax", "decoders": [{"name": "b", "codec": "nope"}]}]},
-         "unknown codec 'nope'"),
+        (
+            {"models": [{"name": "a", "codec": "argmax", "decoders": [{"name": "b", "codec": "nope"}]}]},
+            "unknown codec 'nope'",
+        ),
         ({"models": [{"name": "a", "codec": "argmax"}, {"name": "a", "codec": "dark"}]}, "unique"),
         ({"base": {"train": {"batch_sise": 4}}}, "batch_sise"),
         ({"jitter_shifts": []}, "jitter_shifts"),

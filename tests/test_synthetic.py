@@ -50,7 +50,9 @@ def test_item_follows_the_sample_contract():
     assert item["keypoints"].shape == (12, 2) and item["keypoints"].dtype == torch.float32
     assert item["visible"].shape == (12,) and item["visible"].dtype == torch.float32
     assert torch.equal(item["visible"], torch.ones(12))
-    assert item["matrix"].dtype == torch.float64 and torch.equal(item["matrix"], torch.eye(2, 3, dtype=torch.float64))
+    assert item["matrix"].dtype == torch.float64 and torch.equal(
+        item["matrix"], torch.eye(2, 3, dtype=torch.float64)
+    )
     assert item["index"] == 4 and isinstance(item["index"], int)
     assert data.num_keypoints == 12 and data.input_size == (96, 80) and len(data) == 10
     assert data.flip_pairs == [(2, 3), (4, 5), (6, 7), (8, 9)]
@@ -184,7 +186,9 @@ def test_rendered_landmark_features_sit_at_the_labels(dtype):
     for k in range(MAX_KEYPOINTS):
         alone = markers_alone(padded, k, (96 + 2 * P, 96 + 2 * P), dtype)
         tol = 1e-5 if dtype == torch.float32 else 1e-12
-        torch.testing.assert_close(alone[..., P:-P, P:-P], markers_alone(params, k, size, dtype), atol=tol, rtol=0)
+        torch.testing.assert_close(
+            alone[..., P:-P, P:-P], markers_alone(params, k, size, dtype), atol=tol, rtol=0
+        )
         found = centroid(alone.abs().sum(1).double()) - P
         worst = max(worst, (found - params.keypoints[:, k]).norm(dim=-1).max().item())
     assert worst < (1e-4 if dtype == torch.float32 else 1e-5), worst  # aliasing of 0.8 px sigmas: ~1e-6
@@ -199,8 +203,12 @@ def test_sub_pixel_shifts_are_visible_in_the_pixels():
     a = syn.render_scene(syn.build_scene(params), size, torch.float64)
     b = syn.render_scene(syn.build_scene(shifted), size, torch.float64)
     assert (a - b).abs().amax() > 5e-3
-    moved = centroid(markers_alone(shifted, 0, size).abs().sum(1)) - centroid(markers_alone(params, 0, size).abs().sum(1))
-    torch.testing.assert_close(moved, torch.tensor([[0.1, -0.05]], dtype=torch.float64).expand(8, 2), atol=1e-6, rtol=0)
+    moved = centroid(markers_alone(shifted, 0, size).abs().sum(1)) - centroid(
+        markers_alone(params, 0, size).abs().sum(1)
+    )
+    torch.testing.assert_close(
+        moved, torch.tensor([[0.1, -0.05]], dtype=torch.float64).expand(8, 2), atol=1e-6, rtol=0
+    )
 
 
 def test_landmarks_are_locally_distinct_but_pairs_look_alike():

@@ -15,12 +15,12 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 def save_atomic(obj: Any, path: PathLike) -> Path:
@@ -58,7 +58,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def load(path: PathLike, map_location: Union[str, torch.device, None] = "cpu") -> dict:
+def load(path: PathLike, map_location: str | torch.device | None = "cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``; a missing or unreadable file gets a clear error."""
     path = Path(path)
     if not path.is_file():
@@ -76,8 +76,13 @@ def rng_state() -> dict:
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
     state = {
         "python": [py_version, list(py_state), py_gauss],
-        "numpy": [np_name, torch.from_numpy(np_keys.astype(np.int64)), int(np_pos), int(np_has_gauss),
-                  float(np_gauss)],
+        "numpy": [
+            np_name,
+            torch.from_numpy(np_keys.astype(np.int64)),
+            int(np_pos),
+            int(np_has_gauss),
+            float(np_gauss),
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

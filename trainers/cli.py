@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from .config import load_config, valid_keys
 
@@ -30,8 +30,14 @@ def _parser(prog: str, with_checkpoint: bool) -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. codec.name=gaussian")
     if with_checkpoint:
         p.add_argument("--checkpoint", required=True, help="checkpoint written by h3r-train (last.pt)")
-        p.add_argument("--shift", type=float, nargs=2, default=(0.0, 0.0), metavar=("DX", "DY"),
-                       help="translate every input image by (DX, DY) input pixels before prediction")
+        p.add_argument(
+            "--shift",
+            type=float,
+            nargs=2,
+            default=(0.0, 0.0),
+            metavar=("DX", "DY"),
+            help="translate every input image by (DX, DY) input pixels before prediction",
+        )
         p.add_argument("--output", help="write the metrics as JSON to this file")
     return p
 
@@ -44,7 +50,7 @@ def _leave_process_group() -> None:
         dist.destroy_process_group()
 
 
-def train_main(argv: Optional[Sequence[str]] = None) -> int:
+def train_main(argv: Sequence[str] | None = None) -> int:
     """``h3r-train CONFIG [key=value ...]``: train, then print the final metrics as JSON."""
     args = _parser("h3r-train", with_checkpoint=False).parse_args(argv)
     try:
@@ -58,12 +64,21 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         _leave_process_group()
     final = {k: v for k, v in result.final.items() if k != "predictions"}
-    print(json.dumps({"out_dir": str(result.out_dir), "steps": result.steps,
-                      "seconds": round(result.seconds, 2), **final}, indent=2))
+    print(
+        json.dumps(
+            {
+                "out_dir": str(result.out_dir),
+                "steps": result.steps,
+                "seconds": round(result.seconds, 2),
+                **final,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
-def eval_main(argv: Optional[Sequence[str]] = None) -> int:
+def eval_main(argv: Sequence[str] | None = None) -> int:
     """``h3r-eval CONFIG --checkpoint PATH [key=value ...]``: print (and optionally save) the metrics."""
     args = _parser("h3r-eval", with_checkpoint=True).parse_args(argv)
     try:
@@ -83,7 +98,7 @@ def eval_main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m trainers.cli {train,eval} ...`` (the form torchrun launches)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ("train", "eval"):

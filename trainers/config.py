@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import yaml
 
@@ -30,10 +31,10 @@ class DataConfig:
     """Which dataset to read and how to load it."""
 
     name: str = "synthetic"  # "synthetic" or a real-format name understood by trainers.data.load_dataset
-    root: Optional[str] = None  # folder holding the ORIGINAL files of a real dataset (unused for synthetic)
+    root: str | None = None  # folder holding the ORIGINAL files of a real dataset (unused for synthetic)
     train_split: str = "train"
     eval_split: str = "test"
-    input_size: Optional[list] = None  # (W, H) network input; None = the dataset's default
+    input_size: list | None = None  # (W, H) network input; None = the dataset's default
     num_workers: int = 0
     options: dict = field(default_factory=dict)  # extra keyword arguments for the dataset constructor
 
@@ -43,7 +44,7 @@ class ModelConfig:
     name: str = "tiny"  # "tiny", "hrnet_w18", "hrnet_w32", "mobilenetv2"
     output_stride: int = 4  # heatmap_size = input_size // output_stride
     head: str = "heatmap"  # "heatmap" or "binary" (two-channel head of the authors' release)
-    pretrained: Optional[str] = None  # path to local weights; nothing is ever downloaded
+    pretrained: str | None = None  # path to local weights; nothing is ever downloaded
 
 
 @dataclass
@@ -60,10 +61,12 @@ class OptimConfig:
     betas: list = field(default_factory=lambda: [0.9, 0.999])
     schedule: str = "cosine"  # "cosine", "step" or "constant"
     warmup_steps: int = 0  # linear warm-up from 0, then the schedule
-    milestones: list = field(default_factory=list)  # "step": fractions of the run (0.5) or step numbers (1000)
+    milestones: list = field(
+        default_factory=list
+    )  # "step": fractions of the run (0.5) or step numbers (1000)
     gamma: float = 0.1  # "step": lr factor at each milestone
     min_lr_ratio: float = 0.0  # "cosine": final lr / lr
-    grad_clip: Optional[float] = None  # max gradient norm, None = off
+    grad_clip: float | None = None  # max gradient norm, None = off
 
 
 @dataclass
@@ -72,14 +75,14 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda when present), "cpu", "cuda", "cuda:1"
     batch_size: int = 16  # GLOBAL batch size, split evenly across DDP processes
     epochs: int = 1
-    max_steps: Optional[int] = None  # when set, overrides epochs
+    max_steps: int | None = None  # when set, overrides epochs
     amp: bool = True  # mixed precision on CUDA (bfloat16/float16 autocast); ignored on CPU
     channels_last: bool = True  # memory format on CUDA; ignored on CPU
     log_every: int = 10  # steps between JSONL/progress-bar loss records
     eval_every: int = 0  # steps between evaluations (0 = only at the end)
     checkpoint_every: int = 0  # steps between checkpoints (0 = only at the end)
     out_dir: str = "runs/default"
-    resume: Optional[str] = None  # checkpoint path, or "auto" = out_dir/last.pt when it exists
+    resume: str | None = None  # checkpoint path, or "auto" = out_dir/last.pt when it exists
     progress: bool = True  # tqdm progress bar (rank 0 only)
 
 
@@ -87,7 +90,7 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = 32
     flip_test: bool = False  # average with the exactly flipped output of the flipped image
-    max_samples: Optional[int] = None  # evaluate on the first N samples only (quick checks)
+    max_samples: int | None = None  # evaluate on the first N samples only (quick checks)
     failure_threshold: float = 0.1  # faces: FR@t and AUC@t on NME
     pckh_threshold: float = 0.5  # MPII
     decode: dict = field(default_factory=dict)  # decoder options for codec.decode, e.g. {method: window}
@@ -138,8 +141,9 @@ def from_dict(data: dict, cls: type = Config, source: str = "config", prefix: st
         data = {}
     section = prefix.rstrip(".") or "the top level"
     if not isinstance(data, dict):
-        raise ValueError(f"{source}: {section} must be a mapping of keys to values, got {type(data).__name__}: "
-                         f"{data!r}")
+        raise ValueError(
+            f"{source}: {section} must be a mapping of keys to values, got {type(data).__name__}: {data!r}"
+        )
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
@@ -163,8 +167,9 @@ _SCALARS = {"float": float, "int": int, "bool": bool, "str": str}
 def _coerce(value: Any, annotation: str, where: str) -> Any:
     """Check a leaf value against its annotation; numbers written like ``1e-3`` (a string to YAML 1.1)
     become floats, ints become floats where a float is expected. Anything else fails, naming the key."""
-    optional = annotation.startswith("Optional[")
-    base = annotation[len("Optional["):-1] if optional else annotation
+    # Annotations are strings (``from __future__ import annotations``): "X | None" marks an optional leaf.
+    optional = annotation.endswith(" | None")
+    base = annotation[: -len(" | None")] if optional else annotation
     if value is None:
         if optional:
             return None
@@ -223,7 +228,7 @@ def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
     return config
 
 
-def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str] = ()) -> Config:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML config (a path, or a bundled name like ``"synthetic"``), apply overrides, validate.
 
     The result is a :class:`Config` with every default filled in.
@@ -236,7 +241,9 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
         except yaml.YAMLError as exc:
             raise ValueError(f"{file}: not valid YAML: {exc}") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{file}: the top level must be a mapping of sections, got {type(data).__name__}")
+            raise ValueError(
+                f"{file}: the top level must be a mapping of sections, got {type(data).__name__}"
+            )
         where = str(file)
     else:
         where = "config"
@@ -245,7 +252,7 @@ def load_config(path: Optional[Union[str, Path]] = None, overrides: Sequence[str
     return validate(config)
 
 
-def resolve_config_path(path: Union[str, Path]) -> Path:
+def resolve_config_path(path: str | Path) -> Path:
     """A config file path, or the name of a bundled config (``"wflw"`` -> ``trainers/configs/wflw.yaml``)."""
     file = Path(path).expanduser()
     if file.is_file():
@@ -274,7 +281,11 @@ def validate(config: Config) -> Config:
         raise ValueError(f"model.head must be 'heatmap' or 'binary', got {config.model.head!r}")
     if config.data.input_size is not None:
         size = config.data.input_size
-        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        if not (
+            isinstance(size, (list, tuple))
+            and len(size) == 2
+            and all(isinstance(v, int) and v > 0 for v in size)
+        ):
             raise ValueError(f"data.input_size must be [width, height] positive ints or null, got {size!r}")
     for name in ("data.options", "codec.options", "eval.decode"):
         section, key = name.split(".")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -112,7 +112,7 @@ def train_batches(
         )
     order = epoch_order(num_samples, seed, epoch)[: steps * global_batch].view(steps, global_batch)
     per = global_batch // info.world_size
-    mine = order[start:, info.rank * per:(info.rank + 1) * per]
+    mine = order[start:, info.rank * per : (info.rank + 1) * per]
     return mine.tolist()
 
 
@@ -126,7 +126,7 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
-def local_device(requested: str, info: Optional[DistInfo] = None) -> torch.device:
+def local_device(requested: str, info: DistInfo | None = None) -> torch.device:
     """Resolve ``train.device``: ``"auto"`` = this process's CUDA device when present, else CPU."""
     info = info or DistInfo()
     if requested == "auto":

@@ -31,8 +31,9 @@ import dataclasses
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ from h3r_theory.codecs import HeatmapCodec
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
 from .config import Config
+
 # The sample's "matrix" (original -> input pixels) is built and inverted by the data transforms; evaluation
 # maps predictions back with the very same functions (re-exported here for the sweep and the notebooks).
 from .data.transforms import invert as invert_affine
@@ -69,7 +71,7 @@ class RunResult:
     seconds: float
     history: list = dataclasses.field(default_factory=list)
     final: dict = dataclasses.field(default_factory=dict)
-    checkpoint: Optional[Path] = None
+    checkpoint: Path | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -123,7 +125,9 @@ def _real_dataset(d, split: str, train: bool):
     except FileNotFoundError as exc:
         raise ValueError(f"dataset {d.name!r} (split {split!r}) not found: {exc}") from exc
     if not records:
-        raise ValueError(f"dataset {d.name!r} split {split!r} under {d.root} has no records ({records.summary()})")
+        raise ValueError(
+            f"dataset {d.name!r} split {split!r} under {d.root} has no records ({records.summary()})"
+        )
     options = dict(d.options)
     if d.input_size is not None:
         options["input_size"] = tuple(d.input_size)
@@ -149,8 +153,9 @@ def heatmap_size_for(input_size: Sequence[int], output_stride: int) -> tuple[int
 def build_codec(config: Config, input_size: Sequence[int]) -> HeatmapCodec:
     """The codec named in ``config.codec`` for this input size and the model's output stride."""
     heatmap_size = heatmap_size_for(input_size, config.model.output_stride)
-    return codecs.build(config.codec.name, input_size=tuple(input_size), heatmap_size=heatmap_size,
-                        **config.codec.options)
+    return codecs.build(
+        config.codec.name, input_size=tuple(input_size), heatmap_size=heatmap_size, **config.codec.options
+    )
 
 
 def build_network(config: Config, num_keypoints: int) -> nn.Module:
@@ -162,8 +167,13 @@ def build_network(config: Config, num_keypoints: int) -> nn.Module:
     from .models import build_model
 
     m = config.model
-    model = build_model(m.name, num_keypoints=num_keypoints, output_stride=m.output_stride, head=m.head,
-                        pretrained=m.pretrained)
+    model = build_model(
+        m.name,
+        num_keypoints=num_keypoints,
+        output_stride=m.output_stride,
+        head=m.head,
+        pretrained=m.pretrained,
+    )
     multiple = getattr(model, "input_multiple", 1)
     W, H = config.data.input_size or (0, 0)  # None: the dataset's default size, which the dataset checks
     if W % multiple or H % multiple:
@@ -200,7 +210,9 @@ def lr_factor(step: int, total_steps: int, o) -> float:
     return o.gamma ** sum(step >= m for m in milestones)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, o, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, o, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, o))
 
 
@@ -208,7 +220,9 @@ def loss_for(codec: HeatmapCodec, head: str) -> tuple[str, Callable]:
     """The loss of a codec: its default loss for a heatmap head; per-cell BCE for the two-channel binary
     head (B, K, 2, h, w) of the authors' release, whose channel 1 then reads as a probability."""
     if head == "binary":
-        return "binary_cross_entropy", lambda out, enc: losses.binary_cross_entropy(out, enc.heatmaps, enc.weights)
+        return "binary_cross_entropy", lambda out, enc: losses.binary_cross_entropy(
+            out, enc.heatmaps, enc.weights
+        )
     return losses.default_loss(codec)
 
 
@@ -227,7 +241,7 @@ def to_maps(output: Tensor, codec: HeatmapCodec) -> tuple[Tensor, str]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def amp_dtype(device: torch.device, enabled: bool) -> Optional[torch.dtype]:
+def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     """The autocast dtype: bfloat16 where the GPU supports it (no loss scaling needed), else float16;
     None (no autocast) on CPU or when disabled."""
     if not enabled or device.type != "cuda":
@@ -235,7 +249,7 @@ def amp_dtype(device: torch.device, enabled: bool) -> Optional[torch.dtype]:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def autocast(device: torch.device, dtype: Optional[torch.dtype]):
+def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -261,8 +275,12 @@ def batches(dataset, index_lists: Sequence[Sequence[int]], num_workers: int, see
             yield get_batch(dataset, idx)
         return
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=index_lists, num_workers=num_workers, pin_memory=torch.cuda.is_available(),
-        generator=torch.Generator().manual_seed(seed), persistent_workers=False,
+        dataset,
+        batch_sampler=index_lists,
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available(),
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False,
     )
     yield from loader
 
@@ -306,10 +324,10 @@ def predict(
     model: nn.Module,
     codec: HeatmapCodec,
     images: Tensor,
-    flip_pairs: Optional[Sequence[tuple[int, int]]] = None,
+    flip_pairs: Sequence[tuple[int, int]] | None = None,
     flip_test: bool = False,
-    decode_options: Optional[dict] = None,
-    amp: Optional[torch.dtype] = None,
+    decode_options: dict | None = None,
+    amp: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Keypoints (B, K, 2) in INPUT pixels and scores (B, K) for images (B, 3, H, W) on the model's device.
 
@@ -342,18 +360,18 @@ def evaluate(
     dataset,
     *,
     batch_size: int = 32,
-    device: Optional[torch.device] = None,
+    device: torch.device | None = None,
     flip_test: bool = False,
-    decode_options: Optional[dict] = None,
+    decode_options: dict | None = None,
     shift: Sequence[float] = (0.0, 0.0),
-    max_samples: Optional[int] = None,
+    max_samples: int | None = None,
     failure_threshold: float = 0.1,
     pckh_threshold: float = 0.5,
-    amp: Optional[torch.dtype] = None,
+    amp: torch.dtype | None = None,
     channels_last: bool = False,
     num_workers: int = 0,
-    info: Optional[DistInfo] = None,
-    out_dir: Optional[Path] = None,
+    info: DistInfo | None = None,
+    out_dir: Path | None = None,
     return_predictions: bool = False,
 ) -> dict:
     """Metrics of ``model`` on ``dataset`` (every process gets the same dict under DDP).
@@ -377,7 +395,7 @@ def evaluate(
     flip_pairs = list(getattr(dataset, "flip_pairs", []) or [])
     shift_t = torch.tensor([float(shift[0]), float(shift[1])])
     parts = []
-    index_lists = [mine[i:i + batch_size] for i in range(0, len(mine), batch_size)]
+    index_lists = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
     for batch in batches(dataset, index_lists, num_workers, seed=0):
         images = batch["image"].to(device, non_blocking=device.type == "cuda")
         if channels_last:
@@ -387,14 +405,16 @@ def evaluate(
         keypoints = batch["keypoints"].to(torch.float64) + shift_t.to(torch.float64)
         matrix = torch.as_tensor(batch["matrix"], dtype=torch.float64).clone()
         matrix[:, :, 2] += shift_t.to(torch.float64)  # the translation is part of the original -> input map
-        parts.append({
-            "pred_input": coords.detach().to("cpu", torch.float64),
-            "gt_input": keypoints,
-            "visible": torch.as_tensor(batch["visible"]).to(torch.float64),
-            "scores": scores.detach().to("cpu", torch.float64),
-            "matrix": matrix,
-            "index": torch.as_tensor(batch["index"]).long(),
-        })
+        parts.append(
+            {
+                "pred_input": coords.detach().to("cpu", torch.float64),
+                "gt_input": keypoints,
+                "visible": torch.as_tensor(batch["visible"]).to(torch.float64),
+                "scores": scores.detach().to("cpu", torch.float64),
+                "matrix": matrix,
+                "index": torch.as_tensor(batch["index"]).long(),
+            }
+        )
     local = {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else None
     gathered = [g for g in dist_utils.gather_objects(local, info) if g is not None]
     allp = {k: torch.cat([g[k] for g in gathered]) for k in gathered[0]}
@@ -416,13 +436,27 @@ def evaluate(
         "mean_error_px": float(err_in[labelled].mean()),
         "mean_error_orig_px": float(err_orig[labelled].mean()),
     }
-    result.update(dataset_metrics(dataset, allp["index"].tolist(), pred, gt, vis, allp["scores"],
-                                  failure_threshold=failure_threshold, pckh_threshold=pckh_threshold,
-                                  out_dir=out_dir if info.is_main else None))
+    result.update(
+        dataset_metrics(
+            dataset,
+            allp["index"].tolist(),
+            pred,
+            gt,
+            vis,
+            allp["scores"],
+            failure_threshold=failure_threshold,
+            pckh_threshold=pckh_threshold,
+            out_dir=out_dir if info.is_main else None,
+        )
+    )
     if return_predictions:
         result["predictions"] = {
-            "pred": pred.numpy(), "gt": gt.numpy(), "pred_input": allp["pred_input"].numpy(),
-            "gt_input": allp["gt_input"].numpy(), "visible": vis.numpy(), "scores": allp["scores"].numpy(),
+            "pred": pred.numpy(),
+            "gt": gt.numpy(),
+            "pred_input": allp["pred_input"].numpy(),
+            "gt_input": allp["gt_input"].numpy(),
+            "visible": vis.numpy(),
+            "scores": allp["scores"].numpy(),
             "index": allp["index"].numpy(),
         }
     return result
@@ -459,7 +493,7 @@ def dataset_metrics(
     *,
     failure_threshold: float = 0.1,
     pckh_threshold: float = 0.5,
-    out_dir: Optional[Path] = None,
+    out_dir: Path | None = None,
 ) -> dict:
     """The dataset's own metrics from predictions and ground truth in ORIGINAL pixels (N, K, 2).
 
@@ -476,7 +510,9 @@ def dataset_metrics(
         norms = torch.tensor([float(dataset.normalizer(i)) for i in indices], dtype=torch.float64)
         has_kp = (visible > 0).any(-1)
         skipped = int((~has_kp).sum())  # an image with no labelled point has no NME: counted, not hidden
-        out = metrics.face_metrics(pred[has_kp], gt[has_kp], norms[has_kp], visible[has_kp], failure_threshold)
+        out = metrics.face_metrics(
+            pred[has_kp], gt[has_kp], norms[has_kp], visible[has_kp], failure_threshold
+        )
         out = {k.replace(f"@{failure_threshold:g}", ""): v for k, v in out.items()}
         out.update({"failure_threshold": failure_threshold, "skipped_no_keypoint": skipped})
         return out
@@ -497,8 +533,9 @@ def dataset_metrics(
 
         folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="h3r_coco_"))
         folder.mkdir(parents=True, exist_ok=True)
-        results = metrics.write_coco_results(folder / "coco_results.json", image_ids, pred,
-                                             scores.mean(-1), keypoint_scores=scores)
+        results = metrics.write_coco_results(
+            folder / "coco_results.json", image_ids, pred, scores.mean(-1), keypoint_scores=scores
+        )
         stats = metrics.coco_keypoint_ap(gt_file, results, image_ids=sorted(set(image_ids)))
         return {"ap": stats["AP"], **{k.lower(): v for k, v in stats.items() if k != "AP"}}
     return {}
@@ -509,8 +546,9 @@ def dataset_metrics(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def save_checkpoint(path: Path, *, model, optimizer, scheduler, scaler, step: int, config: Config,
-                    best: Optional[dict] = None) -> Path:
+def save_checkpoint(
+    path: Path, *, model, optimizer, scheduler, scaler, step: int, config: Config, best: dict | None = None
+) -> Path:
     """Everything an exact resume needs: parameters, optimizer/scheduler/scaler state, the step and every
     RNG state. The config goes along as JSON text, for the record (a resume uses the config it is given)."""
     state = {
@@ -549,10 +587,10 @@ def seed_everything(seed: int) -> None:
 def train(
     config: Config,
     *,
-    model: Optional[nn.Module] = None,
+    model: nn.Module | None = None,
     train_set=None,
     eval_set=None,
-    stop_after_steps: Optional[int] = None,
+    stop_after_steps: int | None = None,
 ) -> RunResult:
     """Train ``config`` to the end (or resume it), evaluate, save, log and plot. Returns a RunResult.
 
@@ -563,8 +601,11 @@ def train(
     """
     t0 = time.perf_counter()
     tc = config.train
-    info = dist_utils.setup("cuda" if tc.device.startswith("cuda") or
-                            (tc.device == "auto" and torch.cuda.is_available()) else "cpu")
+    info = dist_utils.setup(
+        "cuda"
+        if tc.device.startswith("cuda") or (tc.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
     device = dist_utils.local_device(tc.device, info)
     out_dir = Path(tc.out_dir)
     if info.is_main:
@@ -574,7 +615,9 @@ def train(
     # -- data, codec, model ---------------------------------------------------------------------------------
     seed_everything(tc.seed)
     if train_set is None or eval_set is None:
-        built = build_datasets(config, [r for r, s in (("train", train_set), ("eval", eval_set)) if s is None])
+        built = build_datasets(
+            config, [r for r, s in (("train", train_set), ("eval", eval_set)) if s is None]
+        )
         train_set = train_set if train_set is not None else built.pop(0)
         eval_set = eval_set if eval_set is not None else built.pop(0)
     input_size = tuple(train_set.input_size)
@@ -588,7 +631,9 @@ def train(
     # -- steps, optimizer, schedule, AMP --------------------------------------------------------------------
     steps_per_epoch = len(train_set) // tc.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"train.batch_size={tc.batch_size} is larger than the training set ({len(train_set)})")
+        raise ValueError(
+            f"train.batch_size={tc.batch_size} is larger than the training set ({len(train_set)})"
+        )
     total_steps = tc.max_steps if tc.max_steps is not None else tc.epochs * steps_per_epoch
     optimizer = make_optimizer(model, config.optim)
     scheduler = make_scheduler(optimizer, config.optim, total_steps)
@@ -616,18 +661,29 @@ def train(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
-    logger = JsonlLogger(out_dir / "metrics.jsonl", resume_step=step if resume else None) if info.is_main else None
+    logger = (
+        JsonlLogger(out_dir / "metrics.jsonl", resume_step=step if resume else None) if info.is_main else None
+    )
     progress = None
     if tc.progress and info.is_main:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=total_steps, initial=step, desc=f"train {config.codec.name}", dynamic_ncols=True)
+        progress = tqdm(
+            total=total_steps, initial=step, desc=f"train {config.codec.name}", dynamic_ncols=True
+        )
 
     eval_kwargs = dict(
-        batch_size=config.eval.batch_size, device=device, flip_test=config.eval.flip_test,
-        decode_options=config.eval.decode, max_samples=config.eval.max_samples,
-        failure_threshold=config.eval.failure_threshold, pckh_threshold=config.eval.pckh_threshold,
-        amp=amp, channels_last=channels_last, num_workers=config.data.num_workers, info=info,
+        batch_size=config.eval.batch_size,
+        device=device,
+        flip_test=config.eval.flip_test,
+        decode_options=config.eval.decode,
+        max_samples=config.eval.max_samples,
+        failure_threshold=config.eval.failure_threshold,
+        pckh_threshold=config.eval.pckh_threshold,
+        amp=amp,
+        channels_last=channels_last,
+        num_workers=config.data.num_workers,
+        info=info,
     )
 
     def run_eval(at_step: int) -> dict:
@@ -638,8 +694,15 @@ def train(
 
     def checkpoint_now(at_step: int) -> None:
         if info.is_main:
-            save_checkpoint(out_dir / "last.pt", model=model, optimizer=optimizer, scheduler=scheduler,
-                            scaler=scaler, step=at_step, config=config)
+            save_checkpoint(
+                out_dir / "last.pt",
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                scaler=scaler,
+                step=at_step,
+                config=config,
+            )
         dist_utils.barrier(info)
 
     # -- the loop -------------------------------------------------------------------------------------------
@@ -649,8 +712,9 @@ def train(
         epoch, start = divmod(step, steps_per_epoch)
         index_lists = dist_utils.train_batches(len(train_set), tc.batch_size, tc.seed, epoch, info, start)
         index_lists = index_lists[: total_steps - step]
-        for batch in batches(train_set, index_lists, config.data.num_workers,
-                             seed=dist_utils._mix(tc.seed, epoch)):
+        for batch in batches(
+            train_set, index_lists, config.data.num_workers, seed=dist_utils._mix(tc.seed, epoch)
+        ):
             ddp_model.train()
             batch = to_device(batch, device, channels_last)
             # Targets on the training device, from a generator seeded by (seed, step, rank): reproducible,
@@ -673,11 +737,21 @@ def train(
             if step % max(1, tc.log_every) == 0 or step == total_steps:
                 mean_loss = float(dist_utils.all_reduce_mean(loss.detach(), info))
                 if not math.isfinite(mean_loss):  # checked at log steps only: a sync per step costs on GPU
-                    raise ValueError(f"training loss is {mean_loss} at step {step} (epoch {epoch}); lower "
-                                     f"optim.lr (now {config.optim.lr}) or set optim.grad_clip")
+                    raise ValueError(
+                        f"training loss is {mean_loss} at step {step} (epoch {epoch}); lower "
+                        f"optim.lr (now {config.optim.lr}) or set optim.grad_clip"
+                    )
                 if logger is not None:
-                    logger.log({"kind": "train", "step": step, "epoch": epoch, "loss": mean_loss,
-                                "lr": scheduler.get_last_lr()[0], "loss_name": loss_name})
+                    logger.log(
+                        {
+                            "kind": "train",
+                            "step": step,
+                            "epoch": epoch,
+                            "loss": mean_loss,
+                            "lr": scheduler.get_last_lr()[0],
+                            "loss_name": loss_name,
+                        }
+                    )
                 if progress is not None:
                     progress.set_postfix(loss=f"{mean_loss:.4f}")
             if progress is not None:
@@ -704,13 +778,21 @@ def train(
     dist_utils.barrier(info)
     last = out_dir / "last.pt"
     return RunResult(
-        config=config, model=model, codec=codec, out_dir=out_dir, steps=step,
-        seconds=time.perf_counter() - t0, history=history, final=final,
+        config=config,
+        model=model,
+        codec=codec,
+        out_dir=out_dir,
+        steps=step,
+        seconds=time.perf_counter() - t0,
+        history=history,
+        final=final,
         checkpoint=last if last.is_file() else None,
     )
 
 
-def evaluate_checkpoint(config: Config, checkpoint_path: Path, *, shift: Sequence[float] = (0.0, 0.0)) -> dict:
+def evaluate_checkpoint(
+    config: Config, checkpoint_path: Path, *, shift: Sequence[float] = (0.0, 0.0)
+) -> dict:
     """``h3r-eval``: build the model of ``config``, load ``checkpoint_path`` and evaluate on the eval split."""
     info = dist_utils.setup("cuda" if torch.cuda.is_available() and config.train.device != "cpu" else "cpu")
     device = dist_utils.local_device(config.train.device, info)
@@ -723,10 +805,20 @@ def evaluate_checkpoint(config: Config, checkpoint_path: Path, *, shift: Sequenc
     e = config.eval
     out_dir = Path(config.train.out_dir)
     return evaluate(
-        model, codec, eval_set, batch_size=e.batch_size, device=device, flip_test=e.flip_test,
-        decode_options=e.decode, shift=shift, max_samples=e.max_samples,
-        failure_threshold=e.failure_threshold, pckh_threshold=e.pckh_threshold,
-        amp=amp_dtype(device, config.train.amp), num_workers=config.data.num_workers, info=info,
+        model,
+        codec,
+        eval_set,
+        batch_size=e.batch_size,
+        device=device,
+        flip_test=e.flip_test,
+        decode_options=e.decode,
+        shift=shift,
+        max_samples=e.max_samples,
+        failure_threshold=e.failure_threshold,
+        pckh_threshold=e.pckh_threshold,
+        amp=amp_dtype(device, config.train.amp),
+        num_workers=config.data.num_workers,
+        info=info,
         out_dir=out_dir if info.is_main else None,
     )
 
@@ -738,7 +830,23 @@ def summary(result: dict) -> str:
 
 
 __all__ = [
-    "RunResult", "train", "evaluate", "evaluate_checkpoint", "predict", "build_codec", "build_datasets",
-    "build_network", "make_optimizer", "make_scheduler", "lr_factor", "loss_for", "translate_images",
-    "invert_affine", "apply_affine", "dataset_metrics", "save_checkpoint", "load_weights", "summary",
+    "RunResult",
+    "train",
+    "evaluate",
+    "evaluate_checkpoint",
+    "predict",
+    "build_codec",
+    "build_datasets",
+    "build_network",
+    "make_optimizer",
+    "make_scheduler",
+    "lr_factor",
+    "loss_for",
+    "translate_images",
+    "invert_affine",
+    "apply_affine",
+    "dataset_metrics",
+    "save_checkpoint",
+    "load_weights",
+    "summary",
 ]

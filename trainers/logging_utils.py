@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional, Union
 
 
 class JsonlLogger:
     """Append records to ``path``; only the main process should hold one."""
 
-    def __init__(self, path: Union[str, Path], resume_step: Optional[int] = None) -> None:
+    def __init__(self, path: str | Path, resume_step: int | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is None:
@@ -42,7 +42,7 @@ def _plain(record: dict) -> dict:
     return out
 
 
-def read_jsonl(path: Union[str, Path]) -> list[dict]:
+def read_jsonl(path: str | Path) -> list[dict]:
     """All records of a metrics file; a malformed line fails with its line number."""
     records = []
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
@@ -55,7 +55,7 @@ def read_jsonl(path: Union[str, Path]) -> list[dict]:
     return records
 
 
-def plot_curves(records: Iterable[dict], path: Union[str, Path], title: str = "") -> Path:
+def plot_curves(records: Iterable[dict], path: str | Path, title: str = "") -> Path:
     """Training loss (left) and evaluation metrics (right) against the step, saved as a PNG."""
     # A bare Figure renders without pyplot, so saving a curve never selects or switches the global backend
     # (a notebook that trains a model keeps showing its own figures inline).
@@ -74,7 +74,9 @@ def plot_curves(records: Iterable[dict], path: Union[str, Path], title: str = ""
     # The dataset's own metric on the left axis, the mean error in input pixels on a twin right axis:
     # their scales differ by orders of magnitude (NME is a fraction, the error is in pixels).
     lines = []
-    metric = next((k for k in ("nme", "pckh", "ap") if any(isinstance(r.get(k), (int, float)) for r in evals)), None)
+    metric = next(
+        (k for k in ("nme", "pckh", "ap") if any(isinstance(r.get(k), (int, float)) for r in evals)), None
+    )
     if metric is not None:
         pts = [(r["step"], r[metric]) for r in evals if isinstance(r.get(metric), (int, float))]
         lines += ax_eval.plot(*zip(*pts), marker="o", lw=1.2, color="C0", label=metric)

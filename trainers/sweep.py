@@ -48,8 +48,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 import yaml
@@ -74,8 +75,8 @@ class Decoder:
     """
 
     name: str
-    codec: Optional[str] = None
-    options: Optional[dict] = None  # codec constructor options; None = the model's codec options
+    codec: str | None = None
+    options: dict | None = None  # codec constructor options; None = the model's codec options
     decode: dict = dataclasses.field(default_factory=dict)  # keyword arguments of codec.decode
 
 
@@ -94,7 +95,7 @@ class SweepConfig:
     base: dict  # a trainers config (same keys as trainers/configs/*.yaml); stride and codec set per run
     strides: list = dataclasses.field(default_factory=lambda: [4, 8, 16])
     models: list = dataclasses.field(default_factory=list)  # list[ModelRun]
-    model_width: Optional[int] = None  # tiny: stem width (build_model's ``width``); None = model default
+    model_width: int | None = None  # tiny: stem width (build_model's ``width``); None = model default
     jitter_shifts: list = dataclasses.field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])  # px per axis
     eval_batch_size: int = 64
     out_dir: str = "runs/sweep"
@@ -128,8 +129,9 @@ def _model_run(data: Any, where: str) -> ModelRun:
         raise ValueError(f"{where}: unknown codec {run.codec!r}; available: {codecs.available()}")
     for d in run.decoders:
         if d.codec is not None and d.codec not in codecs.available():
-            raise ValueError(f"{where}: decoder {d.name!r} has unknown codec {d.codec!r}; "
-                             f"available: {codecs.available()}")
+            raise ValueError(
+                f"{where}: decoder {d.name!r} has unknown codec {d.codec!r}; available: {codecs.available()}"
+            )
     return run
 
 
@@ -159,8 +161,13 @@ def sweep_from_dict(data: dict, source: str = "sweep config") -> SweepConfig:
     return config
 
 
-def base_config(base: dict, source: str = "sweep config", stride: Optional[int] = None,
-                codec: Optional[ModelRun] = None, out_dir: Optional[str] = None) -> Config:
+def base_config(
+    base: dict,
+    source: str = "sweep config",
+    stride: int | None = None,
+    codec: ModelRun | None = None,
+    out_dir: str | None = None,
+) -> Config:
     """The trainers :class:`~trainers.config.Config` of one run: ``base`` with the stride, codec and
     output folder of that run filled in."""
     data = json.loads(json.dumps(base))
@@ -192,7 +199,7 @@ def set_dotted(data: dict, overrides: Sequence[str]) -> dict:
     return data
 
 
-def load_sweep(path: Optional[str] = None, overrides: Sequence[str] = (), full: bool = False) -> SweepConfig:
+def load_sweep(path: str | None = None, overrides: Sequence[str] = (), full: bool = False) -> SweepConfig:
     """Read a sweep YAML (a path or a bundled name; default ``sweep``, or ``sweep_full`` with ``full``)."""
     name = path or ("sweep_full" if full else "sweep")
     file = Path(name).expanduser()
@@ -235,11 +242,14 @@ def build_decoders(run: ModelRun, train_codec: HeatmapCodec) -> dict[str, tuple[
             codec = train_codec
         else:
             options = dict(run.options if d.options is None else d.options)
-            codec = codecs.build(d.codec, input_size=train_codec.input_size,
-                                 heatmap_size=train_codec.heatmap_size, **options)
+            codec = codecs.build(
+                d.codec, input_size=train_codec.input_size, heatmap_size=train_codec.heatmap_size, **options
+            )
             if codec.convention != train_codec.convention:
-                raise ValueError(f"decoder {d.name!r}: codec {d.codec!r} uses the {codec.convention!r} "
-                                 f"convention but the model was trained under {train_codec.convention!r}")
+                raise ValueError(
+                    f"decoder {d.name!r}: codec {d.codec!r} uses the {codec.convention!r} "
+                    f"convention but the model was trained under {train_codec.convention!r}"
+                )
         out[d.name] = (codec, dict(d.decode))
     return out
 
@@ -253,8 +263,8 @@ def predict_shifted(
     shifts: Sequence[tuple[float, float]],
     *,
     batch_size: int = 64,
-    device: Optional[torch.device] = None,
-    max_samples: Optional[int] = None,
+    device: torch.device | None = None,
+    max_samples: int | None = None,
 ) -> dict:
     """Predictions of every decoder on the (translated) held-out split; the network runs once per shift.
 
@@ -285,7 +295,10 @@ def predict_shifted(
         idx.append(torch.as_tensor(batch["index"]).long())
     return {
         "pred": {name: torch.stack([torch.cat(p) for p in per_shift]) for name, per_shift in preds.items()},
-        "gt": torch.cat(gts), "visible": torch.cat(vis), "matrix": torch.cat(mats), "index": torch.cat(idx),
+        "gt": torch.cat(gts),
+        "visible": torch.cat(vis),
+        "matrix": torch.cat(mats),
+        "index": torch.cat(idx),
     }
 
 
@@ -310,8 +323,8 @@ def measure(
     shifts_per_axis: Sequence[float],
     *,
     batch_size: int = 64,
-    device: Optional[torch.device] = None,
-    max_samples: Optional[int] = None,
+    device: torch.device | None = None,
+    max_samples: int | None = None,
 ) -> dict[str, dict]:
     """Per decoder: ``nme`` and ``mean_error_px`` on the untranslated split, ``mean_error_shifted_px``
     (over every shift) and ``jitter_sd_px`` (see :func:`jitter_sd`), all in INPUT pixels except NME,
@@ -321,8 +334,16 @@ def measure(
     shifts = shift_grid(shifts_per_axis)
     if (0.0, 0.0) not in shifts:
         shifts = [(0.0, 0.0)] + shifts  # the untranslated split is always measured
-    out = predict_shifted(model, train_codec, decoders, dataset, shifts, batch_size=batch_size, device=device,
-                          max_samples=max_samples)
+    out = predict_shifted(
+        model,
+        train_codec,
+        decoders,
+        dataset,
+        shifts,
+        batch_size=batch_size,
+        device=device,
+        max_samples=max_samples,
+    )
     gt, vis = out["gt"], out["visible"]
     labelled = vis > 0
     if not labelled.any():
@@ -342,8 +363,14 @@ def measure(
             "num_samples": int(gt.shape[0]),
             "num_shifts": len(jitter_rows),
         }
-        metrics = dataset_metrics(dataset, out["index"].tolist(), apply_affine(pred[zero], inverse),
-                                  apply_affine(gt, inverse), vis, torch.ones_like(vis))
+        metrics = dataset_metrics(
+            dataset,
+            out["index"].tolist(),
+            apply_affine(pred[zero], inverse),
+            apply_affine(gt, inverse),
+            vis,
+            torch.ones_like(vis),
+        )
         row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         results[name] = row
     return results
@@ -354,8 +381,20 @@ def measure(
 # ---------------------------------------------------------------------------------------------------------
 
 
-COLUMNS = ["codec", "trained_as", "stride", "heatmap", "nme", "mean_error_px", "mean_error_shifted_px",
-           "jitter_sd_px", "floor_px", "error_over_floor", "train_seconds", "steps"]
+COLUMNS = [
+    "codec",
+    "trained_as",
+    "stride",
+    "heatmap",
+    "nme",
+    "mean_error_px",
+    "mean_error_shifted_px",
+    "jitter_sd_px",
+    "floor_px",
+    "error_over_floor",
+    "train_seconds",
+    "steps",
+]
 
 
 def machine_description() -> str:
@@ -375,16 +414,22 @@ def machine_description() -> str:
     return text
 
 
-def _build_model(config: Config, num_keypoints: int, width: Optional[int]) -> torch.nn.Module:
+def _build_model(config: Config, num_keypoints: int, width: int | None) -> torch.nn.Module:
     from .models import build_model
 
     m = config.model
     kwargs = {} if width is None else {"width": width}
-    return build_model(m.name, num_keypoints=num_keypoints, output_stride=m.output_stride, head=m.head,
-                       pretrained=m.pretrained, **kwargs)
+    return build_model(
+        m.name,
+        num_keypoints=num_keypoints,
+        output_stride=m.output_stride,
+        head=m.head,
+        pretrained=m.pretrained,
+        **kwargs,
+    )
 
 
-def run_sweep(sweep: SweepConfig, progress: bool = True, log=print, command: Optional[str] = None) -> dict:
+def run_sweep(sweep: SweepConfig, progress: bool = True, log=print, command: str | None = None) -> dict:
     """Train every (model, stride), measure every decoder, write the results; returns the JSON record.
 
     ``command`` is the command line to record with the results (``main`` passes its own).
@@ -411,21 +456,40 @@ def run_sweep(sweep: SweepConfig, progress: bool = True, log=print, command: Opt
         model = _build_model(config, train_set.num_keypoints, sweep.model_width)
         result = train(config, model=model, train_set=train_set, eval_set=eval_set)
         codec = build_codec(config, tuple(eval_set.input_size))
-        measured = measure(result.model, codec, build_decoders(run, codec), eval_set, sweep.jitter_shifts,
-                           batch_size=sweep.eval_batch_size, max_samples=config.eval.max_samples)
+        measured = measure(
+            result.model,
+            codec,
+            build_decoders(run, codec),
+            eval_set,
+            sweep.jitter_shifts,
+            batch_size=sweep.eval_batch_size,
+            max_samples=config.eval.max_samples,
+        )
         w, h = codec.heatmap_size
         for name, m in measured.items():
             floor = quantization_floor(stride)
-            row = {"codec": name, "trained_as": run.codec, "stride": stride, "heatmap": f"{w}x{h}",
-                   **{k: m.get(k, float("nan")) for k in ("nme", "mean_error_px", "mean_error_shifted_px",
-                                                           "jitter_sd_px")},
-                   "floor_px": floor, "error_over_floor": m["mean_error_px"] / floor,
-                   "train_seconds": result.seconds, "steps": result.steps,
-                   "num_samples": m["num_samples"], "num_shifts": m["num_shifts"],
-                   "train_mean_error_px": result.final.get("mean_error_px", float("nan"))}
+            row = {
+                "codec": name,
+                "trained_as": run.codec,
+                "stride": stride,
+                "heatmap": f"{w}x{h}",
+                **{
+                    k: m.get(k, float("nan"))
+                    for k in ("nme", "mean_error_px", "mean_error_shifted_px", "jitter_sd_px")
+                },
+                "floor_px": floor,
+                "error_over_floor": m["mean_error_px"] / floor,
+                "train_seconds": result.seconds,
+                "steps": result.steps,
+                "num_samples": m["num_samples"],
+                "num_shifts": m["num_shifts"],
+                "train_mean_error_px": result.final.get("mean_error_px", float("nan")),
+            }
             rows.append(row)
-            bar.write(f"  {name:>22s} stride {stride:2d}: error {m['mean_error_px']:.3f} px, "
-                      f"jitter sd {m['jitter_sd_px']:.3f} px (floor {floor:.2f} px, {result.seconds:.0f} s)")
+            bar.write(
+                f"  {name:>22s} stride {stride:2d}: error {m['mean_error_px']:.3f} px, "
+                f"jitter sd {m['jitter_sd_px']:.3f} px (floor {floor:.2f} px, {result.seconds:.0f} s)"
+            )
     bar.close()
     record = {
         "title": sweep.title,
@@ -451,7 +515,8 @@ def _plain(value: Any) -> Any:
 def targets(rows: Sequence[dict], rr: str = "randomized_rounding", vanilla: str = "argmax") -> dict:
     """The issue's two targets, measured: RR at the coarsest stride within 15 % of RR at the finest, and
     at most half of argmax's error at the coarsest stride. Missing codecs or strides give ``None``."""
-    def error(codec: str, stride: int) -> Optional[float]:
+
+    def error(codec: str, stride: int) -> float | None:
         hits = [r["mean_error_px"] for r in rows if r["codec"] == codec and r["stride"] == stride]
         return hits[0] if hits else None
 
@@ -476,9 +541,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-TABLE_COLUMNS = [("codec", "codec / decoder"), ("stride", "stride"), ("heatmap", "heatmap"),
-                 ("nme", "NME"), ("mean_error_px", "error (px)"), ("jitter_sd_px", "jitter sd (px)"),
-                 ("floor_px", "vanilla floor (px)"), ("train_seconds", "train (s)")]
+TABLE_COLUMNS = [
+    ("codec", "codec / decoder"),
+    ("stride", "stride"),
+    ("heatmap", "heatmap"),
+    ("nme", "NME"),
+    ("mean_error_px", "error (px)"),
+    ("jitter_sd_px", "jitter sd (px)"),
+    ("floor_px", "vanilla floor (px)"),
+    ("train_seconds", "train (s)"),
+]
 
 
 def format_table(record: dict, markdown: bool = False) -> str:
@@ -497,12 +569,16 @@ def format_table(record: dict, markdown: bool = False) -> str:
     lines.append("")
     if "rr_ratio_coarse_to_fine" in t:
         verdict = "met" if t["rr_flat"] else "NOT met"
-        lines.append(f"randomized rounding, stride {t['coarsest_stride']} / stride {t['finest_stride']}: "
-                     f"{t['rr_ratio_coarse_to_fine']:.3f} (target <= 1.15: {verdict})")
+        lines.append(
+            f"randomized rounding, stride {t['coarsest_stride']} / stride {t['finest_stride']}: "
+            f"{t['rr_ratio_coarse_to_fine']:.3f} (target <= 1.15: {verdict})"
+        )
     if "rr_over_argmax_coarse" in t:
         verdict = "met" if t["rr_vs_argmax"] else "NOT met"
-        lines.append(f"randomized rounding / argmax at stride {t['coarsest_stride']}: "
-                     f"{t['rr_over_argmax_coarse']:.3f} (target <= 0.5: {verdict})")
+        lines.append(
+            f"randomized rounding / argmax at stride {t['coarsest_stride']}: "
+            f"{t['rr_over_argmax_coarse']:.3f} (target <= 0.5: {verdict})"
+        )
     lines.append(f"machine: {record['machine']}; wall time {record['wall_seconds']:.0f} s")
     if record.get("command"):
         lines.append(f"command: {record['command']}")
@@ -536,14 +612,21 @@ def plot_sweep(record: dict, path: Path) -> Path:
     strides = sorted({r["stride"] for r in rows})
     names = list(dict.fromkeys(r["codec"] for r in rows))
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, key, title in ((axes[0], "mean_error_px", "mean error (input px)"),
-                           (axes[1], "jitter_sd_px", "jitter: sd of error over sub-pixel shifts (px)")):
+    for ax, key, title in (
+        (axes[0], "mean_error_px", "mean error (input px)"),
+        (axes[1], "jitter_sd_px", "jitter: sd of error over sub-pixel shifts (px)"),
+    ):
         for name in names:
             pts = sorted((r["stride"], r[key]) for r in rows if r["codec"] == name)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
         if key == "mean_error_px":
-            ax.plot(strides, [quantization_floor(s) for s in strides], "k--", lw=1,
-                    label="vanilla floor 0.3826 x stride")
+            ax.plot(
+                strides,
+                [quantization_floor(s) for s in strides],
+                "k--",
+                lw=1,
+                label="vanilla floor 0.3826 x stride",
+            )
         ax.set_xscale("log", base=2)
         ax.set_xticks(strides)
         ax.set_xticklabels([str(s) for s in strides])
@@ -563,13 +646,12 @@ def plot_sweep(record: dict, path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="h3r-sweep",
         description="Train the same model at several heatmap strides with several codecs; table + figure.",
         epilog="overrides: any sweep key, dotted, e.g. strides=[4,16] base.train.max_steps=100 "
-               "base.data.name=wflw base.data.root=~/data/WFLW; valid top-level keys: "
-               + " ".join(SWEEP_KEYS),
+        "base.data.name=wflw base.data.root=~/data/WFLW; valid top-level keys: " + " ".join(SWEEP_KEYS),
     )
     p.add_argument("overrides", nargs="*", help="key=value overrides of the sweep config")
     p.add_argument("--config", help="sweep YAML (default: bundled sweep.yaml; sweep_full.yaml with --full)")

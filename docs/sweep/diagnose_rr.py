@@ -44,14 +44,24 @@ def main() -> None:
         codec = build(config, input_size)
         if codec.name != "randomized_rounding":
             return codec
-        return ExpectedTarget(codec.input_size, codec.heatmap_size, codec.convention, method=codec.method,
-                              k=codec.k, radius=codec.radius)
+        return ExpectedTarget(
+            codec.input_size,
+            codec.heatmap_size,
+            codec.convention,
+            method=codec.method,
+            k=codec.k,
+            radius=codec.radius,
+        )
 
     engine.build_codec = build_expected
-    config = sw.load_sweep(overrides=[
-        f"strides=[{args.stride}]", "models=[{name: rr_expected_target, codec: randomized_rounding}]",
-        f"base.train.max_steps={args.steps}", f"out_dir={args.out}",
-    ])
+    config = sw.load_sweep(
+        overrides=[
+            f"strides=[{args.stride}]",
+            "models=[{name: rr_expected_target, codec: randomized_rounding}]",
+            f"base.train.max_steps={args.steps}",
+            f"out_dir={args.out}",
+        ]
+    )
     sw.run_sweep(config, progress=True, command="python docs/sweep/diagnose_rr.py")
 
 

@@ -33,6 +33,17 @@ def build(name: str, input_size: tuple[int, int], heatmap_size: tuple[int, int],
 
 
 __all__ = [
-    "Argmax", "CODECS", "DARK", "Encoded", "Gaussian", "HeatmapCodec", "RandomizedRounding", "SoftArgmax",
-    "UDP", "available", "build", "quantize", "soft_argmax_cells",
+    "Argmax",
+    "CODECS",
+    "DARK",
+    "Encoded",
+    "Gaussian",
+    "HeatmapCodec",
+    "RandomizedRounding",
+    "SoftArgmax",
+    "UDP",
+    "available",
+    "build",
+    "quantize",
+    "soft_argmax_cells",
 ]

@@ -8,8 +8,6 @@ that, ~ 0.7652 cells). Both are lost for good: no decoder can recover them from 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -51,7 +49,7 @@ class Argmax(HeatmapCodec):
         self.rounding = rounding
 
     def encode(
-        self, keypoints: Tensor, visible: Optional[Tensor] = None, generator: Optional[torch.Generator] = None
+        self, keypoints: Tensor, visible: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Encoded:
         """One-hot target per keypoint at its quantized cell (``generator`` is unused: deterministic)."""
         uv, weights = self._prepare(keypoints, visible)

@@ -16,7 +16,7 @@ Edge semantics shared by all codecs (``u`` is a keypoint's heatmap coordinate, `
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -47,9 +47,9 @@ class Encoded:
         centers: Tensor,
         heatmap_size: tuple[int, int],
         *,
-        heatmaps: Optional[Tensor] = None,
-        cells: Optional[Tensor] = None,
-        values: Optional[Tensor] = None,
+        heatmaps: Tensor | None = None,
+        cells: Tensor | None = None,
+        values: Tensor | None = None,
     ) -> None:
         if (heatmaps is None) == (cells is None):
             raise ValueError("Encoded needs either dense heatmaps or sparse cells/values, not both")
@@ -72,7 +72,7 @@ class Encoded:
         return self._heatmaps
 
     @property
-    def indices(self) -> Optional[Tensor]:
+    def indices(self) -> Tensor | None:
         """(B, K) long flat cell index ``y * w + x`` of a one-hot target, or ``None`` for other targets."""
         if self.cells is None or self.cells.shape[-1] != 1:
             return None
@@ -122,15 +122,15 @@ class HeatmapCodec:
 
     # -- protocol ------------------------------------------------------------------------------------
     def encode(
-        self, keypoints: Tensor, visible: Optional[Tensor] = None, generator: Optional[torch.Generator] = None
+        self, keypoints: Tensor, visible: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Encoded:
         raise NotImplementedError
 
-    def expected(self, keypoints: Tensor, visible: Optional[Tensor] = None) -> Encoded:
+    def expected(self, keypoints: Tensor, visible: Tensor | None = None) -> Encoded:
         """E[encode(keypoints)]; for a deterministic codec that is ``encode`` itself."""
         return self.encode(keypoints, visible)
 
-    def decode(self, heatmaps: Tensor, activation: Optional[str] = None, **options) -> tuple[Tensor, Tensor]:
+    def decode(self, heatmaps: Tensor, activation: str | None = None, **options) -> tuple[Tensor, Tensor]:
         """Heatmaps (B, K, h, w) -> keypoints (B, K, 2) in input pixels and scores (B, K).
 
         ``activation`` says what the maps hold: ``"probabilities"`` (targets, or network outputs trained to
@@ -158,7 +158,7 @@ class HeatmapCodec:
         raise NotImplementedError
 
     # -- helpers for subclasses ----------------------------------------------------------------------
-    def _prepare(self, keypoints: Tensor, visible: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    def _prepare(self, keypoints: Tensor, visible: Tensor | None) -> tuple[Tensor, Tensor]:
         """Validate inputs; return heatmap coordinates ``uv`` (B, K, 2) and loss weights (B, K).
 
         Invisible keypoints may hold NaN; their ``uv`` is replaced by 0 so that no NaN reaches a target.

@@ -19,8 +19,6 @@ The targets are untruncated Gaussians (MSRA truncates at 3 sigma; the difference
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -62,7 +60,7 @@ class Gaussian(HeatmapCodec):
         return quantize(uv, "round").to(uv.dtype)
 
     def encode(
-        self, keypoints: Tensor, visible: Optional[Tensor] = None, generator: Optional[torch.Generator] = None
+        self, keypoints: Tensor, visible: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Encoded:
         """Gaussian maps (B, K, h, w) of peak 1 (``generator`` is unused: deterministic)."""
         uv, weights = self._prepare(keypoints, visible)
@@ -104,7 +102,7 @@ class DARK(Gaussian):
         heatmap_size: tuple[int, int],
         convention: str = "pixel_center",
         sigma: float = 2.0,
-        blur_sigma: Optional[float] = None,
+        blur_sigma: float | None = None,
     ) -> None:
         super().__init__(input_size, heatmap_size, convention, sigma=sigma)
         self.blur_sigma = self.sigma if blur_sigma is None else float(blur_sigma)
@@ -165,6 +163,6 @@ class UDP(DARK):
         heatmap_size: tuple[int, int],
         convention: str = "udp",
         sigma: float = 2.0,
-        blur_sigma: Optional[float] = None,
+        blur_sigma: float | None = None,
     ) -> None:
         super().__init__(input_size, heatmap_size, convention, sigma=sigma, blur_sigma=blur_sigma)

@@ -30,7 +30,9 @@ def window_offsets(radius: int, device: torch.device) -> tuple[Tensor, Tensor]:
     return dx.reshape(-1), dy.reshape(-1)
 
 
-def gather_window(heatmaps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def gather_window(
+    heatmaps: Tensor, ix: Tensor, iy: Tensor, radius: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The (2r+1)^2 cells around ``(ix, iy)`` of every map.
 
     Args:
@@ -44,7 +46,7 @@ def gather_window(heatmaps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> tupl
     x = ix[..., None] + dx
     y = iy[..., None] + dy
     inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-    flat = (y.clamp(0, h - 1) * w + x.clamp(0, w - 1))
+    flat = y.clamp(0, h - 1) * w + x.clamp(0, w - 1)
     values = heatmaps.flatten(-2).gather(-1, flat)
     values = torch.where(inside, values, torch.zeros_like(values))
     return values, x, y, inside

@@ -29,8 +29,6 @@ the 3 x 3 window and 56 ms with top-9 (``torch.topk`` alone costs ~24 ms there).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -74,7 +72,7 @@ class RandomizedRounding(HeatmapCodec):
         self.method, self.k, self.radius = _check_decoder(method, k, radius, self.heatmap_size)
 
     def encode(
-        self, keypoints: Tensor, visible: Optional[Tensor] = None, generator: Optional[torch.Generator] = None
+        self, keypoints: Tensor, visible: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Encoded:
         """Draw one one-hot target per keypoint: each axis rounds up with probability ``frac(u)``.
 
@@ -94,7 +92,7 @@ class RandomizedRounding(HeatmapCodec):
         flat = (cell[..., 1] * w + cell[..., 0])[..., None]
         return Encoded(weights, uv, self.heatmap_size, cells=flat, values=weights[..., None].clone())
 
-    def expected(self, keypoints: Tensor, visible: Optional[Tensor] = None) -> Encoded:
+    def expected(self, keypoints: Tensor, visible: Tensor | None = None) -> Encoded:
         """E[encode]: the bilinear weights on the 4 cells around each keypoint (they sum to 1)."""
         uv, weights = self._prepare(keypoints, visible)
         floor, frac = _floor_and_fraction(self._clamp_to_cells(uv))
@@ -110,10 +108,10 @@ class RandomizedRounding(HeatmapCodec):
     def decode(
         self,
         heatmaps: Tensor,
-        activation: Optional[str] = None,
-        method: Optional[str] = None,
-        k: Optional[int] = None,
-        radius: Optional[int] = None,
+        activation: str | None = None,
+        method: str | None = None,
+        k: int | None = None,
+        radius: int | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Weighted mean of the activation points, in input pixels (B, K, 2), and scores (B, K).
 
@@ -128,12 +126,14 @@ class RandomizedRounding(HeatmapCodec):
         self,
         heatmaps: Tensor,
         activation: str,
-        method: Optional[str] = None,
-        k: Optional[int] = None,
-        radius: Optional[int] = None,
+        method: str | None = None,
+        k: int | None = None,
+        radius: int | None = None,
     ) -> tuple[Tensor, Tensor]:
         method, k, radius = _check_decoder(
-            method or self.method, self.k if k is None else k, self.radius if radius is None else radius,
+            method or self.method,
+            self.k if k is None else k,
+            self.radius if radius is None else radius,
             self.heatmap_size,
         )
         if method == "topk":

@@ -9,8 +9,6 @@ from the border (about 3e-9 cells for sigma = 1).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -60,7 +58,7 @@ class SoftArgmax(HeatmapCodec):
         self.sigma = float(sigma)
 
     def encode(
-        self, keypoints: Tensor, visible: Optional[Tensor] = None, generator: Optional[torch.Generator] = None
+        self, keypoints: Tensor, visible: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Encoded:
         """Normalised Gaussian distributions (each visible map sums to 1) centred at the keypoints."""
         uv, weights = self._prepare(keypoints, visible)

@@ -28,8 +28,11 @@ limit = sp.Rational(2, 100) * 64 / m
 strides = [1, 2, 4, 8, 16]
 largest = max(s for s in strides if s < limit)
 trade = resolution.resolution_tradeoff((256, 256), strides, normaliser=64.0, num_keypoints=98)
-print(f"2. s < {float(limit):.3f}: largest stride {largest};",
-      "closed-form NME (%):", np.round(100 * trade["nme_quantization"], 3).tolist())
+print(
+    f"2. s < {float(limit):.3f}: largest stride {largest};",
+    "closed-form NME (%):",
+    np.round(100 * trade["nme_quantization"], 3).tolist(),
+)
 assert largest == 2
 sim = mc.simulate_resolution(strides=(2, 4), input_size=(256, 256), normaliser=64.0, n=5_000)
 print("   measured NME (%) at strides 2, 4:", np.round(100 * sim["nme_round"], 3).tolist())

@@ -12,8 +12,10 @@ from h3r_theory.theory import randomized_rounding as rr
 e = sp.Symbol("e", nonnegative=True)
 conditional = sp.factor((1 - e) * e + e * (1 - e))
 mean = sp.integrate(conditional, (e, 0, 1))
-print(f"1. E|q - u| given e = {conditional}; averaged over e: {mean} (rounding: "
-      f"{quantization.mean_quantization_error('round', 1)})")
+print(
+    f"1. E|q - u| given e = {conditional}; averaged over e: {mean} (rounding: "
+    f"{quantization.mean_quantization_error('round', 1)})"
+)
 assert sp.simplify(conditional - 2 * e * (1 - e)) == 0 and mean == sp.Rational(1, 3)
 assert mean == rr.single_sample_error(1).closed_form
 

@@ -13,7 +13,9 @@ derivation = losslessness.topk_decode(2, dim=1)
 print("1. top-2 error in 1-D:", derivation.closed_form.T)
 assert derivation.closed_form == sp.zeros(1, 1)
 g = torch.Generator().manual_seed(0)
-fractions = torch.stack((torch.rand(1000, generator=g, dtype=torch.float64), torch.zeros(1000, dtype=torch.float64)), -1)
+fractions = torch.stack(
+    (torch.rand(1000, generator=g, dtype=torch.float64), torch.zeros(1000, dtype=torch.float64)), -1
+)
 sim = mc.simulate_expected_decode(fractions=fractions, method="topk", k=2)
 print(f"   largest |error| of top-2 on a cell row: {sim['max_abs_1d']:.2e} cells")
 assert sim["max_abs_1d"] < 1e-12

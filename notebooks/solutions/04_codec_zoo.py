@@ -18,8 +18,10 @@ xy, _ = quarter.decode(exact_centre.encode(kp).heatmaps)
 err = ((xy - kp)[:, 0, 0] / stride).numpy()
 plain = np.minimum(e.numpy(), 1 - e.numpy())  # |error| of plain rounding
 helps = np.abs(err) < plain - 1e-9
-print(f"1. mean |error|: quarter offset {np.abs(err).mean():.4f}, plain rounding {plain.mean():.4f} cells; "
-      f"it helps for e in ({e[helps].min():.3f}, {e[helps].max():.3f}) and hurts near the cell centres")
+print(
+    f"1. mean |error|: quarter offset {np.abs(err).mean():.4f}, plain rounding {plain.mean():.4f} cells; "
+    f"it helps for e in ({e[helps].min():.3f}, {e[helps].max():.3f}) and hurts near the cell centres"
+)
 # The decode is round(u) +- 1/4 toward the truth: |error| = |1/4 - dist|, mean 1/8 instead of 1/4.
 assert abs(np.abs(err).mean() - 0.125) < 0.002
 assert 0.12 < e[helps].min() < 0.13 and 0.87 < e[helps].max() < 0.88
@@ -33,7 +35,9 @@ for blur in (None, 0.0):
         kp = dark.to_input(uv)
         xy, _ = dark.decode(dark.encode(kp).heatmaps)
         biases.append(float((xy - kp)[0, 0, 0]) / stride)
-    print(f"2. DARK blur_sigma={blur}: x bias at 1, 2, 3 cells from the border:", np.round(biases, 4).tolist())
+    print(
+        f"2. DARK blur_sigma={blur}: x bias at 1, 2, 3 cells from the border:", np.round(biases, 4).tolist()
+    )
     if blur == 0.0:
         assert max(abs(b) for b in biases) < 1e-9  # exact wherever the 3 x 3 neighbourhood is on the map
     else:
@@ -45,12 +49,15 @@ codec = codecs.build("randomized_rounding", input_size, size)
 uv = 3 + torch.rand(1, 2000, 2, generator=g, dtype=torch.float64) * 9
 kp = codec.to_input(uv)
 clean = codec.expected(kp).heatmaps
-noisy = clean + 0.1 * clean.flatten(-2).amax(-1)[..., None, None] * torch.randn(clean.shape, generator=g,
-                                                                                  dtype=clean.dtype)
+noisy = clean + 0.1 * clean.flatten(-2).amax(-1)[..., None, None] * torch.randn(
+    clean.shape, generator=g, dtype=clean.dtype
+)
 results = {}
 for method in ("window", "topk"):
     xy, _ = codec.decode(noisy, method=method, k=9)
     results[method] = float((xy - kp).norm(dim=-1).mean())
-print(f"3. mean error on noisy maps: window {results['window']:.3f} px, top-9 {results['topk']:.3f} px "
-      f"(top-9 may pick noisy cells anywhere on the map)")
+print(
+    f"3. mean error on noisy maps: window {results['window']:.3f} px, top-9 {results['topk']:.3f} px "
+    f"(top-9 may pick noisy cells anywhere on the map)"
+)
 assert results["topk"] > results["window"]

@@ -16,12 +16,17 @@ ex, ey = np.meshgrid(grid, grid, indexing="ij")
 bx = fx(ex, ey)
 i, j = np.unravel_index(np.abs(bx).argmax(), bx.shape)
 one_d = float(consistency.bce_logits_softmax_max_bias()[1])
-print(f"1. largest |x bias| in 2-D: {abs(bx[i, j]):.4f} cells at (e_x, e_y) = ({ex[i, j]:.2f}, {ey[i, j]:.2f}); "
-      f"1-D maximum {one_d:.4f}")
+print(
+    f"1. largest |x bias| in 2-D: {abs(bx[i, j]):.4f} cells at (e_x, e_y) = ({ex[i, j]:.2f}, {ey[i, j]:.2f}); "
+    f"1-D maximum {one_d:.4f}"
+)
 assert np.isfinite(bx).all() and abs(bx[i, j]) > 0.05
 edge = fx(grid, np.zeros_like(grid))  # on e_y = 0 the 2-D bias reduces to the 1-D one
-one_d_curve = sp.lambdify(consistency.bce_logits_softmax_bias().symbols["e_x"],
-                          consistency.bce_logits_softmax_bias().closed_form, "numpy")(grid)
+one_d_curve = sp.lambdify(
+    consistency.bce_logits_softmax_bias().symbols["e_x"],
+    consistency.bce_logits_softmax_bias().closed_form,
+    "numpy",
+)(grid)
 assert np.allclose(edge, one_d_curve)
 
 # 2. CE-fitted logits read as probabilities: the weights are raw logits, which are defined only up to a
@@ -34,8 +39,10 @@ logits = mc.fit_cell_logits(target, "softmax_ce", steps=300)
 right, _ = codec.decode(logits, activation="logits")
 for shift in (0.0, 5.0):  # the softmax is blind to a constant shift; the "probabilities" reading is not
     wrong, _ = codec.decode(logits + shift, activation="probabilities")
-    print(f"2. shift {shift}: consistent error {((right - keypoints) / 4).norm():.4f} cells, "
-          f"logits-as-probabilities error {((wrong - keypoints) / 4).norm():.4f} cells")
+    print(
+        f"2. shift {shift}: consistent error {((right - keypoints) / 4).norm():.4f} cells, "
+        f"logits-as-probabilities error {((wrong - keypoints) / 4).norm():.4f} cells"
+    )
     if shift == 5.0:
         assert ((wrong - keypoints) / 4).norm() > 10 * ((right - keypoints) / 4).norm()
 assert ((right - keypoints) / 4).norm() < 0.01
@@ -44,7 +51,9 @@ assert ((right - keypoints) / 4).norm() < 0.01
 e, c = sp.symbols("e c", nonnegative=True)
 risk = (1 - e) * c + e * (1 - c)  # |c - 0| and |c - 1| on [0, 1]
 slope = sp.diff(risk, c)
-print(f"3. L1 risk on [0, 1]: {sp.expand(risk)}, slope {slope}: minimised at c = 1 if e > 1/2 else 0 "
-      f"(the median), i.e. plain rounding")
+print(
+    f"3. L1 risk on [0, 1]: {sp.expand(risk)}, slope {slope}: minimised at c = 1 if e > 1/2 else 0 "
+    f"(the median), i.e. plain rounding"
+)
 assert sp.simplify(slope - (1 - 2 * e)) == 0
 # A deterministic target has median = mean = itself, so L1 is consistent there (soft-argmax's targets).

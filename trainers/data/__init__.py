@@ -9,7 +9,19 @@ from .registry import DATASETS, load_dataset
 from .synthetic import SyntheticLandmarks, render_batch
 
 __all__ = [
-    "DATASETS", "FLIP_PAIRS", "LandmarkDataset", "LandmarkRecord", "LoadResult", "MatImage", "SyntheticLandmarks",
-    "check_flip_pairs", "check_images_exist", "flip_pairs_for", "load_dataset", "load_image", "normalizer",
-    "render_batch", "transforms",
+    "DATASETS",
+    "FLIP_PAIRS",
+    "LandmarkDataset",
+    "LandmarkRecord",
+    "LoadResult",
+    "MatImage",
+    "SyntheticLandmarks",
+    "check_flip_pairs",
+    "check_images_exist",
+    "flip_pairs_for",
+    "load_dataset",
+    "load_image",
+    "normalizer",
+    "render_batch",
+    "transforms",
 ]

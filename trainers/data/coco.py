@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -58,7 +57,7 @@ def _images_by_id(path: Path, images: list, result: LoadResult) -> dict[int, dic
     return by_id
 
 
-def _clipped_box(bbox, image: dict, where: str) -> Optional[np.ndarray]:
+def _clipped_box(bbox, image: dict, where: str) -> np.ndarray | None:
     """``x_min, y_min, x_max, y_max`` clipped to the image, or None when empty (MSRA's sanitiser)."""
     try:
         x, y, w, h = (float(v) for v in bbox)
@@ -80,9 +79,9 @@ def load_coco_keypoints(
     json_file: Path,
     image_root: Path,
     dataset: str = "coco",
-    category_id: Optional[int] = 1,
+    category_id: int | None = 1,
     min_keypoints: int = 1,
-    coordinate_offset: Optional[float] = None,
+    coordinate_offset: float | None = None,
     check_images: bool = False,
 ) -> LoadResult:
     """Load a COCO-style keypoint JSON; images are ``image_root / file_name``.

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -126,7 +125,7 @@ def load_cofw(mat_file: Path, split: str) -> LoadResult:
 
 
 def load_cofw68(
-    annotation_dir: Path, bboxes_file: Optional[Path] = None, cofw_test_file: Optional[Path] = None
+    annotation_dir: Path, bboxes_file: Path | None = None, cofw_test_file: Path | None = None
 ) -> LoadResult:
     """Load the COFW-68 per-image annotations (``<i>_points.mat``, i = 1..507).
 

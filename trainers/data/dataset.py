@@ -17,7 +17,7 @@ inside ``matrix``. Flip is a training augmentation; evaluation samples are never
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -127,9 +127,7 @@ class LandmarkDataset(Dataset):
         """NME normaliser of record ``index`` in ORIGINAL pixels (see :func:`normalizer`)."""
         return normalizer(self.records[index])
 
-    def matrix_for(
-        self, index: int, generator: Optional[torch.Generator] = None
-    ) -> tuple[torch.Tensor, bool]:
+    def matrix_for(self, index: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, bool]:
         """The (3, 3) float64 original -> input matrix of record ``index`` and whether it flips."""
         center, size = self.records[index].crop_center_and_size()
         center = torch.as_tensor(center, dtype=torch.float64)[None]

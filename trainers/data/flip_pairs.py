@@ -8,7 +8,7 @@ datasets' own files (WFLW / 300W / COFW / AFLW markups, MPII joint ids, COCO key
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from h3r_theory.conventions import flip_permutation
 

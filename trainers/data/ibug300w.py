@@ -18,7 +18,6 @@ test = 300W indoor + outdoor (600).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -37,7 +36,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
 IMAGE_SUFFIXES = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".ppm", ".bmp")
 
 
-def read_pts(path: Path, num_points: Optional[int] = None) -> np.ndarray:
+def read_pts(path: Path, num_points: int | None = None) -> np.ndarray:
     """Read a ``.pts`` file as stored (no offset applied): (N, 2) float64.
 
     Format: ``version: 1`` / ``n_points: N`` / ``{`` / N lines ``x y`` / ``}``. Errors name the line.

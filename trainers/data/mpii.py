@@ -17,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+
 import numpy as np
 
-from .records import PIXEL_STD, LoadResult, LandmarkRecord, check_images_exist, make_record
+from .records import PIXEL_STD, LandmarkRecord, LoadResult, check_images_exist, make_record
 
 COORDINATE_OFFSET = 1.0
 NUM_JOINTS = 16

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class MatImage:
         return f"{self.path}:{self.key}[{self.index}]"
 
 
-ImageRef = Union[Path, MatImage]
+ImageRef = Path | MatImage
 
 
 @dataclasses.dataclass
@@ -64,9 +65,9 @@ class LandmarkRecord:
     keypoints: np.ndarray
     visibility: np.ndarray
     dataset: str
-    box: Optional[np.ndarray] = None
-    center: Optional[np.ndarray] = None
-    size: Optional[float] = None
+    box: np.ndarray | None = None
+    center: np.ndarray | None = None
+    size: float | None = None
     extras: dict = dataclasses.field(default_factory=dict)
     source: str = ""
 
@@ -104,8 +105,8 @@ def make_record(
     source: str,
     box: Any = None,
     center: Any = None,
-    size: Optional[float] = None,
-    extras: Optional[dict] = None,
+    size: float | None = None,
+    extras: dict | None = None,
 ) -> LandmarkRecord:
     """Build a record with arrays of the documented dtypes and shapes, checking them."""
     kp = np.asarray(keypoints, dtype=np.float64)

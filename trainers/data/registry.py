@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import cofw, coco, hrnet_csv, ibug300w, mpii, wflw
+from . import coco, cofw, hrnet_csv, ibug300w, mpii, wflw
 from .records import LoadResult
 
 DATASETS = ("wflw", "300w", "cofw", "cofw68", "aflw", "mpii", "coco")

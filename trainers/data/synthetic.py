@@ -46,8 +46,8 @@ a pixel in minutes, far below the 0.38 * stride quantization floor of argmax dec
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -152,7 +152,7 @@ class FaceParams:
     clutter_xy: Tensor
     clutter_sigma: Tensor
     clutter_colour: Tensor
-    noise: Optional[Tensor] = None
+    noise: Tensor | None = None
 
 
 def _normal(u: Tensor) -> Tensor:
@@ -182,7 +182,7 @@ def sample_params(
     scale_range: tuple[float, float] = (0.55, 0.9),
     occlusion: float = 0.0,
     margin: float = 4.0,
-    noise: Optional[Tensor] = None,
+    noise: Tensor | None = None,
 ) -> FaceParams:
     """Turn uniforms ``(B, num_uniforms(clutter))`` in [0, 1) into :class:`FaceParams` (pure, batched).
 
@@ -223,9 +223,9 @@ def sample_params(
     template = torch.tensor(_TEMPLATE, dtype=torch.float64, device=u.device).expand(B, -1, -1).clone()
     eye_group = torch.tensor([2, 3, 6, 7, 8, 9], device=u.device)
     mouth_group = torch.tensor([4, 5], device=u.device)
-    template[:, eye_group, 0] *= (0.9 + 0.2 * shape3[:, 0:1])
-    template[:, mouth_group, 0] *= (0.85 + 0.3 * shape3[:, 1:2])
-    template[..., 1] *= (0.92 + 0.16 * shape3[:, 2:3])
+    template[:, eye_group, 0] *= 0.9 + 0.2 * shape3[:, 0:1]
+    template[:, mouth_group, 0] *= 0.85 + 0.3 * shape3[:, 1:2]
+    template[..., 1] *= 0.92 + 0.16 * shape3[:, 2:3]
     local = template + jitter
 
     # Pose: scale so that the face fits at any rotation, then rotation, aspect, position within the margin.
@@ -253,7 +253,9 @@ def sample_params(
     visible = (hidden >= occlusion).to(torch.float64)
     background = 0.15 + 0.45 * colour[:, 0:3]
     gradient = 0.3 * (colour[:, 3:5] - 0.5)
-    skin = torch.tensor([0.3, 0.2, 0.12], dtype=torch.float64, device=u.device) + 0.16 * (colour[:, 5:8] - 0.5)
+    skin = torch.tensor([0.3, 0.2, 0.12], dtype=torch.float64, device=u.device) + 0.16 * (
+        colour[:, 5:8] - 0.5
+    )
     gain = 0.8 + 0.4 * colour[:, 8]
 
     size = torch.tensor([W - 1.0, H - 1.0], dtype=torch.float64, device=u.device)
@@ -277,7 +279,8 @@ def mirror_params(params: FaceParams, width: int) -> FaceParams:
         keypoints=flip_keypoints(params.keypoints, width, FLIP_PAIRS),
         angle=-params.angle,
         visible=params.visible[:, perm],
-        gradient=params.gradient * torch.tensor([-1.0, 1.0], dtype=params.gradient.dtype, device=params.gradient.device),
+        gradient=params.gradient
+        * torch.tensor([-1.0, 1.0], dtype=params.gradient.dtype, device=params.gradient.device),
         clutter_xy=clutter_xy,
         noise=None if params.noise is None else torch.flip(params.noise, dims=(-1,)),
     )
@@ -296,7 +299,7 @@ class Scene:
     colours: Tensor
     background: Tensor
     gradient: Tensor
-    noise: Optional[Tensor] = None
+    noise: Tensor | None = None
 
 
 def _face_frame(params: FaceParams, local: Sequence[tuple[float, float]]) -> Tensor:
@@ -310,9 +313,12 @@ def _face_frame(params: FaceParams, local: Sequence[tuple[float, float]]) -> Ten
     s = params.scale[:, None]
     x, y = p[:, 0] * s, p[:, 1] * s
     nose = torch.tensor(_TEMPLATE[0], dtype=torch.float64, device=p.device) * s
-    origin = params.keypoints[:, 0, :] - torch.stack(
-        [cos * nose[:, 0:1] - sin * nose[:, 1:2], sin * nose[:, 0:1] + cos * nose[:, 1:2]], dim=-1
-    )[:, 0, :]
+    origin = (
+        params.keypoints[:, 0, :]
+        - torch.stack(
+            [cos * nose[:, 0:1] - sin * nose[:, 1:2], sin * nose[:, 0:1] + cos * nose[:, 1:2]], dim=-1
+        )[:, 0, :]
+    )
     return torch.stack([cos * x - sin * y, sin * x + cos * y], dim=-1) + origin[:, None, :]
 
 
@@ -338,7 +344,9 @@ def build_scene(params: FaceParams) -> Scene:
     head_local = ((0.0, 0.05), (-0.42, -0.35), (0.42, -0.35), (-0.38, 0.5), (0.38, 0.5))
     h_centres = _face_frame(params, head_local)
     h_sigmas = torch.tensor([0.55, 0.42, 0.42, 0.4, 0.4], **f64) * s
-    h_colours = params.skin[:, None, :].expand(B, 5, 3) * torch.tensor([0.55, 0.5, 0.5, 0.5, 0.5], **f64)[:, None]
+    h_colours = (
+        params.skin[:, None, :].expand(B, 5, 3) * torch.tensor([0.55, 0.5, 0.5, 0.5, 0.5], **f64)[:, None]
+    )
 
     # 3. Context that follows the landmarks: eye whites around the pupils, a mouth between corners and
     #    lips, a brow between the brow points. Symmetric in left/right by construction.
@@ -383,7 +391,9 @@ def pixel_gaussian(centres: Tensor, sigmas: Tensor, size: int) -> Tensor:
     return torch.where(middle, right, left)
 
 
-def render_scene(scene: Scene, image_size: Sequence[int], dtype: torch.dtype = torch.float32, clip: bool = True) -> Tensor:
+def render_scene(
+    scene: Scene, image_size: Sequence[int], dtype: torch.dtype = torch.float32, clip: bool = True
+) -> Tensor:
     """Render a :class:`Scene` to images (B, 3, H, W) of ``dtype``, in [0, 1] when ``clip``.
 
     Each primitive contributes ``colour * peak * gx(x) gy(y)`` with the pixel-integrated 1-D Gaussians of
@@ -397,7 +407,7 @@ def render_scene(scene: Scene, image_size: Sequence[int], dtype: torch.dtype = t
     gx = pixel_gaussian(centres[..., 0], sigmas, W)  # (B, N, W)
     gy = pixel_gaussian(centres[..., 1], sigmas, H)  # (B, N, H)
     amplitude = scene.colours.to(dtype) * (2.0 * math.pi * sigmas**2)[..., None]  # (B, N, 3)
-    left = (amplitude.transpose(1, 2)[:, :, None, :] * gy.transpose(1, 2)[:, None, :, :])  # (B, 3, H, N)
+    left = amplitude.transpose(1, 2)[:, :, None, :] * gy.transpose(1, 2)[:, None, :, :]  # (B, 3, H, N)
     image = torch.bmm(left.reshape(B, 3 * H, N), gx).view(B, 3, H, W)
     # Background: flat colour plus a brightness ramp; the ramp is centred so that flipping negates it.
     ramp_x = (torch.arange(W, dtype=dtype, device=image.device) - (W - 1) / 2) / W
@@ -415,7 +425,9 @@ def render_scene(scene: Scene, image_size: Sequence[int], dtype: torch.dtype = t
 # Front ends: a batch from one generator, and a Dataset whose items are pure functions of (seed, split, i).
 
 
-def _check_options(num_keypoints: int, clutter: int, noise: float, max_rotation: float, occlusion: float) -> None:
+def _check_options(
+    num_keypoints: int, clutter: int, noise: float, max_rotation: float, occlusion: float
+) -> None:
     if not isinstance(num_keypoints, int) or num_keypoints not in VALID_NUM_KEYPOINTS:
         raise ValueError(
             f"num_keypoints must be one of {VALID_NUM_KEYPOINTS} (prefixes of the {MAX_KEYPOINTS}-landmark "
@@ -431,7 +443,9 @@ def _check_options(num_keypoints: int, clutter: int, noise: float, max_rotation:
         raise ValueError(f"occlusion must be a probability in [0, 1), got {occlusion!r}")
 
 
-def _uniform_noise(shape: Sequence[int], std: float, generator: Optional[torch.Generator], dtype: torch.dtype) -> Tensor:
+def _uniform_noise(
+    shape: Sequence[int], std: float, generator: torch.Generator | None, dtype: torch.dtype
+) -> Tensor:
     # Uniform noise (cheaper to draw than normal) scaled to the requested standard deviation.
     return (torch.rand(*shape, generator=generator, dtype=dtype) - 0.5) * (std * math.sqrt(12.0))
 
@@ -440,7 +454,7 @@ def render_batch(
     batch_size: int,
     image_size: Sequence[int] = (64, 64),
     num_keypoints: int = DEFAULT_NUM_KEYPOINTS,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
     *,
     clutter: int = 6,
     noise: float = 0.03,
@@ -459,7 +473,9 @@ def render_batch(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     D = num_uniforms(clutter)
     uniforms = torch.rand(batch_size, D + 3, generator=generator, dtype=torch.float64)
-    params = sample_params(uniforms[:, :D], (W, H), clutter=clutter, max_rotation=max_rotation, occlusion=occlusion)
+    params = sample_params(
+        uniforms[:, :D], (W, H), clutter=clutter, max_rotation=max_rotation, occlusion=occlusion
+    )
     images = render_scene(build_scene(params), (W, H), dtype, clip=False)
     if noise > 0:
         bank = _uniform_noise((_NOISE_TILES, 3, 2 * H, 2 * W), noise, generator, dtype)
@@ -560,7 +576,7 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
         largest = _largest_face(W, H)
         self._normalizer = _NORMALIZER_UNITS * largest * (0.55 + 0.9) / 2.0
         self.records = _Records(num_samples, split, self._normalizer)
-        self._bank: Optional[Tensor] = None  # built on first use, so that pickling to workers stays cheap
+        self._bank: Tensor | None = None  # built on first use, so that pickling to workers stays cheap
 
     def __len__(self) -> int:
         return self.num_samples

@@ -14,7 +14,7 @@ images and points keep their own dtype and device.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,8 +47,8 @@ def crop_matrix(
     center: Tensor,
     size: Tensor,
     input_size: Sequence[int],
-    rotation: Optional[Tensor] = None,
-    flip: Optional[Tensor] = None,
+    rotation: Tensor | None = None,
+    flip: Tensor | None = None,
 ) -> Tensor:
     """Matrices (B, 3, 3) float64 from ORIGINAL image pixels to network-input pixels.
 
@@ -167,7 +167,7 @@ def random_affine_params(
     rotation_prob: float = 0.6,
     translation: float = 0.05,
     flip_prob: float = 0.5,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> dict[str, Tensor]:
     """Random crop perturbations (all float64 / bool, on CPU).
 
@@ -189,7 +189,7 @@ def color_jitter(
     brightness: float = 0.2,
     contrast: float = 0.2,
     saturation: float = 0.2,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Random brightness, contrast and saturation factors in ``[1 - a, 1 + a]`` per image (B, 3, H, W),
     clamped to [0, 1]. Geometry is untouched, so keypoints need no update."""

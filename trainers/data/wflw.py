@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
 import numpy as np
 
 from .parsing import check_box, parse_flags, parse_floats, read_text

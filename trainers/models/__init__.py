@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional, Union
 
 from torch import nn
 
@@ -48,8 +47,8 @@ def build_model(
     num_keypoints: int,
     output_stride: int = 4,
     head: str = "heatmap",
-    pretrained: Optional[Union[str, Path]] = None,
-    width: Optional[float] = None,
+    pretrained: str | Path | None = None,
+    width: float | None = None,
 ) -> nn.Module:
     """Build a model by name.
 

@@ -32,8 +32,6 @@ that keeps feature cells centred where the package's pixel convention puts them.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -87,7 +85,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample: Optional[nn.Module] = None
+        self.downsample: nn.Module | None = None
         if cin != cout:
             self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
 
@@ -99,7 +97,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + shortcut)
 
 
-def _exchange(cin: int, cout: int, source: int, target: int) -> Optional[nn.Module]:
+def _exchange(cin: int, cout: int, source: int, target: int) -> nn.Module | None:
     """The path from branch ``source`` to branch ``target`` inside a fuse layer.
 
     Coarser -> finer: a 1x1 conv-BN to the target width (upsampled in ``forward``). Finer -> coarser:
@@ -155,7 +153,7 @@ def _transition(previous: list[int], current: list[int]) -> nn.ModuleList:
     A new branch ``i`` is reached by ``i + 1 - len(previous)`` stride-2 3x3 conv-BN-ReLUs, as in the
     official layout (only the last one changes the width). ``None`` keeps an unchanged branch.
     """
-    layers: list[Optional[nn.Module]] = []
+    layers: list[nn.Module | None] = []
     for i, cout in enumerate(current):
         if i < len(previous):
             layers.append(conv_bn_act(previous[i], cout, 3) if previous[i] != cout else None)

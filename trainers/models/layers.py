@@ -13,7 +13,7 @@ with ``align_corners=False``; both keep every cell centred where the convention 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 import torch
 from torch import nn
@@ -37,7 +36,7 @@ class LoadReport:
         )
 
 
-def load_state_dict_file(path: Union[str, Path]) -> dict[str, torch.Tensor]:
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state dict from ``path`` with ``weights_only=True``; unwrap ``{"state_dict": ...}`` and the
     ``module.`` prefix of DataParallel/DDP checkpoints.
 
@@ -72,7 +71,7 @@ def load_state_dict_file(path: Union[str, Path]) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_pretrained(model: nn.Module, path: Union[str, Path]) -> LoadReport:
+def load_pretrained(model: nn.Module, path: str | Path) -> LoadReport:
     """Load the tensors of ``path`` whose names and shapes match ``model`` (``strict=False``).
 
     Keys whose shape differs (e.g. a head trained for another number of keypoints) are skipped and
