@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +202,49 @@ def parse_override(item: str, form: str, example: str) -> tuple[str, str]:
     return key.strip(), text
 
 
+# A YAML alias is a reference: ``b: [*a, *a]`` stores ``a`` once, but every consumer that copies or walks
+# the data (the overrides' deep copy, ``to_json``) expands it. Nested aliases grow exponentially (a few
+# hundred bytes can expand to billions of values), so the expanded size is counted on the shared graph,
+# without expanding it, and refused past this many values. The largest bundled config holds well under
+# a thousand (tests/test_config.py checks every bundled file against it).
+MAX_EXPANDED_VALUES = 100_000
+
+
+def check_expanded_size(data: Any, where: str, limit: int = MAX_EXPANDED_VALUES) -> None:
+    """Raise ``ValueError`` naming ``where`` when ``data`` (parsed YAML) would expand past ``limit``
+    values, or refers to itself (a recursive alias, which no copy or JSON dump can expand).
+
+    Each shared mapping or list is measured once (memoised by identity), so the check costs one visit per
+    distinct node even when the expansion is astronomically large.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ValueError(f"{where}: a YAML alias refers to itself (recursive data); remove the cycle")
+        active.add(key)
+        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                raise ValueError(
+                    f"{where}: the YAML expands to more than {limit} values (nested aliases '*name' are "
+                    "copied out in full); write the values out or use fewer alias levels"
+                )
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    size(data)
+
+
 def set_dotted_value(data: dict, key: str, text: str) -> None:
     """Set ``data[a][b][c] = yaml(text)`` for ``key = "a.b.c"``, creating the missing mappings on the way.
 
@@ -211,7 +256,14 @@ def set_dotted_value(data: dict, key: str, text: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ValueError(f"cannot set {key!r}: {p!r} is not a mapping")
-    node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+        check_expanded_size(value, f"override {key}")
+    except yaml.YAMLError as exc:
+        raise ValueError(f"override {key}={text!r}: the value is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"override {key}: the value is nested too deeply to read") from None
+    node[parts[-1]] = value
 
 
 def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
@@ -237,9 +289,18 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     if path is not None:
         file = resolve_config_path(path)
         try:
-            data = yaml.safe_load(file.read_text()) or {}
+            text = file.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{file}: not a UTF-8 text file ({exc})") from None
+        except OSError as exc:
+            raise ValueError(f"{file}: cannot read the config file ({exc.strerror or exc})") from None
+        try:
+            data = yaml.safe_load(text) or {}
+            check_expanded_size(data, str(file))
         except yaml.YAMLError as exc:
             raise ValueError(f"{file}: not valid YAML: {exc}") from None
+        except RecursionError:
+            raise ValueError(f"{file}: the YAML is nested too deeply to read") from None
         if not isinstance(data, dict):
             raise ValueError(
                 f"{file}: the top level must be a mapping of sections, got {type(data).__name__}"
@@ -249,7 +310,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         where = "config"
     data = apply_overrides(data, overrides)
     config = from_dict(data, Config, where)
-    return validate(config)
+    return validate(config, where if path is not None else None)
 
 
 def resolve_config_path(path: str | Path) -> Path:
@@ -264,19 +325,113 @@ def resolve_config_path(path: str | Path) -> Path:
     raise ValueError(f"config file {str(path)!r} not found (nor a bundled config; bundled: {names})")
 
 
-def validate(config: Config) -> Config:
-    """Check the values that the engine would otherwise trip on much later."""
+@dataclass(frozen=True)
+class Range:
+    """Allowed interval of a numeric leaf; ``None`` = unbounded on that side; ``open`` ends exclude."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        # Written so that NaN (every comparison False) is outside every range.
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return bool(above and below)
+
+    def __str__(self) -> str:
+        left = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
+        right = "" if self.high is None else f"{'<' if self.high_open else '<='} {self.high:g}"
+        return " and ".join(p for p in (left, right) if p) or "any finite number"
+
+
+# Every numeric leaf of Config and the values it may take (tests/test_config.py checks that none is
+# missing). A value outside its range is an error at load time, naming the key, because most of them
+# otherwise fail silently: a negative grad_clip, gamma or min_lr_ratio flips the sign of the update
+# (gradient ascent with exit code 0), a negative weight_decay or warmup_steps quietly changes the schedule.
+RANGES: dict[str, Range] = {
+    "data.num_workers": Range(0),
+    "model.output_stride": Range(1),
+    "optim.lr": Range(0, low_open=True),
+    "optim.weight_decay": Range(0),
+    "optim.warmup_steps": Range(0),
+    "optim.gamma": Range(0, 1, low_open=True),  # a decay factor: > 1 would grow the lr at each milestone
+    "optim.min_lr_ratio": Range(0, 1),
+    "optim.grad_clip": Range(0, low_open=True),  # None = off; 0 would zero every update
+    "train.seed": Range(0, 2**63, high_open=True),  # the 63-bit seeds of trainers.distributed
+    "train.batch_size": Range(1),
+    "train.epochs": Range(0),  # >= 1 unless train.max_steps is set (checked below)
+    "train.max_steps": Range(1),
+    "train.log_every": Range(1),
+    "train.eval_every": Range(0),  # 0 = only at the end
+    "train.checkpoint_every": Range(0),  # 0 = only at the end
+    "eval.batch_size": Range(1),
+    "eval.max_samples": Range(1),
+    "eval.failure_threshold": Range(0, 1, low_open=True),  # a fraction of the NME normaliser
+    "eval.pckh_threshold": Range(0, 1, low_open=True),  # a fraction of the head size
+}
+# Range of each element of the list-valued numeric leaves.
+LIST_RANGES: dict[str, tuple[int | None, Range]] = {
+    "optim.betas": (2, Range(0, 1, high_open=True)),  # Adam's moment decays: beta = 1 never forgets
+    "optim.milestones": (None, Range(0, low_open=True)),  # fractions of the run (< 1) or step numbers
+}
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def _leaf(config: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_ranges(config: Config) -> None:
+    for key, allowed in RANGES.items():
+        value = _leaf(config, key)
+        if value is None:  # an optional leaf left off (the type check already refused null elsewhere)
+            continue
+        if not (math.isfinite(value) and allowed.contains(value)):
+            raise ValueError(f"{key} must be {allowed}, got {value!r}")
+    for key, (length, allowed) in LIST_RANGES.items():
+        values = _leaf(config, key)
+        if length is not None and len(values) != length:
+            raise ValueError(f"{key} must be a list of {length} numbers, got {values!r}")
+        for value in values:
+            if not (_is_number(value) and math.isfinite(value) and allowed.contains(value)):
+                raise ValueError(f"{key} must hold numbers {allowed}, got {values!r}")
+
+
+def validate(config: Config, where: str | None = None) -> Config:
+    """Check every value the engine would otherwise trip on much later, or silently misuse.
+
+    Errors name the key (``optim.gamma must be > 0 and <= 1, got -1.0``), prefixed with ``where`` (the
+    config file) when given.
+    """
+    try:
+        _validate(config)
+    except ValueError as err:
+        if where:
+            raise ValueError(f"{where}: {err}") from None
+        raise
+    return config
+
+
+def _validate(config: Config) -> None:
     o, t = config.optim, config.train
     if o.optimizer not in ("adam", "adamw"):
         raise ValueError(f"optim.optimizer must be 'adam' or 'adamw', got {o.optimizer!r}")
     if o.schedule not in ("cosine", "step", "constant"):
         raise ValueError(f"optim.schedule must be 'cosine', 'step' or 'constant', got {o.schedule!r}")
-    if t.batch_size < 1:
-        raise ValueError(f"train.batch_size must be >= 1, got {t.batch_size}")
+    _check_ranges(config)
     if t.max_steps is None and t.epochs < 1:
         raise ValueError(f"train.epochs must be >= 1 (or set train.max_steps), got {t.epochs}")
-    if t.max_steps is not None and t.max_steps < 1:
-        raise ValueError(f"train.max_steps must be >= 1, got {t.max_steps}")
+    if not DEVICE_PATTERN.fullmatch(t.device):
+        raise ValueError(f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got {t.device!r}")
+    if not t.out_dir.strip():
+        raise ValueError("train.out_dir must be a folder path, got an empty string")
     if config.model.head not in ("heatmap", "binary"):
         raise ValueError(f"model.head must be 'heatmap' or 'binary', got {config.model.head!r}")
     if config.data.input_size is not None:
@@ -284,11 +439,15 @@ def validate(config: Config) -> Config:
         if not (
             isinstance(size, (list, tuple))
             and len(size) == 2
-            and all(isinstance(v, int) and v > 0 for v in size)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
         ):
             raise ValueError(f"data.input_size must be [width, height] positive ints or null, got {size!r}")
+        stride = config.model.output_stride
+        if size[0] % stride or size[1] % stride:
+            raise ValueError(
+                f"data.input_size {list(size)} must be divisible by model.output_stride={stride} "
+                "(the heatmap is input_size / output_stride)"
+            )
     for name in ("data.options", "codec.options", "eval.decode"):
-        section, key = name.split(".")
-        if not isinstance(getattr(getattr(config, section), key), dict):
-            raise ValueError(f"{name} must be a mapping, got {getattr(getattr(config, section), key)!r}")
-    return config
+        if not isinstance(_leaf(config, name), dict):
+            raise ValueError(f"{name} must be a mapping, got {_leaf(config, name)!r}")
