@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 from h3r_theory.theory import consistency, losslessness, quantization, randomized_rounding, resolution
-from h3r_theory.theory.derivation import Derivation
+from h3r_theory.theory.derivation import Derivation, Quantity, claim, text_latex
 
 SQRT2, ASINH1 = sp.sqrt(2), sp.asinh(1)
 ROUND_2D = (SQRT2 + ASINH1) / 6  # Yu & Tao (2021); mean distance to the nearest lattice point
@@ -279,3 +279,66 @@ def test_odds_bias_2d_maximum_is_the_1d_one_on_the_edges():
     two = consistency.bce_logits_softmax_bias_2d()
     inner = sp.lambdify(two.symbols["e_x"], two.closed_form[0].subs(two.symbols["e_y"], sp.Rational(1, 2)))
     assert np.abs(inner(np.linspace(0.01, 0.99, 99))).max() < 0.06
+
+
+# -- how the statements typeset ------------------------------------------------------------------------------
+def _all_statements():
+    """Every claim the library makes, as (where, sympy.Eq)."""
+    derivations = {
+        "bias": quantization.quantization_bias("round"),
+        "mse": quantization.quantization_mse("round", 1),
+        "max": quantization.max_quantization_error("round", 2),
+        "square": quantization.mean_distance_on_square(sp.Rational(1, 2)),
+        "mean 2-D": quantization.mean_quantization_error_derivation("floor", 2),
+        "rr one 1-D": randomized_rounding.single_sample_error(1),
+        "rr one 2-D": randomized_rounding.single_sample_error(2),
+        "rr mse": randomized_rounding.single_sample_mse(2),
+        "learn": randomized_rounding.learn_the_expectation(),
+        "expected": losslessness.decode_expected(2),
+        "top-3": losslessness.topk_decode(3, 2),
+        "window": losslessness.window_decode(0, 2),
+        "floor": losslessness.uniform_floor_bias(),
+        **{f"window floor {k}": d for k, d in losslessness.window_floor_error(1).items()},
+        "ce": consistency.softmax_cross_entropy_optimum(3),
+        "bce": consistency.bce_optimum(),
+        "odds": consistency.bce_logits_softmax_bias(),
+        "odds 2-D": consistency.bce_logits_softmax_bias_2d(),
+        "mse gauss": consistency.mse_gaussian_argmax_error(),
+        "joint": consistency.odds_weighted_decode_joint(2),
+        "nme": resolution.quantization_nme("round"),
+        **{f"head {k}": d for k, d in resolution.head_cost().items()},
+    }
+    out = [(name, d.statement) for name, d in derivations.items()]
+    out += [
+        (f"moments {i}", s)
+        for i, s in enumerate(randomized_rounding.randomized_rounding_moments(2).statement)
+    ]
+    return out
+
+
+@pytest.mark.parametrize("name, statement", _all_statements(), ids=[n for n, _ in _all_statements()])
+def test_statements_typeset_as_written(name, statement):
+    """A claim's left side is typeset from its own LaTeX, never from a symbol name parsed for ``_`` and ``^``
+    (which gave e.g. ``argmin^{2]}_{c E[(q - c)}``); the plain-text name still prints as written."""
+    lhs = statement.lhs
+    assert isinstance(lhs, Quantity), f"{name}: left side is a {type(lhs).__name__}, not a Quantity"
+    assert not lhs._latex_form.startswith(r"\text{" + lhs.name), f"{name}: no LaTeX given for {lhs.name!r}"
+    latex = sp.latex(statement)
+    assert latex.startswith(lhs._latex_form)
+    assert latex.count("{") == latex.count("}"), f"{name}: unbalanced braces in {latex!r}"
+    assert sp.sstr(statement).startswith(f"Eq({lhs.name}, ")
+
+
+def test_claim_without_latex_is_escaped_text():
+    statement = claim("E|d|^2_x (50%)", sp.Integer(1))
+    assert sp.latex(statement.lhs) == r"\text{E|d|\^{}2\_x (50\%)}"
+    assert sp.latex(sp.Symbol("E|d|^2_x")) != sp.latex(statement.lhs)  # what the plain symbol would garble
+    assert text_latex("{a}") == r"\text{\{a\}}"
+
+
+def test_quantity_survives_pickling():
+    import pickle
+
+    statement = claim("argmin_c E[(q - c)^2]", sp.Integer(0), r"\operatorname{argmin}_c")
+    again = pickle.loads(pickle.dumps(statement))
+    assert sp.latex(again.lhs) == r"\operatorname{argmin}_c" and again.lhs.name == statement.lhs.name

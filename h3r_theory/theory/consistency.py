@@ -52,7 +52,12 @@ def softmax_cross_entropy_optimum(cells: int = 4) -> Derivation:
         ),
     )
     symbols = {f"p{j + 1}": pj for j, pj in enumerate(p)}
-    return Derivation(claim("argmin E[CE]", optimum), optimum, steps, symbols)
+    return Derivation(
+        claim("argmin E[CE]", optimum, r"\operatorname{argmin}_\pi \mathbb{E}[\mathrm{CE}]"),
+        optimum,
+        steps,
+        symbols,
+    )
 
 
 def bce_optimum() -> Derivation:
@@ -69,7 +74,12 @@ def bce_optimum() -> Derivation:
         ("zero at the logit", solution),
         ("sigmoid of it", sp.simplify(sigma.subs(z, solution))),
     )
-    return Derivation(claim("argmin_z E[BCE]", solution), solution, steps, {"p": p, "z": z})
+    return Derivation(
+        claim("argmin_z E[BCE]", solution, r"\operatorname{argmin}_z \mathbb{E}[\mathrm{BCE}]"),
+        solution,
+        steps,
+        {"p": p, "z": z},
+    )
 
 
 def odds_weighted_decode(dim: int = 1) -> Derivation:
@@ -92,7 +102,16 @@ def odds_weighted_decode(dim: int = 1) -> Derivation:
         ("softmax weights are proportional to the odds", sp.Matrix([o for _, o in odds])),
         ("decoded offset from floor(u)", decoded),
     )
-    return Derivation(claim(f"softmax-of-BCE-logits decode ({dim}-D)", decoded), decoded, steps, symbols)
+    return Derivation(
+        claim(
+            f"softmax-of-BCE-logits decode ({dim}-D)",
+            decoded,
+            rf"\text{{softmax-of-BCE-logits decode ({dim}-D)}}",
+        ),
+        decoded,
+        steps,
+        symbols,
+    )
 
 
 def bce_logits_softmax_bias() -> Derivation:
@@ -116,7 +135,7 @@ def bce_logits_softmax_bias() -> Derivation:
         ("db/de = 0 at", sp.Tuple(*critical)),
         ("b at those points", sp.Tuple(*values)),
     )
-    return Derivation(claim("b(e)", bias), bias, steps, {"e_x": e})
+    return Derivation(claim("b(e)", bias, r"b(e)"), bias, steps, {"e_x": e})
 
 
 def bce_logits_softmax_max_bias() -> tuple[sp.Expr, sp.Expr]:
@@ -138,7 +157,7 @@ def bce_logits_softmax_bias_2d() -> Derivation:
     fractions = sp.Matrix([decoded.symbols["e_x"], decoded.symbols["e_y"]])
     bias = (decoded.closed_form - fractions).applyfunc(sp.cancel)
     steps = decoded.steps + (("bias = decoded - (e_x, e_y)", bias),)
-    return Derivation(claim("b(e_x, e_y)", bias), bias, steps, decoded.symbols)
+    return Derivation(claim("b(e_x, e_y)", bias, r"b(e_x, e_y)"), bias, steps, decoded.symbols)
 
 
 def mse_gaussian_argmax_error() -> Derivation:
@@ -162,7 +181,15 @@ def mse_gaussian_argmax_error() -> Derivation:
         ("log of the Gaussian at cell j: decreasing in |j - u|, so argmax_j = round(u)", log_gaussian),
         ("mean 2-D error of round(u)", error),
     )
-    return Derivation(claim("E|argmax(optimum) - u| (2-D)", error), error, steps)
+    return Derivation(
+        claim(
+            "E|argmax(optimum) - u| (2-D)",
+            error,
+            r"\mathbb{E}\,\lVert \operatorname{argmax}(\text{optimum}) - u \rVert \;\text{(2-D)}",
+        ),
+        error,
+        steps,
+    )
 
 
 def odds_weighted_decode_joint(dim: int = 2) -> Derivation:
@@ -178,7 +205,16 @@ def odds_weighted_decode_joint(dim: int = 2) -> Derivation:
     decoded = sp.Matrix([sum(o * cell[a] for cell, o in zip(cells, odds)) / sum(odds) for a in range(dim)])
     steps = (("odds of each cell", sp.Matrix(odds)), ("odds-weighted mean offset", decoded))
     symbols = {str(p): p for p in probs}
-    return Derivation(claim(f"odds-weighted decode ({dim}-D, free p)", decoded), decoded, steps, symbols)
+    return Derivation(
+        claim(
+            f"odds-weighted decode ({dim}-D, free p)",
+            decoded,
+            rf"\text{{odds-weighted decode ({dim}-D, free }} p \text{{)}}",
+        ),
+        decoded,
+        steps,
+        symbols,
+    )
 
 
 def odds_weighted_decode_max_slope() -> tuple[sp.Expr, sp.Expr]:

@@ -50,6 +50,48 @@ def uniform_mean(expr: sp.Expr, var: sp.Symbol, lo: Any = 0, hi: Any = 1) -> sp.
     return sp.simplify(sp.integrate(expr, (var, lo, hi)) / (hi - lo))
 
 
-def claim(name: str, value: Any) -> sp.Eq:
-    """``name = value`` as an unevaluated ``sympy.Eq`` (so that matrices and zeros print as equations)."""
-    return sp.Eq(sp.Symbol(name), value, evaluate=False)
+class Quantity(sp.Symbol):
+    """The named left side of a claim: prints as its plain-text ``name``, typesets as its ``latex``.
+
+    A plain ``sympy.Symbol`` named ``"E|q(u) - u|^2 (1-D)"`` is typeset by ``sympy.latex`` as if ``_`` and
+    ``^`` in the name were sub- and superscripts, which garbles it; this symbol carries its own LaTeX.
+    """
+
+    def __new__(cls, name: str, latex: str | None = None):
+        # Uncached: the LaTeX is part of the object, so two claims with one name must not share an instance.
+        obj = sp.Symbol.__xnew__(cls, name)
+        obj._latex_form = latex if latex is not None else text_latex(name)
+        return obj
+
+    def __getnewargs_ex__(self):
+        return (self.name, self._latex_form), {}
+
+    def _latex(self, printer) -> str:
+        return self._latex_form
+
+
+_TEXT_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "_": r"\_",
+    "^": r"\^{}",
+    "%": r"\%",
+    "#": r"\#",
+    "&": r"\&",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+}
+
+
+def text_latex(text: str) -> str:
+    """``text`` as upright LaTeX text (``\\text{...}``), its special characters escaped."""
+    return r"\text{" + "".join(_TEXT_ESCAPES.get(ch, ch) for ch in text) + "}"
+
+
+def claim(name: str, value: Any, latex: str | None = None) -> sp.Eq:
+    """``name = value`` as an unevaluated ``sympy.Eq`` (so that matrices and zeros print as equations).
+
+    ``name`` is what ``sympy.sstr`` prints; ``latex`` what a notebook typesets (default: ``name`` as
+    escaped upright text).
+    """
+    return sp.Eq(Quantity(name, latex), value, evaluate=False)

@@ -70,7 +70,12 @@ def decode_expected(dim: int = 2) -> Derivation:
         ("weighted mean of the cell offsets", decoded),
         ("decoded - u", error),
     )
-    return Derivation(claim("decode(E[target]) - u", error), error, steps, _symbols(dim))
+    return Derivation(
+        claim("decode(E[target]) - u", error, r"\operatorname{decode}(\mathbb{E}[\text{target}]) - u"),
+        error,
+        steps,
+        _symbols(dim),
+    )
 
 
 def topk_decode(k: int, dim: int = 2) -> Derivation:
@@ -92,7 +97,12 @@ def topk_decode(k: int, dim: int = 2) -> Derivation:
         (f"top-{k} keeps", sp.Matrix([w for _, w in kept])),
         ("decoded - u", error),
     )
-    return Derivation(claim(f"top-{k} decode - u ({dim}-D)", error), error, steps, _symbols(dim))
+    return Derivation(
+        claim(f"top-{k} decode - u ({dim}-D)", error, rf"\text{{top-{k} decode}} - u \;\text{{({dim}-D)}}"),
+        error,
+        steps,
+        _symbols(dim),
+    )
 
 
 def window_decode(radius: int, dim: int = 2) -> Derivation:
@@ -113,7 +123,16 @@ def window_decode(radius: int, dim: int = 2) -> Derivation:
         (f"support cells within {radius} of it per axis", sp.Matrix([w for _, w in kept])),
         ("decoded - u", error),
     )
-    return Derivation(claim(f"window r={radius} decode - u ({dim}-D)", error), error, steps, _symbols(dim))
+    return Derivation(
+        claim(
+            f"window r={radius} decode - u ({dim}-D)",
+            error,
+            rf"\text{{window decode}}_{{r={radius}}} - u \;\text{{({dim}-D)}}",
+        ),
+        error,
+        steps,
+        _symbols(dim),
+    )
 
 
 def uniform_floor_bias() -> Derivation:
@@ -142,7 +161,15 @@ def uniform_floor_bias() -> Derivation:
         ("decoded - u", error),
     )
     symbols = {"u": u, "c": c, "delta": delta, "n": n}
-    return Derivation(claim("decoded - u", error), error, steps, symbols)
+    return Derivation(claim("decoded - u", error, r"\text{decoded} - u"), error, steps, symbols)
+
+
+#: How each statistic of :func:`window_floor_error` is typeset.
+_ERROR_LATEX = {
+    "mean_abs_1d": r"\mathbb{E}\,|\text{error}| \;\text{(1-D)}",
+    "max_abs_1d": r"\max |\text{error}| \;\text{(1-D)}",
+    "mean_2d": r"\mathbb{E}\,\lVert \text{error} \rVert \;\text{(2-D)}",
+}
 
 
 def window_floor_error(radius: int = 1) -> dict[str, Derivation]:
@@ -169,6 +196,13 @@ def window_floor_error(radius: int = 1) -> dict[str, Derivation]:
             ("times the rounding error", value),
         )
         out[key] = Derivation(
-            claim(f"{key} (window r={radius}, floor delta)", value), value, steps, {"delta": delta}
+            claim(
+                f"{key} (window r={radius}, floor delta)",
+                value,
+                rf"{_ERROR_LATEX[key]} \;(\text{{window }} r={radius},\ \text{{floor }} \delta)",
+            ),
+            value,
+            steps,
+            {"delta": delta},
         )
     return out

@@ -60,7 +60,7 @@ def quantization_bias(rounding: str) -> Derivation:
         ("average over e uniform on [0, 1)", sp.Integral(d, (e, 0, 1))),
         ("bias", bias),
     )
-    return Derivation(claim("E[q(u) - u]", bias), bias, steps, {"e": e})
+    return Derivation(claim("E[q(u) - u]", bias, r"\mathbb{E}[q(u) - u]"), bias, steps, {"e": e})
 
 
 def quantization_mse(rounding: str, dim: int = 1) -> Derivation:
@@ -79,7 +79,14 @@ def quantization_mse(rounding: str, dim: int = 1) -> Derivation:
         ("per-axis MSE, e uniform on [0, 1)", per_axis),
         (f"sum over {dim} independent axes", mse),
     )
-    return Derivation(claim(f"E|q(u) - u|^2 ({dim}-D)", mse), mse, steps, {"e": e})
+    return Derivation(
+        claim(
+            f"E|q(u) - u|^2 ({dim}-D)", mse, rf"\mathbb{{E}}\,\lVert q(u) - u \rVert^2 \;\text{{({dim}-D)}}"
+        ),
+        mse,
+        steps,
+        {"e": e},
+    )
 
 
 def max_quantization_error(rounding: str, dim: int = 1) -> Derivation:
@@ -94,7 +101,11 @@ def max_quantization_error(rounding: str, dim: int = 1) -> Derivation:
         ("per-axis supremum of |d|", per_axis),
         (f"both axes at their worst: sqrt({dim}) times that", worst),
     )
-    return Derivation(claim(f"sup|q(u) - u| ({dim}-D)", worst), worst, steps)
+    return Derivation(
+        claim(f"sup|q(u) - u| ({dim}-D)", worst, rf"\sup \lVert q(u) - u \rVert \;\text{{({dim}-D)}}"),
+        worst,
+        steps,
+    )
 
 
 def mean_distance_on_square(side: sp.Expr) -> Derivation:
@@ -117,7 +128,7 @@ def mean_distance_on_square(side: sp.Expr) -> Derivation:
         ("integral over t in [0, 1]", in_t),
         ("two triangles, divided by the area side^2", mean),
     )
-    return Derivation(claim("E sqrt(x^2 + y^2)", mean), mean, steps)
+    return Derivation(claim("E sqrt(x^2 + y^2)", mean, r"\mathbb{E}\sqrt{x^2 + y^2}"), mean, steps)
 
 
 def mean_quantization_error(rounding: str, dim: int) -> sp.Expr:
@@ -154,5 +165,9 @@ def mean_quantization_error_derivation(rounding: str, dim: int) -> Derivation:
             ("|d| per axis is uniform on [0, a] with a", fold),
             *square.steps,
         )
-    statement = claim(f"E|q(u) - u| ({dim}-D, {rounding})", mean)
+    statement = claim(
+        f"E|q(u) - u| ({dim}-D, {rounding})",
+        mean,
+        rf"\mathbb{{E}}\,\lVert q(u) - u \rVert \;\text{{({dim}-D, {rounding})}}",
+    )
     return Derivation(statement, mean, steps, {"e": e})

@@ -63,7 +63,11 @@ def randomized_rounding_moments(dim: int = 1) -> Moments:
     bias = sp.simplify(mean - u)
     covariance = sp.diag(*variances)
     steps.append(("independent axes: covariance is diagonal", covariance))
-    statement = (claim("E[q]", mean), claim("E[q] - u", bias), claim("Cov[q]", covariance))
+    statement = (
+        claim("E[q]", mean, r"\mathbb{E}[q]"),
+        claim("E[q] - u", bias, r"\mathbb{E}[q] - u"),
+        claim("Cov[q]", covariance, r"\operatorname{Cov}[q]"),
+    )
     return Moments(statement, mean, bias, covariance, tuple(steps), symbols)
 
 
@@ -88,7 +92,9 @@ def single_sample_error(dim: int = 2) -> Derivation:
             ("given e: |i - u| w.p. 1 - e, |i + 1 - u| w.p. e", conditional),
             ("mean over e uniform on [0, 1)", mean),
         )
-        return Derivation(claim("E|q - u| (1-D)", mean), mean, steps, {"e_x": ex})
+        return Derivation(
+            claim("E|q - u| (1-D)", mean, r"\mathbb{E}\,|q - u| \;\text{(1-D)}"), mean, steps, {"e_x": ex}
+        )
     corners = [
         ((1 - ex) * (1 - ey), sp.sqrt(ex**2 + ey**2)),
         (ex * (1 - ey), sp.sqrt((1 - ex) ** 2 + ey**2)),
@@ -107,7 +113,12 @@ def single_sample_error(dim: int = 2) -> Derivation:
         ("... times sqrt(1 + t^2), integrated over t in [0, 1], two triangles", sp.simplify(one_corner)),
         ("four mirror-image corners", mean),
     )
-    return Derivation(claim("E|q - u| (2-D)", mean), mean, steps, {"e_x": ex, "e_y": ey})
+    return Derivation(
+        claim("E|q - u| (2-D)", mean, r"\mathbb{E}\,\lVert q - u \rVert \;\text{(2-D)}"),
+        mean,
+        steps,
+        {"e_x": ex, "e_y": ey},
+    )
 
 
 def single_sample_mse(dim: int = 2) -> Derivation:
@@ -118,7 +129,12 @@ def single_sample_mse(dim: int = 2) -> Derivation:
     for name in "xy"[:dim]:
         mean = uniform_mean(mean, moments.symbols[f"e_{name}"])
     steps = (("trace of the covariance", conditional), ("mean over uniform fractions", mean))
-    return Derivation(claim(f"E|q - u|^2 ({dim}-D)", mean), mean, steps, moments.symbols)
+    return Derivation(
+        claim(f"E|q - u|^2 ({dim}-D)", mean, rf"\mathbb{{E}}\,\lVert q - u \rVert^2 \;\text{{({dim}-D)}}"),
+        mean,
+        steps,
+        moments.symbols,
+    )
 
 
 def learn_the_expectation() -> Derivation:
@@ -144,4 +160,9 @@ def learn_the_expectation() -> Derivation:
         ("d risk / dc = 0 at", minimiser),
         ("second derivative (> 0: a minimum)", sp.diff(risk, c, 2)),
     )
-    return Derivation(claim("argmin_c E[(q - c)^2]", minimiser), minimiser, steps, {"i": i, "e": e, "c": c})
+    return Derivation(
+        claim("argmin_c E[(q - c)^2]", minimiser, r"\operatorname{argmin}_c \mathbb{E}[(q - c)^2]"),
+        minimiser,
+        steps,
+        {"i": i, "e": e, "c": c},
+    )

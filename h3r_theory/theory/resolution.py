@@ -37,7 +37,12 @@ def quantization_nme(rounding: str = "round") -> Derivation:
         ("d NME_q / d s (independent of s: linear)", sp.diff(nme, s)),
         ("elasticity s/NME dNME/ds", sp.simplify(s / nme * sp.diff(nme, s))),
     )
-    return Derivation(claim(f"NME_q(s) ({rounding})", nme), nme, steps, dict(SYMBOLS))
+    return Derivation(
+        claim(f"NME_q(s) ({rounding})", nme, rf"\mathrm{{NME}}_q(s) \;\text{{({rounding})}}"),
+        nme,
+        steps,
+        dict(SYMBOLS),
+    )
 
 
 def head_cost() -> dict[str, Derivation]:
@@ -51,7 +56,9 @@ def head_cost() -> dict[str, Derivation]:
     for key, expr in (("flops", 2 * C * K * cells), ("outputs", K * cells)):
         elasticity = sp.simplify(s / expr * sp.diff(expr, s))
         steps = (("heatmap cells (W/s)(H/s)", cells), (key, expr), ("elasticity s/f df/ds", elasticity))
-        out[key] = Derivation(claim(f"head {key}(s)", expr), expr, steps, dict(SYMBOLS))
+        out[key] = Derivation(
+            claim(f"head {key}(s)", expr, rf"\text{{head {key}}}(s)"), expr, steps, dict(SYMBOLS)
+        )
     return out
 
 
