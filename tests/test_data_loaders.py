@@ -184,12 +184,24 @@ def test_300w_split_tree(tmp_path):
     with pytest.raises(FileNotFoundError, match="1.jpg"):
         ibug300w.load_300w(tmp_path, "train", check_images=True)
     records = ibug300w.load_300w(tmp_path, "train")
-    assert [r.extras["subset"] for r in records] == [
-        "afw",
-        "helen/trainset",
-        "lfpw/trainset",
-        "lfpw/trainset",
+    # lfpw/trainset holds the originals of the two copies in afw and helen: found across folders, counted
+    assert [r.extras["subset"] for r in records] == ["afw", "helen/trainset"]
+    assert records.skipped == {ibug300w.DUPLICATE_PTS: 2}
+    assert records.examples[ibug300w.DUPLICATE_PTS] == [
+        f"{tmp_path}/lfpw/trainset/image_0001.pts = {tmp_path}/afw/1.pts",
+        f"{tmp_path}/lfpw/trainset/image_0010.pts = {tmp_path}/helen/trainset/2.pts",
     ]
+    assert "2 duplicate .pts" in records.summary()
+    (tmp_path / "afw/1.pts").unlink()
+    (tmp_path / "afw/3.pts").write_text(
+        (eos / "image_0010.pts").read_text().replace("n_points:  68", "n_points: 67")
+    )
+    with pytest.raises(ValueError, match=r"afw/3.pts:2: expected n_points 68, found 67"):
+        ibug300w.load_300w(tmp_path, "train")
+    (tmp_path / "afw/3.pts").unlink()
+    (tmp_path / "afw/4.pts").write_text((eos / "image_0010.pts").read_text())
+    records = ibug300w.load_300w(tmp_path, "train")
+    assert [r.extras["subset"] for r in records] == ["afw", "lfpw/trainset"]
     with pytest.raises(FileNotFoundError, match="ibug"):
         ibug300w.load_300w(tmp_path, "challenge")
     with pytest.raises(ValueError, match="split must be one of"):
@@ -479,7 +491,9 @@ def test_malformed_text_lines_name_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r"a.pts:5: point field 1 must be a number, found 'x'"):
         ibug300w.read_pts(pts)
     pts.write_text("version: 1\nn_points: 3\n{\n1 2\n3 4\n}\n")
-    with pytest.raises(ValueError, match="n_points 3, found 2"):
+    with pytest.raises(
+        ValueError, match=r"a.pts:6: the header \(line 2\) says n_points 3, but the body holds 2"
+    ):
         ibug300w.read_pts(pts)
     csv = tmp_path / "f.csv"
     csv.write_text("image_name,scale,center_w,center_h,original_0_x,original_0_y\na.jpg,1.0,3,4,5\n")

@@ -19,35 +19,46 @@ numbers, so :data:`COORDINATE_OFFSET` repeats the per-dataset offset (mmpose's 3
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 
-from .records import PIXEL_STD, LoadResult, check_images_exist, make_record
+from .parsing import read_json
+from .records import MAX_COORDINATE, PIXEL_STD, LoadResult, check_images_exist, make_record
 
 COORDINATE_OFFSET = {"coco": 0.0, "300w": 1.0, "wflw": 0.0, "aflw": 0.0, "cofw": 0.0, "lapa": 0.0}
 
 
 def _read_json(path: Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"COCO-style annotation file not found: {path}")
-    try:
-        with path.open("r", encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    return read_json(path, "COCO-style annotation file")
+
+
+def _check_image_entry(image, where: str) -> None:
+    """An ``images[i]`` entry: a hashable ``id``, a ``file_name`` string, optional positive sizes."""
+    if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
+        raise ValueError(f"{where}: expected an object with 'id' and 'file_name', found {str(image)[:80]}")
+    if isinstance(image["id"], bool) or not isinstance(image["id"], (int, str)):
+        raise ValueError(f"{where}: id must be an integer or a string, found {image['id']!r}")
+    name = image["file_name"]
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{where}: file_name must be a non-empty string, found {name!r}")
+    for key in ("width", "height"):
+        value = image.get(key)
+        if value is None:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (ok and math.isfinite(value) and 0 < value <= MAX_COORDINATE):
+            raise ValueError(f"{where}: {key} must be a positive number of pixels, found {value!r}")
 
 
 def _images_by_id(path: Path, images: list, result: LoadResult) -> dict[int, dict]:
+    if not isinstance(images, list):
+        raise ValueError(f"{path}: 'images' must be a list, found {type(images).__name__}")
     by_id: dict[int, dict] = {}
     for index, image in enumerate(images):
         where = f"{path}: images[{index}]"
-        if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
-            raise ValueError(
-                f"{where}: expected an object with 'id' and 'file_name', found {str(image)[:80]}"
-            )
+        _check_image_entry(image, where)
         if image["id"] in by_id:
             if by_id[image["id"]] != image:
                 raise ValueError(f"{where}: image id {image['id']} repeats with different content")
@@ -65,6 +76,8 @@ def _clipped_box(bbox, image: dict, where: str) -> np.ndarray | None:
         raise ValueError(f"{where}: bbox must be 4 numbers [x, y, w, h], found {bbox!r}") from None
     if not all(np.isfinite([x, y, w, h])):
         raise ValueError(f"{where}: bbox must be finite, found {bbox!r}")
+    if max(abs(x), abs(y), abs(w), abs(h)) > MAX_COORDINATE:
+        raise ValueError(f"{where}: bbox values must lie within +-{MAX_COORDINATE:g} pixels, found {bbox!r}")
     width, height = image.get("width"), image.get("height")
     x1, y1 = max(0.0, x), max(0.0, y)
     x2, y2 = x1 + max(0.0, w - 1), y1 + max(0.0, h - 1)
@@ -96,7 +109,12 @@ def load_coco_keypoints(
         raise ValueError(f"{json_file}: expected a COCO object with 'images' and 'annotations'")
     result = LoadResult(source=str(json_file))
     images = _images_by_id(json_file, data["images"], result)
+    if not isinstance(data["annotations"], list):
+        raise ValueError(
+            f"{json_file}: 'annotations' must be a list, found {type(data['annotations']).__name__}"
+        )
     seen_ids: dict = {}
+    layout: tuple[int, str] | None = None  # (K, where) of the first annotation: one file, one markup
     for index, ann in enumerate(data["annotations"]):
         where = f"{json_file}: annotations[{index}]"
         if not isinstance(ann, dict):
@@ -105,6 +123,8 @@ def load_coco_keypoints(
             if key not in ann:
                 raise ValueError(f"{where}: missing required field {key!r}")
         if "id" in ann:
+            if isinstance(ann["id"], bool) or not isinstance(ann["id"], (int, str)):
+                raise ValueError(f"{where}: id must be an integer or a string, found {ann['id']!r}")
             if ann["id"] in seen_ids:
                 if seen_ids[ann["id"]] != ann:
                     raise ValueError(f"{where}: annotation id {ann['id']} repeats with different content")
@@ -117,6 +137,8 @@ def load_coco_keypoints(
         if ann.get("iscrowd", 0):
             result.skip("iscrowd annotation")
             continue
+        if isinstance(ann["image_id"], bool) or not isinstance(ann["image_id"], (int, str)):
+            raise ValueError(f"{where}: image_id must be an integer or a string, found {ann['image_id']!r}")
         image = images.get(ann["image_id"])
         if image is None:
             raise ValueError(f"{where}: image_id {ann['image_id']} is not in 'images'")
@@ -132,6 +154,13 @@ def load_coco_keypoints(
             raise ValueError(f"{where}: keypoints must all be numbers") from None
         if not np.isfinite(triples).all():
             raise ValueError(f"{where}: keypoints must be finite numbers")
+        if layout is None:
+            layout = (len(triples), where)
+        elif len(triples) != layout[0]:
+            raise ValueError(
+                f"{where}: {len(triples)} keypoints, but {layout[1]} has {layout[0]}; one file must hold one "
+                "keypoint layout"
+            )
         vis = triples[:, 2]
         if not np.isin(vis, (0, 1, 2)).all():
             raise ValueError(
@@ -148,8 +177,14 @@ def load_coco_keypoints(
             continue
         center = size = None
         if "center" in ann and "scale" in ann:  # the face conversions carry HRNet's centre/scale
-            center = np.asarray(ann["center"], dtype=np.float64).reshape(2) - offset
-            size = float(np.asarray(ann["scale"], dtype=np.float64).reshape(-1)[0]) * PIXEL_STD
+            try:
+                center = np.asarray(ann["center"], dtype=np.float64).reshape(2) - offset
+                size = float(np.asarray(ann["scale"], dtype=np.float64).reshape(-1)[0]) * PIXEL_STD
+            except (TypeError, ValueError, IndexError):
+                raise ValueError(
+                    f"{where}: center must be 2 numbers and scale a number, found {ann['center']!r}, "
+                    f"{ann['scale']!r}"
+                ) from None
         extras = {
             "image_id": ann["image_id"],
             "annotation_id": ann.get("id"),
@@ -157,7 +192,11 @@ def load_coco_keypoints(
             "image_size": (image.get("width"), image.get("height")),
         }
         if "box_size" in ann:
-            extras["box_size"] = float(ann["box_size"])
+            box_size = ann["box_size"]
+            number = isinstance(box_size, (int, float)) and not isinstance(box_size, bool)
+            if not (number and math.isfinite(box_size) and 0 < box_size <= MAX_COORDINATE):
+                raise ValueError(f"{where}: box_size must be a positive number of pixels, found {box_size!r}")
+            extras["box_size"] = float(box_size)
         result.append(
             make_record(
                 image=image_root / image["file_name"],

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .parsing import parse_floats, read_text
-from .records import PIXEL_STD, LoadResult, check_images_exist, make_record
+from .records import PIXEL_STD, DuplicateFilter, LoadResult, check_images_exist, make_record
 
 COORDINATE_OFFSET = {"300w": 1.0, "aflw": 0.0, "wflw": 0.0, "cofw": 0.0}
 
@@ -28,8 +28,10 @@ COORDINATE_OFFSET = {"300w": 1.0, "aflw": 0.0, "wflw": 0.0, "cofw": 0.0}
 def load_hrnet_csv(csv_file: Path, image_root: Path, dataset: str, check_images: bool = False) -> LoadResult:
     """Load an HRNet-Facial CSV; images are ``image_root / image_name``.
 
-    Raises ``ValueError`` naming ``file:line`` for a wrong field count, a non-number or a non-positive
-    scale, and naming the file for a header without the required columns.
+    Raises ``ValueError`` naming ``file:line`` for a wrong field count, a non-number, a non-positive
+    scale or an absurd value (see :data:`~trainers.data.records.MAX_COORDINATE`), and naming the file
+    for a header without the required columns. Blank rows and exact repeats of an earlier row are
+    skipped and counted.
     """
     if dataset not in COORDINATE_OFFSET:
         raise ValueError(f"dataset must be one of {sorted(COORDINATE_OFFSET)}, got {dataset!r}")
@@ -56,6 +58,7 @@ def load_hrnet_csv(csv_file: Path, image_root: Path, dataset: str, check_images:
     point_idx = [col[c] for c in expected_cols]
     has_box_size = "box_size" in col
     result = LoadResult(source=str(csv_file))
+    duplicates = DuplicateFilter()
     for lineno, row in enumerate(rows[1:], start=2):
         if not row or all(not f.strip() for f in row):
             result.skip("blank line")
@@ -71,6 +74,10 @@ def load_hrnet_csv(csv_file: Path, image_root: Path, dataset: str, check_images:
         )
         if scale <= 0:
             raise ValueError(f"{where}: scale must be positive, found {scale}")
+        first = duplicates.seen(tuple(f.strip() for f in row), where)
+        if first is not None:
+            result.skip("duplicate row (same face as an earlier row, dropped)", where=f"{where} = {first}")
+            continue
         points = (
             parse_floats([row[i] for i in point_idx], where, "coordinate").reshape(num_keypoints, 2) - offset
         )

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .parsing import parse_floats, read_text
-from .records import LoadResult, check_images_exist, make_record
+from .parsing import parse_floats, read_mat_v5, read_text
+from .records import DuplicateFilter, LoadResult, check_images_exist, make_record
 
 COORDINATE_OFFSET = 1.0
 NUM_KEYPOINTS = 68
@@ -33,6 +33,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "full": ("helen/testset", "lfpw/testset", "ibug"),
     "test": ("300W/01_Indoor", "300W/02_Outdoor"),
 }
+DUPLICATE_PTS = "duplicate .pts (same points as an earlier file, dropped)"
 IMAGE_SUFFIXES = (".jpg", ".png", ".jpeg", ".JPG", ".PNG", ".ppm", ".bmp")
 
 
@@ -44,7 +45,7 @@ def read_pts(path: Path, num_points: int | None = None) -> np.ndarray:
     path = Path(path)
     lines = read_text(path, ".pts file")
     body = [(i, ln.strip()) for i, ln in enumerate(lines, start=1) if ln.strip()]
-    n_points = None
+    n_points = header_line = None
     start = None
     for idx, (lineno, text) in enumerate(body):
         if text.startswith("{"):
@@ -62,10 +63,13 @@ def read_pts(path: Path, num_points: int | None = None) -> np.ndarray:
                 raise ValueError(
                     f"{path}:{lineno}: n_points must be an integer, found {value.strip()!r}"
                 ) from None
+            if n_points < 1:
+                raise ValueError(f"{path}:{lineno}: n_points must be >= 1, found {n_points}")
+            header_line = lineno
     if start is None or n_points is None:
         raise ValueError(f"{path}: expected a header with 'n_points: N' followed by '{{', found neither/one")
     if num_points is not None and n_points != num_points:
-        raise ValueError(f"{path}: expected n_points {num_points}, found {n_points}")
+        raise ValueError(f"{path}:{header_line}: expected n_points {num_points}, found {n_points}")
     points = []
     for lineno, text in body[start:]:
         if text.startswith("}"):
@@ -81,7 +85,10 @@ def read_pts(path: Path, num_points: int | None = None) -> np.ndarray:
     else:
         raise ValueError(f"{path}: missing closing '}}'")
     if len(points) != n_points:
-        raise ValueError(f"{path}: header says n_points {n_points}, found {len(points)} point lines")
+        raise ValueError(
+            f"{path}:{lineno}: the header (line {header_line}) says n_points {n_points}, but the body "
+            f"holds {len(points)} point lines"
+        )
     return np.asarray(points, dtype=np.float64).reshape(n_points, 2)
 
 
@@ -95,12 +102,27 @@ def image_for(pts_path: Path) -> Path:
 
 
 def load_pts_files(
-    pts_files: list[Path], dataset: str = "300w", check_images: bool = False, subset: str = ""
+    pts_files: list[Path],
+    dataset: str = "300w",
+    check_images: bool = False,
+    subset: str = "",
+    *,
+    num_points: int | None = None,
 ) -> LoadResult:
-    """One record per ``.pts`` file; the box is the tight box of the points (300W's ``bb_ground_truth``)."""
+    """One record per ``.pts`` file; the box is the tight box of the points (300W's ``bb_ground_truth``).
+
+    A path listed twice, or a file whose points equal an earlier file's (a copy), is skipped and counted.
+    ``num_points`` (when given) is the count every file must hold.
+    """
     result = LoadResult(source=subset or "pts files")
-    for pts in sorted(Path(p) for p in pts_files):
-        keypoints = read_pts(pts) - COORDINATE_OFFSET
+    duplicates = DuplicateFilter()
+    for pts in sorted(dict.fromkeys(Path(p) for p in pts_files)):
+        points = read_pts(pts, num_points)
+        first = duplicates.seen(points.tobytes(), str(pts))
+        if first is not None:
+            result.skip(DUPLICATE_PTS, where=f"{pts} = {first}")
+            continue
+        keypoints = points - COORDINATE_OFFSET
         box = np.concatenate([keypoints.min(0), keypoints.max(0)])
         result.append(
             make_record(
@@ -113,6 +135,9 @@ def load_pts_files(
                 extras={"subset": subset, "name": pts.stem},
             )
         )
+    repeats = len(pts_files) - len({Path(p) for p in pts_files})
+    if repeats:
+        result.skip("duplicate .pts path (listed twice, dropped)", repeats)
     if check_images:
         check_images_exist(result)
     return result
@@ -124,6 +149,7 @@ def load_300w(root: Path, split: str, check_images: bool = False) -> LoadResult:
     if split not in SPLITS:
         raise ValueError(f"300W split must be one of {sorted(SPLITS)}, got {split!r}")
     result = LoadResult(source=f"300W {split} under {root}")
+    files_by_folder = {}
     for sub in SPLITS[split]:
         folder = root / sub
         if not folder.is_dir():
@@ -131,13 +157,24 @@ def load_300w(root: Path, split: str, check_images: bool = False) -> LoadResult:
                 f"300W split {split!r}: the {sub} .pts files (and images) expected at {folder} "
                 f"(or HRNet's face_landmarks_300w_*.csv in {root})"
             )
-        files = sorted(folder.glob("*.pts"))
-        if not files:
+        files_by_folder[sub] = sorted(folder.glob("*.pts"))
+        if not files_by_folder[sub]:
             raise FileNotFoundError(f"no .pts files in {folder}")
-        part = load_pts_files(files, check_images=check_images, subset=sub)
-        result.extend(part)
-        for reason, n in part.skipped.items():
-            result.skip(reason, n)
+    # Duplicates are looked for across the folders of the split too (a .pts copied from helen into afw).
+    duplicates = DuplicateFilter()
+    for sub, files in files_by_folder.items():
+        part = load_pts_files(files, subset=sub, num_points=NUM_KEYPOINTS)
+        kept = []
+        for record in part:
+            first = duplicates.seen(record.keypoints.tobytes(), record.source)
+            if first is None:
+                kept.append(record)
+            else:
+                part.skip(DUPLICATE_PTS, where=f"{record.source} = {first}")
+        part[:] = kept
+        result.merge(part)
+    if check_images:  # once for the whole split, so that every missing image is listed together
+        check_images_exist(result)
     return result
 
 
@@ -146,12 +183,8 @@ def load_300w_bounding_boxes(mat_file: Path) -> dict[str, dict[str, np.ndarray]]
 
     Boxes are ``x_min, y_min, x_max, y_max`` in the ``.pts`` frame, shifted to 0-based like the points.
     """
-    import scipy.io
-
     mat_file = Path(mat_file)
-    if not mat_file.is_file():
-        raise FileNotFoundError(f"300W bounding-box file not found: {mat_file}")
-    data = scipy.io.loadmat(mat_file)
+    data = read_mat_v5(mat_file, "300W bounding-box file")
     if "bounding_boxes" not in data:
         raise ValueError(
             f"{mat_file}: expected a variable 'bounding_boxes', found "
@@ -163,7 +196,7 @@ def load_300w_bounding_boxes(mat_file: Path) -> dict[str, dict[str, np.ndarray]]
             name = str(entry["imgName"].ravel()[0].ravel()[0])
             det = np.asarray(entry["bb_detector"].ravel()[0], float).reshape(4) - COORDINATE_OFFSET
             gt = np.asarray(entry["bb_ground_truth"].ravel()[0], float).reshape(4) - COORDINATE_OFFSET
-        except (ValueError, IndexError, KeyError) as err:
+        except (ValueError, IndexError, KeyError, TypeError) as err:
             raise ValueError(
                 f"{mat_file}#{index}: expected fields imgName, bb_detector (4), bb_ground_truth (4): {err}"
             ) from err

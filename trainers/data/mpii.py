@@ -15,12 +15,20 @@ normaliser is ``0.6 * ||corner2 - corner1||`` (HRNet's ``SC_BIAS``).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 
-from .records import PIXEL_STD, LandmarkRecord, LoadResult, check_images_exist, make_record
+from .parsing import read_json, read_mat_v5
+from .records import (
+    MAX_COORDINATE,
+    PIXEL_STD,
+    DuplicateFilter,
+    LandmarkRecord,
+    LoadResult,
+    check_images_exist,
+    make_record,
+)
 
 COORDINATE_OFFSET = 1.0
 NUM_JOINTS = 16
@@ -46,17 +54,18 @@ HEAD_SIZE_FACTOR = 0.6  # SC_BIAS of the MPII evaluation code
 
 
 def load_mpii_json(json_file: Path, image_root: Path, check_images: bool = False) -> LoadResult:
-    """Load an HRNet-style MPII list; images are ``image_root / image``. Errors name the entry index."""
+    """Load an HRNet-style MPII list; images are ``image_root / image``. Errors name the entry index.
+
+    A person listed twice (same image, same annotated joints, same centre and scale) is skipped and
+    counted; the same image and joints with a different centre or scale is an error (which one is right?).
+    """
     json_file, image_root = Path(json_file), Path(image_root)
-    if not json_file.is_file():
-        raise FileNotFoundError(f"MPII annotation file not found: {json_file}")
-    try:
-        entries = json.loads(json_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{json_file}: not valid JSON ({err})") from err
+    entries = read_json(json_file, "MPII annotation file")
     if not isinstance(entries, list):
         raise ValueError(f"{json_file}: expected a JSON list of persons, found {type(entries).__name__}")
     result = LoadResult(source=str(json_file))
+    duplicates = DuplicateFilter()
+    seen_rest: dict[str, tuple] = {}
     for index, entry in enumerate(entries):
         where = f"{json_file}#{index}"
         if not isinstance(entry, dict):
@@ -80,6 +89,21 @@ def load_mpii_json(json_file: Path, image_root: Path, check_images: bool = False
             raise ValueError(f"{where}: joints_vis must be 0 or 1, found {sorted(set(vis.tolist()))}")
         if not (np.isfinite(joints).all() and np.isfinite(center).all() and np.isfinite(scale) and scale > 0):
             raise ValueError(f"{where}: joints and center must be finite and scale positive")
+        if not isinstance(entry["image"], str) or not entry["image"].strip():
+            raise ValueError(f"{where}: image must be a file name, found {entry['image']!r}")
+        # A person is its image and annotated joints (with none annotated, its image, centre and scale).
+        person = (entry["image"], joints[vis > 0].tobytes(), vis.tobytes())
+        if not vis.any():
+            person += (center.tobytes(), scale)
+        first = duplicates.seen(person, where)
+        if first is not None:
+            if seen_rest[first] != (center.tobytes(), scale):
+                raise ValueError(
+                    f"{where}: the same person (image and joints) as {first}, with a different center or scale"
+                )
+            result.skip("duplicate person (identical entry, dropped)", where=f"{where} = {first}")
+            continue
+        seen_rest[where] = (center.tobytes(), scale)
         # joints_vis says "annotated"; the list has no occlusion flag, so annotated joints count as visible.
         visibility = np.where(vis > 0, 2, 0)
         result.append(
@@ -126,12 +150,8 @@ class MpiiGroundTruth:
 
 def load_mpii_gt_valid(mat_file: Path) -> MpiiGroundTruth:
     """Read ``gt_valid.mat`` (MATLAB v5) with the keys HRNet's MPII evaluation uses."""
-    import scipy.io
-
     mat_file = Path(mat_file)
-    if not mat_file.is_file():
-        raise FileNotFoundError(f"MPII ground-truth file not found: {mat_file}")
-    data = scipy.io.loadmat(mat_file)
+    data = read_mat_v5(mat_file, "MPII ground-truth file")
     keys = ("pos_gt_src", "jnt_missing", "headboxes_src")
     absent = [k for k in keys if k not in data]
     if absent:
@@ -144,6 +164,19 @@ def load_mpii_gt_valid(mat_file: Path) -> MpiiGroundTruth:
             "found "
             f"{pos.shape}, {miss.shape}, {heads.shape}"
         )
+    try:
+        pos, miss, heads = pos.astype(np.float64), miss.astype(np.float64), heads.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{mat_file}: pos_gt_src, jnt_missing and headboxes_src must be numbers") from None
+    if not np.isin(miss, (0, 1)).all():
+        raise ValueError(
+            f"{mat_file}: jnt_missing must be 0 or 1, found {sorted(set(miss.ravel().tolist()))[:5]}"
+        )
+    labelled = np.broadcast_to((miss == 0)[:, None, :], pos.shape)
+    if not (np.isfinite(pos[labelled]).all() and np.isfinite(heads).all()):
+        raise ValueError(f"{mat_file}: annotated joints and head boxes must be finite")
+    if max(np.abs(pos[labelled]).max(initial=0), np.abs(heads).max(initial=0)) > MAX_COORDINATE:
+        raise ValueError(f"{mat_file}: joints or head boxes beyond +-{MAX_COORDINATE:g} pixels")
     names = JOINT_NAMES
     if "dataset_joints" in data:
         names = tuple(str(np.asarray(v).ravel()[0]) for v in data["dataset_joints"].ravel())

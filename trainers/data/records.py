@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,11 @@ import numpy as np
 # HRNet / MSRA store a box size as ``scale = size / 200`` ("pixel_std"); we keep sizes in pixels and
 # convert only when reading such a file.
 PIXEL_STD = 200.0
+# Largest |coordinate| and crop size (pixels) a record may hold. Finite but absurd values (1e300) would
+# otherwise load and only later turn into NaN images or a singular crop matrix. At 1e6 float32 (the
+# training dtype) still resolves 1/16 pixel (np.spacing(np.float32(1e6)) = 0.0625, checked in
+# tests/test_data_loaders.py); no image of these datasets is anywhere near that size.
+MAX_COORDINATE = 1e6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,46 +125,171 @@ def make_record(
         raise ValueError(f"{source}: visibility must be in {{0, 1, 2}}, found {sorted(set(vis.tolist()))}")
     if not np.isfinite(kp[vis > 0]).all():
         raise ValueError(f"{source}: a labelled keypoint is not finite")
+    _check_magnitude(kp[vis > 0], source, "labelled keypoint coordinates")
+    box = None if box is None else _finite(box, 4, source, "box")
+    center = None if center is None else _finite(center, 2, source, "center")
+    if size is not None:
+        size = float(size)
+        if not (math.isfinite(size) and 0 < size <= MAX_COORDINATE):
+            raise ValueError(
+                f"{source}: crop size must be > 0 and <= {MAX_COORDINATE:g} pixels, found {size:g}"
+            )
     return LandmarkRecord(
         image=image,
         keypoints=kp,
         visibility=vis,
         dataset=dataset,
-        box=None if box is None else np.asarray(box, dtype=np.float64).reshape(4),
-        center=None if center is None else np.asarray(center, dtype=np.float64).reshape(2),
-        size=None if size is None else float(size),
+        box=box,
+        center=center,
+        size=size,
         extras=dict(extras or {}),
         source=source,
     )
 
 
+def _finite(values: Any, length: int, source: str, what: str) -> np.ndarray:
+    """``values`` as a (length,) float64 array of finite numbers within :data:`MAX_COORDINATE`."""
+    try:
+        array = np.asarray(values, dtype=np.float64).reshape(length)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: {what} must be {length} numbers, found {values!r}") from None
+    if not np.isfinite(array).all():
+        raise ValueError(f"{source}: {what} must be finite, found {array.tolist()}")
+    _check_magnitude(array, source, what)
+    return array
+
+
+def _check_magnitude(values: np.ndarray, source: str, what: str) -> None:
+    if values.size and np.abs(values).max() > MAX_COORDINATE:
+        raise ValueError(
+            f"{source}: {what} must lie within +-{MAX_COORDINATE:g} pixels, found {np.abs(values).max():g}"
+        )
+
+
 class LoadResult(list):
     """The records a loader returns (a plain list), plus the count of what it skipped and why.
 
-    ``skipped`` maps a reason to a count; :meth:`summary` is the line a loader's caller should log. Nothing
-    is ever dropped without being counted here.
+    ``skipped`` maps a reason to a count and ``examples`` a reason to the first few places it happened
+    (``"file:12"``); :meth:`summary` is the line a loader's caller should log. Nothing is ever dropped
+    without being counted here.
     """
+
+    MAX_EXAMPLES = 3
 
     def __init__(self, records: Iterable[LandmarkRecord] = (), source: str = "") -> None:
         super().__init__(records)
         self.skipped: collections.Counter[str] = collections.Counter()
+        self.examples: dict[str, list[str]] = {}
         self.source = source
 
-    def skip(self, reason: str, count: int = 1) -> None:
+    def skip(self, reason: str, count: int = 1, where: str | None = None) -> None:
         self.skipped[reason] += count
+        if where is not None:
+            shown = self.examples.setdefault(reason, [])
+            if len(shown) < self.MAX_EXAMPLES:
+                shown.append(where)
+
+    def merge(self, other: LoadResult) -> None:
+        """Append ``other``'s records, counts and examples (a split read from several files)."""
+        self.extend(other)
+        for reason, n in other.skipped.items():
+            self.skipped[reason] += n
+        for reason, places in other.examples.items():
+            shown = self.examples.setdefault(reason, [])
+            shown.extend(places[: max(0, self.MAX_EXAMPLES - len(shown))])
 
     def summary(self) -> str:
-        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())) or "none"
-        return f"{self.source}: {len(self)} records loaded, skipped: {skipped}"
+        parts = []
+        for reason, n in sorted(self.skipped.items()):
+            places = self.examples.get(reason)
+            parts.append(f"{n} {reason}" + (f" (e.g. {', '.join(places)})" if places else ""))
+        return f"{self.source}: {len(self)} records loaded, skipped: {', '.join(parts) or 'none'}"
 
 
-def check_images_exist(records: Iterable[LandmarkRecord]) -> None:
-    """Raise ``FileNotFoundError`` listing (up to 10 of) the image files that do not exist."""
-    missing = [str(r.image) for r in records if isinstance(r.image, Path) and not r.image.is_file()]
+class DuplicateFilter:
+    """Finds repeated records while a loader reads a file: :meth:`seen` returns where the same ``key``
+    was first seen, or None (and remembers this one). Loaders drop the repeat and count it, as the COCO
+    loader does for repeated image entries, so a copied line never counts twice in training or NME."""
+
+    def __init__(self) -> None:
+        self._first: dict[Any, str] = {}
+
+    def seen(self, key: Any, where: str) -> str | None:
+        first = self._first.get(key)
+        if first is None:
+            self._first[key] = where
+        return first
+
+
+def check_images_exist(records: Iterable[LandmarkRecord], shown: int = 10) -> None:
+    """Raise ``FileNotFoundError`` listing every image file that does not exist: the first ``shown`` by
+    name (a folder where an image is expected says so), then how many more.
+
+    Call it when a dataset is built, so that a missing image stops the run before the first step rather
+    than hours into training. Images inside a MATLAB file (:class:`MatImage`) are checked by their loader.
+    One ``stat`` per distinct path.
+    """
+    missing = []
+    for path in dict.fromkeys(r.image for r in records if isinstance(r.image, Path)):
+        if not path.is_file():
+            missing.append(f"{path} (a folder, not an image file)" if path.is_dir() else str(path))
     if missing:
-        shown = "\n  ".join(missing[:10])
-        more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
-        raise FileNotFoundError(f"{len(missing)} image file(s) not found:\n  {shown}{more}")
+        listed = "\n  ".join(missing[:shown])
+        more = f"\n  ... and {len(missing) - shown} more" if len(missing) > shown else ""
+        raise FileNotFoundError(f"{len(missing)} image file(s) not found:\n  {listed}{more}")
+
+
+def check_keypoint_counts(records: Sequence[LandmarkRecord]) -> int:
+    """The one keypoint count K of ``records``; ``ValueError`` naming the first record that differs."""
+    if not records:
+        raise ValueError("no records")
+    first = records[0]
+    for record in records:
+        if record.num_keypoints != first.num_keypoints:
+            raise ValueError(
+                f"{record.source}: {record.num_keypoints} keypoints, but {first.source} has "
+                f"{first.num_keypoints}; one dataset must hold one markup"
+            )
+    return first.num_keypoints
+
+
+def to_uint8(array: np.ndarray, where: str) -> np.ndarray:
+    """An image array of any numeric dtype as uint8, converted by its value range, never wrapped.
+
+    * uint8: unchanged; bool: 0 / 255.
+    * other integers with every value in [0, 255]: the same values (``int16(img)`` in Matlab keeps them);
+      uint16 beyond 255: the full 16-bit range scaled down, ``round(v / 257)`` (Matlab's ``im2uint8``).
+    * floats in [0, 1]: ``round(255 v)`` (Matlab's ``im2double`` range); floats in [0, 255]: rounded.
+
+    Anything else (negative or larger integers, non-finite or out-of-range floats, complex) raises
+    ``ValueError`` naming ``where`` and the range found, rather than guessing a scale.
+    """
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * np.uint8(255)
+    if array.size == 0:
+        raise ValueError(f"{where}: the image is empty (shape {array.shape})")
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = int(array.min()), int(array.max())
+        if low >= 0 and high <= 255:
+            return array.astype(np.uint8)
+        if array.dtype == np.uint16:
+            return np.round(array / 257.0).astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError(f"{where}: the image holds NaN or infinite values (dtype {array.dtype})")
+        low, high = float(array.min()), float(array.max())
+        if low >= 0 and high <= 1:
+            return np.round(array * 255.0).astype(np.uint8)
+        if low >= 0 and high <= 255:
+            return np.round(array).astype(np.uint8)
+    else:
+        raise ValueError(f"{where}: an image must hold real numbers, found dtype {array.dtype}")
+    raise ValueError(
+        f"{where}: image values span [{low:g}, {high:g}] (dtype {array.dtype}); expected [0, 255] "
+        "(or [0, 1] for floats, or the full uint16 range)"
+    )
 
 
 def load_image(image: ImageRef) -> np.ndarray:
@@ -173,7 +304,7 @@ def load_image(image: ImageRef) -> np.ndarray:
             array = np.repeat(array[:, :, None], 3, axis=2)
         if array.ndim != 3 or array.shape[2] != 3:
             raise ValueError(f"{image}: expected an (H, W) or (H, W, 3) image, found shape {array.shape}")
-        return np.ascontiguousarray(array.astype(np.uint8, copy=False))
+        return np.ascontiguousarray(to_uint8(array, str(image)))
 
     from PIL import Image  # optional dependency (the "train" extra)
 

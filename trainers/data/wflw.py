@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .parsing import check_box, parse_flags, parse_floats, read_text
-from .records import LoadResult, check_images_exist, make_record
+from .records import DuplicateFilter, LoadResult, check_images_exist, make_record
 
 NUM_KEYPOINTS = 98
 COORDINATE_OFFSET = 0.0  # subtracted from the file's numbers (0: already 0-based, see module docstring)
@@ -61,19 +61,25 @@ def parse_wflw_line(line: str, where: str) -> dict:
 def load_wflw(list_file: Path, image_root: Path, check_images: bool = False) -> LoadResult:
     """Load a WFLW list file; images are ``image_root / name``.
 
-    Blank lines are skipped and counted; any other malformed line raises ``ValueError`` naming
-    ``file:line``. ``check_images=True`` checks every image path up front.
+    Blank lines and exact repeats of an earlier line (same tokens) are skipped and counted; any other
+    malformed line raises ``ValueError`` naming ``file:line``. ``check_images=True`` checks every image
+    path up front.
     """
     list_file, image_root = Path(list_file), Path(image_root)
     match = re.search(r"list_98pt_test_(\w+)\.txt$", list_file.name)
     subset = match.group(1) if match else None
     result = LoadResult(source=str(list_file))
+    duplicates = DuplicateFilter()
     for lineno, line in enumerate(read_text(list_file, "WFLW list file"), start=1):
         if not line.strip():
             result.skip("blank line")
             continue
         where = f"{list_file}:{lineno}"
         parsed = parse_wflw_line(line, where)
+        first = duplicates.seen(tuple(line.split()), where)
+        if first is not None:
+            result.skip("duplicate line (same face as an earlier line, dropped)", where=f"{where} = {first}")
+            continue
         extras = {"image_name": parsed["name"], "line": lineno}
         if parsed["attributes"] is not None:
             extras["attributes"] = parsed["attributes"]
