@@ -1,0 +1,74 @@
+"""Property tests for heatmap codecs, yours or this package's: the codec invariants as a library.
+
+>>> from h3r_theory.testing import check_codec, Claims
+>>> report = check_codec(MyCodec, Claims(round_trip_cells=0.5))   # a codec class or factory
+>>> print(report.card()); assert report.holds
+
+* :mod:`~h3r_theory.testing.invariants`: one function per invariant, each returning an
+  :class:`InvariantResult` (holds or not, the worst error in cells and pixels, a shrunk counterexample).
+* :mod:`~h3r_theory.testing.strategies`: the hypothesis strategies they draw from.
+* :mod:`~h3r_theory.testing.adapters`: plain functions and the per-instance numpy protocol.
+* :func:`codec_test_suite`: a pytest test in one line; ``h3r-check-codec`` on the command line.
+
+Needs hypothesis (``pip install "hypothesis>=6.100"``), which the test extra ``[dev]`` installs.
+"""
+
+from __future__ import annotations
+
+try:
+    import hypothesis  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without hypothesis installed
+    raise ImportError(
+        'h3r_theory.testing needs hypothesis: pip install "hypothesis>=6.100" (or h3r-theory[dev])'
+    ) from exc
+
+from .adapters import function_codec, numpy_codec
+from .claims import Claims
+from .invariants import (
+    bad_input,
+    constant_heatmaps,
+    dtype_device_shape,
+    edge_semantics,
+    flip_equivariance,
+    float32_matches_float64,
+    reproducible,
+    round_trip,
+    round_trip_logits,
+    rounding_frequency,
+    shift_equivariance,
+    unbiased,
+)
+from .pytest_helpers import codec_test_suite
+from .result import Counterexample, InvariantResult, Report
+from .strategies import SearchSpace
+from .subject import CodecFactory, Subject, as_factory
+from .suite import INVARIANTS, check_codec, check_invariant
+
+__all__ = [
+    "INVARIANTS",
+    "Claims",
+    "CodecFactory",
+    "Counterexample",
+    "InvariantResult",
+    "Report",
+    "SearchSpace",
+    "Subject",
+    "as_factory",
+    "bad_input",
+    "check_codec",
+    "check_invariant",
+    "codec_test_suite",
+    "constant_heatmaps",
+    "dtype_device_shape",
+    "edge_semantics",
+    "flip_equivariance",
+    "float32_matches_float64",
+    "function_codec",
+    "numpy_codec",
+    "reproducible",
+    "round_trip",
+    "round_trip_logits",
+    "rounding_frequency",
+    "shift_equivariance",
+    "unbiased",
+]

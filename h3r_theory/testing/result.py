@@ -1,0 +1,133 @@
+"""What an invariant check returns: holds or not, the worst error seen, and a shrunk counterexample.
+
+Plain data (dataclasses of floats, strings and lists) so that a result prints as one report-card line,
+serialises to JSON for machines, and can be asserted on in a test.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+HOLDS, FAILS, NOT_APPLICABLE = "holds", "fails", "n/a"
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """The smallest input hypothesis found that breaks an invariant.
+
+    Attributes:
+        inputs: what was fed to the codec, in words (geometry, dtype, keypoints in px and cells, ...).
+        finding: what came out and why that breaks the invariant.
+    """
+
+    inputs: str
+    finding: str
+
+    def __str__(self) -> str:
+        return f"{self.inputs}: {self.finding}"
+
+
+@dataclass(frozen=True)
+class InvariantResult:
+    """Outcome of one invariant on one codec.
+
+    Attributes:
+        name: the invariant, e.g. ``"round_trip"``.
+        status: ``"holds"``, ``"fails"`` or ``"n/a"`` (the invariant does not apply; ``note`` says why).
+        worst: the largest error seen over every example tried (shrinking included), in ``unit``;
+            ``None`` when the invariant measures no error (e.g. a shape check).
+        unit: unit of ``worst`` and ``tolerance``: ``"cells"`` (heatmap cells, per axis) or ``"probability"``.
+        worst_px: ``worst`` in input pixels when the unit is cells, else ``None``.
+        tolerance: the bound the invariant allowed, in ``unit`` (the claim plus float round-off).
+        examples: how many examples were evaluated.
+        counterexample: the shrunk failing example, or ``None`` when the invariant holds.
+        note: why it does not apply, or what was checked.
+    """
+
+    name: str
+    status: str
+    worst: float | None = None
+    unit: str = "cells"
+    worst_px: float | None = None
+    tolerance: float | None = None
+    examples: int = 0
+    counterexample: Counterexample | None = None
+    note: str = ""
+
+    @property
+    def holds(self) -> bool:
+        """True unless the invariant fails (``"n/a"`` counts as holding: nothing was violated)."""
+        return self.status != FAILS
+
+    def line(self, name_width: int = 24) -> str:
+        """One report-card line, plus an indented counterexample line when it fails."""
+        status = {HOLDS: "holds", FAILS: "FAILS", NOT_APPLICABLE: "n/a"}[self.status]
+        parts = [f"{self.name:<{name_width}s} {status:<6s}"]
+        if self.status == NOT_APPLICABLE:
+            parts.append(self.note)
+        else:
+            if self.worst is not None:
+                worst = f"worst {_fmt(self.worst)} {self.unit}"
+                if self.worst_px is not None:
+                    worst += f" = {_fmt(self.worst_px)} px"
+                if self.tolerance is not None:
+                    worst += f" (allowed {_fmt(self.tolerance)})"
+                parts.append(worst)
+            parts.append(f"{self.examples} examples")
+        text = "  ".join(parts)
+        if self.counterexample is not None:
+            text += f"\n{'':{name_width + 2}s}counterexample: {self.counterexample}"
+        return text
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if value != 0 else "0"
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every invariant's result for one codec: the report card."""
+
+    codec: str
+    convention: str
+    results: list[InvariantResult] = field(default_factory=list)
+
+    @property
+    def holds(self) -> bool:
+        return all(r.holds for r in self.results)
+
+    @property
+    def failures(self) -> list[InvariantResult]:
+        return [r for r in self.results if not r.holds]
+
+    def __getitem__(self, name: str) -> InvariantResult:
+        for result in self.results:
+            if result.name == name:
+                return result
+        raise KeyError(f"no invariant named {name!r} in this report; have {[r.name for r in self.results]}")
+
+    def card(self) -> str:
+        """The human-readable report card: a header, one line per invariant, a verdict."""
+        width = max([len(r.name) for r in self.results] + [10])
+        lines = [f"codec {self.codec} (convention {self.convention})"]
+        lines += ["  " + r.line(width).replace("\n", "\n  ") for r in self.results]
+        failed = len(self.failures)
+        applicable = sum(r.status != NOT_APPLICABLE for r in self.results)
+        verdict = "all hold" if not failed else f"{failed} FAIL"
+        lines.append(f"{applicable} invariants checked, {verdict}")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "codec": self.codec,
+                "convention": self.convention,
+                "holds": self.holds,
+                "results": [r.to_dict() for r in self.results],
+            },
+            indent=2,
+        )
