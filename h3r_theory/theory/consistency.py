@@ -8,6 +8,7 @@
     ``p_j / (1 - p_j)`` and is biased toward the heavier cell (:func:`bce_logits_softmax_bias`).
 (c) MSE to Gaussian targets, decoded by argmax: the optimum is the target, whose argmax is the rounded
     cell, so the vanilla rounding error stays (:func:`mse_gaussian_argmax_error`).
+
 All positions are in heatmap cells.
 """
 

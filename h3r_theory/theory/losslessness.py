@@ -176,7 +176,7 @@ def window_floor_error(radius: int = 1) -> dict[str, Derivation]:
     """Mean and worst error of the window decoder on ``E[target] + delta``, for a uniformly placed keypoint.
 
     Per axis the error is ``f (m - u)`` with ``f = n delta / (1 + n delta)``, ``n = (2r+1)^2`` and ``m - u`` the
-    rounding error, so: mean |error| per axis ``f / 4``, worst ``f / 2``, 2-D mean distance
+    rounding error, so: mean ``|error|`` per axis ``f / 4``, worst ``f / 2``, 2-D mean distance
     ``f (sqrt(2) + asinh(1)) / 6``. Returns ``{"mean_abs_1d", "max_abs_1d", "mean_2d"}``.
     """
     if int(radius) < 1:

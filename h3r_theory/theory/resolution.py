@@ -9,6 +9,7 @@ keypoints, ``C`` for the channels feeding the head and ``d`` for the NME normali
   expected randomized-rounding map decoded over its activation points).
 * Head cost: a 1 x 1 convolution from ``C`` channels to ``K`` heatmaps at ``(W / s) x (H / s)`` costs
   ``2 C K W H / s^2`` FLOPs (multiply + add) and its output holds ``K W H / s^2`` values: both ``~ 1 / s^2``.
+
 Halving the stride halves the quantization error and quadruples the head's cost.
 """
 
