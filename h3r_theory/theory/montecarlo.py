@@ -163,7 +163,7 @@ def simulate_quantization(
 ) -> dict:
     """Encode uniformly placed keypoints with :class:`codecs.Argmax` (``rounding``) and decode by argmax.
 
-    Returns the :func:`_summary` statistics (Estimates of bias, mean |error|, MSE per axis and in 2-D, the
+    Returns the :func:`_summary` statistics (Estimates of bias, mean ``|error|``, MSE per axis and in 2-D, the
     observed maxima, and the raw ``errors`` (n, 2) in cells).
     """
     codec = make_codec("argmax", heatmap_size, stride, rounding=rounding)
@@ -362,7 +362,7 @@ def simulate_gaussian_argmax(
     """Item 4(c): fit free maps to MSRA Gaussian targets with :func:`losses.mse`, decode by argmax.
 
     ``steps=0`` decodes the targets themselves (the MSE optimum). Returns :func:`_summary` of the errors plus
-    ``"fit_gap"``, the largest |fitted - target| (how close the fit came to its optimum).
+    ``"fit_gap"``, the largest ``|fitted - target|`` (how close the fit came to its optimum).
     """
     codec = make_codec("gaussian", heatmap_size, stride, sigma=sigma)
     generator = _generator(seed, device)
