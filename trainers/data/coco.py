@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .parsing import read_json
-from .records import MAX_COORDINATE, PIXEL_STD, LoadResult, check_images_exist, make_record
+from .records import MAX_COORDINATE, LoadResult, check_images_exist, make_record, size_from_scale
 
 COORDINATE_OFFSET = {"coco": 0.0, "300w": 1.0, "wflw": 0.0, "aflw": 0.0, "cofw": 0.0, "lapa": 0.0}
 
@@ -179,12 +179,13 @@ def load_coco_keypoints(
         if "center" in ann and "scale" in ann:  # the face conversions carry HRNet's centre/scale
             try:
                 center = np.asarray(ann["center"], dtype=np.float64).reshape(2) - offset
-                size = float(np.asarray(ann["scale"], dtype=np.float64).reshape(-1)[0]) * PIXEL_STD
+                scale = float(np.asarray(ann["scale"], dtype=np.float64).reshape(-1)[0])
             except (TypeError, ValueError, IndexError):
                 raise ValueError(
                     f"{where}: center must be 2 numbers and scale a number, found {ann['center']!r}, "
                     f"{ann['scale']!r}"
                 ) from None
+            size = size_from_scale(scale, where)
         extras = {
             "image_id": ann["image_id"],
             "annotation_id": ann.get("id"),

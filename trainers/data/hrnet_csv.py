@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .parsing import parse_floats, read_text
-from .records import PIXEL_STD, DuplicateFilter, LoadResult, check_images_exist, make_record
+from .records import DuplicateFilter, LoadResult, check_images_exist, make_record, size_from_scale
 
 COORDINATE_OFFSET = {"300w": 1.0, "aflw": 0.0, "wflw": 0.0, "cofw": 0.0}
 
@@ -95,7 +95,7 @@ def load_hrnet_csv(csv_file: Path, image_root: Path, dataset: str, check_images:
                 dataset=dataset,
                 source=where,
                 center=np.array([cx, cy]) - offset,
-                size=scale * PIXEL_STD,
+                size=size_from_scale(scale, where),
                 extras=extras,
             )
         )

@@ -22,12 +22,12 @@ import numpy as np
 from .parsing import read_json, read_mat_v5
 from .records import (
     MAX_COORDINATE,
-    PIXEL_STD,
     DuplicateFilter,
     LandmarkRecord,
     LoadResult,
     check_images_exist,
     make_record,
+    size_from_scale,
 )
 
 COORDINATE_OFFSET = 1.0
@@ -114,7 +114,7 @@ def load_mpii_json(json_file: Path, image_root: Path, check_images: bool = False
                 dataset="mpii",
                 source=where,
                 center=center - COORDINATE_OFFSET,
-                size=scale * PIXEL_STD,
+                size=size_from_scale(scale, where),
                 extras={"image_name": str(entry["image"]), "scale": scale, "entry": index},
             )
         )

@@ -147,6 +147,18 @@ def make_record(
     )
 
 
+def size_from_scale(scale: float, source: str) -> float:
+    """HRNet's ``scale`` (box size / 200) as a crop size in pixels, refusing what is not a positive size
+    within :data:`MAX_COORDINATE` before multiplying (a ``scale`` of 1e307 would overflow to inf)."""
+    scale = float(scale)
+    if not (math.isfinite(scale) and 0 < scale <= MAX_COORDINATE / PIXEL_STD):
+        raise ValueError(
+            f"{source}: scale must be > 0 and <= {MAX_COORDINATE / PIXEL_STD:g} (a crop of at most "
+            f"{MAX_COORDINATE:g} pixels), found {scale:g}"
+        )
+    return scale * PIXEL_STD
+
+
 def _finite(values: Any, length: int, source: str, what: str) -> np.ndarray:
     """``values`` as a (length,) float64 array of finite numbers within :data:`MAX_COORDINATE`."""
     try:
