@@ -260,6 +260,47 @@ def estimates_vs_exact(
     return fig
 
 
+def z_scores(
+    labels: Sequence[str], z, limits: Sequence[float] = (2.0, 5.0), title: str | None = None
+) -> Figure:
+    """Monte Carlo checks on one common scale: ``z = (estimate - exact) / standard error`` per check.
+
+    Estimates of quantities of very different sizes (a bias of 0, an MSE of 1/12, an error of 0.52 cell)
+    cannot share a value axis: their error bars are invisible at its scale. Their ``z``-scores can. Dashed
+    lines at ``+-limits`` (e.g. 2: about 95 % of correct checks fall inside; 5: the pass threshold).
+
+    Args:
+        labels: (N,) names of the checks. z: (N,) z-scores (dimensionless).
+    """
+    zs = _array(z, "z", 1)
+    if len(labels) != zs.size:
+        raise ValueError(f"labels ({len(labels)}) and z ({zs.size}) must have one entry each")
+    positions = np.arange(len(labels))
+    fig, (ax,) = _figure(size=(5.5, max(2.5, 0.28 * len(labels) + 1.0)))
+    for number, limit in enumerate(sorted(limits)):
+        for sign in (-1, 1):
+            ax.axvline(
+                sign * float(limit),
+                color=f"{0.3 + 0.3 * number:.1f}",
+                linestyle="--",
+                linewidth=1,
+                label=f"|z| = {float(limit):g}" if sign > 0 else None,
+            )
+    ax.axvline(0.0, color="0.5", linewidth=0.8)
+    ax.plot(zs, positions, "o", color="C1", label="check")
+    ax.set_yticks(positions, labels, fontsize=8)
+    ax.invert_yaxis()  # first check on top, in reading order
+    reach = max(float(np.abs(zs).max(initial=0.0)), max((float(v) for v in limits), default=1.0)) * 1.15
+    ax.set_xlim(-reach, reach)
+    ax.set_xlabel("z = (Monte Carlo - exact) / standard error")
+    ax.set_ylabel("check")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
 def bar_chart(
     labels: Sequence[str], values, ylabel: str, errors=None, title: str | None = None, logy: bool = False
 ) -> Figure:

@@ -64,6 +64,7 @@ def _figures() -> dict[str, Figure]:
             ["a", "b"], [0.25, 0.08], [0.01, 0.002], [0.25, 1 / 12], "cells"
         ),
         "bars": plotting.bar_chart(["x", "y", "z"], [1.0, 2.0, 3.0], "ms", errors=[0.1, 0.1, 0.2], logy=True),
+        "z": plotting.z_scores(["bias", "MSE", "2-D"], [0.3, -1.2, 2.5]),
     }
 
 
@@ -96,6 +97,18 @@ def test_line_plot_draws_the_given_values():
     assert fig.axes[0].get_legend().get_texts()[0].get_text() == "e(1-e)"
 
 
+def test_z_scores_draws_each_check_at_its_z_with_the_limits():
+    fig = plotting.z_scores(["a", "b", "c"], [0.5, -3.0, 7.0], limits=(2, 5))
+    ax = fig.axes[0]
+    (points,) = [line for line in ax.lines if line.get_label() == "check"]
+    np.testing.assert_allclose(points.get_xdata(), [0.5, -3.0, 7.0])
+    np.testing.assert_allclose(points.get_ydata(), [0, 1, 2])
+    verticals = sorted({float(line.get_xdata()[0]) for line in ax.lines if line.get_label() != "check"})
+    assert verticals == [-5.0, -2.0, 0.0, 2.0, 5.0]
+    assert ax.get_xlim()[1] > 7.0  # the largest |z| is inside the axes, not clipped
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+
+
 def test_heatmap_panel_extent_puts_cell_centres_on_integers():
     fig = plotting.heatmap_panels({"m": np.zeros((3, 4)) + np.arange(4)}, keypoint=(1.0, 2.0))
     image = fig.axes[0].images[0]
@@ -114,6 +127,7 @@ def test_heatmap_panel_extent_puts_cell_centres_on_integers():
         (lambda: plotting.tradeoff_plot([1, 2], [1], [1, 2], "e", "c"), "shape of stride"),
         (lambda: plotting.estimates_vs_exact(["a"], [1, 2], [1, 2], [1, 2], "y"), "one entry each"),
         (lambda: plotting.bar_chart(["a", "b"], [1.0], "y"), "one entry each"),
+        (lambda: plotting.z_scores(["a", "b"], [1.0]), "one entry each"),
         (lambda: plotting.bar_chart(["a"], [1.0], "y", errors=[1.0, 2.0]), "errors"),
     ],
 )

@@ -172,7 +172,7 @@ def simulate_quantization(
     errors = []
     for a, b in _chunks(n):
         keypoints = codec.to_input(uv[a:b])[:, None, :]
-        decoded, _ = codec.decode(codec.encode(keypoints).heatmaps)
+        decoded, _ = codec.decode(codec.encode(keypoints).heatmaps, activation="probabilities")
         errors.append(_errors(codec, keypoints, decoded)[:, 0])
     return _summary(torch.cat(errors))
 
@@ -376,7 +376,7 @@ def simulate_gaussian_argmax(
         losses.mse(maps, enc.heatmaps, enc.weights).backward()
         optimizer.step()
     fitted = maps.detach() if steps else enc.heatmaps
-    decoded, _ = codec.decode(fitted)
+    decoded, _ = codec.decode(fitted, activation="probabilities")
     out = _summary(_errors(codec, keypoints, decoded)[:, 0])
     out["fit_gap"] = float((fitted - enc.heatmaps).abs().max())
     return out
@@ -419,7 +419,7 @@ def simulate_resolution(
         rr = codecs.build("randomized_rounding", input_size, size)
         for a, b in _chunks(n, max(1, CHUNK * 64 // (size[0] * size[1]))):
             keypoints = argmax.to_input(uv[a:b])[:, None, :]
-            decoded, _ = argmax.decode(argmax.encode(keypoints).heatmaps)
+            decoded, _ = argmax.decode(argmax.encode(keypoints).heatmaps, activation="probabilities")
             distances["round"].append((decoded - keypoints)[:, 0].norm(dim=-1))
             decoded, _ = rr.decode(rr.expected(keypoints).heatmaps, activation="probabilities")
             distances["rr"].append((decoded - keypoints)[:, 0].norm(dim=-1))
