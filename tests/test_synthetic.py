@@ -323,3 +323,65 @@ def test_bad_indices_and_uniforms():
     with pytest.raises(ValueError, match="batch_size"):
         render_batch(0)
     assert torch.equal(data[-1]["image"], data[4]["image"])
+
+
+# ---------------------------------------------------------------- Gaussian noise and exact translations
+
+
+def test_gaussian_noise_is_white_gaussian_and_uniform_stays_the_default():
+    assert SyntheticLandmarks(2, (64, 64)).noise_distribution == "uniform"
+    clean = SyntheticLandmarks(8, (64, 64), noise=0.0, split="val").batch(range(8))["image"]
+    for law, kurtosis in (("gaussian", 3.0), ("uniform", 1.8)):
+        noisy = SyntheticLandmarks(8, (64, 64), noise=0.05, split="val", noise_distribution=law)
+        n = (noisy.batch(range(8))["image"] - clean).double()
+        inside = (clean > 0.3) & (clean < 0.7)  # no clipping of the noise there (6 sd away)
+        r = n[inside]
+        assert r.std().item() == pytest.approx(0.05, rel=0.03)
+        assert abs(r.mean().item()) < 0.003
+        assert ((r - r.mean()) ** 4).mean().item() / r.var().item() ** 2 == pytest.approx(kurtosis, abs=0.15)
+    # White: neighbouring pixels of the Gaussian bank are uncorrelated.
+    bank = SyntheticLandmarks(1, (64, 64), noise=0.05, noise_distribution="gaussian")._noise_bank().double()
+    lag = (bank[..., 1:] * bank[..., :-1]).mean() / bank.var()
+    assert abs(lag.item()) < 0.01
+    images, _, _ = render_batch(2, (64, 64), noise_distribution="gaussian")
+    assert images.shape == (2, 3, 64, 64)
+
+
+def test_a_zero_shift_is_the_item_itself_and_an_integer_shift_moves_the_pixels():
+    data = SyntheticLandmarks(6, (64, 56), seed=2, split="val", noise=0.0)
+    plain = data.batch(range(6))
+    zero = data.batch(range(6), shift=(0.0, 0.0))
+    assert all(torch.equal(plain[k], zero[k]) for k in ("image", "keypoints", "visible"))
+    moved = data.batch(range(6), shift=(1.0, -2.0))
+    torch.testing.assert_close(moved["keypoints"], plain["keypoints"] + torch.tensor([1.0, -2.0]))
+    # The whole scene (ramp included) moves: one pixel right, two up, exactly (the borders excepted).
+    torch.testing.assert_close(moved["image"][..., :-2, 1:], plain["image"][..., 2:, :-1], atol=2e-6, rtol=0)
+
+
+def test_a_sub_pixel_shift_moves_each_marker_exactly_and_keeps_the_noise_on_the_pixel_grid():
+    data = SyntheticLandmarks(4, (64, 64), seed=3, split="val", noise=0.02, noise_distribution="gaussian")
+    params = data.params(range(4))
+    shift = torch.tensor([[0.25, 0.5], [0.75, 0.0], [-0.3, 0.1], [0.5, 0.5]], dtype=torch.float64)
+    moved = syn.translate_params(params, shift, (64, 64))
+    for k in (0, 3, 10):
+        before = centroid(markers_alone(params, k, (64, 64))[:, 0].abs())
+        after = centroid(markers_alone(moved, k, (64, 64))[:, 0].abs())
+        torch.testing.assert_close(after - before, shift, atol=1e-5, rtol=0)  # aliasing of 0.8 px markers
+    # The noise is the same realization in pixel coordinates (a sensor's noise does not move with the scene).
+    clean = SyntheticLandmarks(4, (64, 64), seed=3, split="val", noise=0.0)
+    a = data.batch(range(4), shift=shift)["image"] - clean.batch(range(4), shift=shift)["image"]
+    b = data.batch(range(4))["image"] - clean.batch(range(4))["image"]
+    c0, c1 = clean.batch(range(4))["image"], clean.batch(range(4), shift=shift)["image"]
+    both = (c0 - 0.5).abs().lt(0.4) & (c1 - 0.5).abs().lt(0.4)  # 5 noise sd from clipping
+    torch.testing.assert_close(a[both], b[both], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="shift must be a finite"):
+        data.batch(range(4), shift=(0.5,))
+    with pytest.raises(ValueError, match="shift must be a finite"):
+        data.batch(range(2), shift=(float("nan"), 0.0))
+
+
+def test_bad_noise_distribution_is_named():
+    with pytest.raises(ValueError, match="noise_distribution must be one of"):
+        SyntheticLandmarks(2, (64, 64), noise_distribution="laplace")
+    with pytest.raises(ValueError, match="noise_distribution must be one of"):
+        render_batch(1, noise_distribution="poisson")

@@ -20,7 +20,11 @@ That makes the rendering exactly anti-aliased, so moving a landmark by 0.1 px ch
 makes it cheap: an integrated isotropic Gaussian is separable, ``G(x, y) = gx(x) gy(y)``, so a whole image
 of ``N`` primitives is ONE batched matrix product ``(3H x N) @ (N x W)`` -- no Python loop. Pixel noise
 is added as a random crop of a small seeded noise bank (:func:`add_bank_noise`), because drawing fresh
-noise for every pixel would cost more than the rendering itself.
+noise for every pixel would cost more than the rendering itself. The bank holds iid values, uniform
+(``noise_distribution="uniform"``, the default) or Gaussian (``"gaussian"``), of std ``noise``; with Gaussian
+noise every image is its clean render plus white Gaussian noise, the model under which
+:mod:`trainers.bound` computes the Cramer-Rao lower bound of every keypoint. (The bank is per split: a
+network trained on ``train`` cannot have memorised the noise of ``val``.)
 
 Each landmark carries its own marker, a small Gaussian of a type-specific colour and width centred exactly
 at the label (so the landmark is locally identifiable, and its intensity centroid is the label, see the
@@ -31,9 +35,14 @@ Determinism: item ``i`` of ``SyntheticLandmarks(seed=s, split=p)`` is a pure fun
 is drawn from its own ``torch.Generator`` seeded by a 64-bit mix of the three, so it does not depend on
 the batch it is drawn in, the number of workers or their order. Splits are disjoint random streams.
 
-Speed, measured on a shared 2-core CPU container (torch 2.13, float32, one thread, machine otherwise
-idle): :func:`render_batch` of 256 images of 128 x 128 takes about 50-60 ms and
-:meth:`SyntheticLandmarks.batch` of 256 items about 50 ms (at 64 x 64 about a third of that).
+Exact translations: ``SyntheticLandmarks.batch(indices, shift=(dx, dy))`` re-renders the same faces moved by
+a sub-pixel ``(dx, dy)`` px (:func:`translate_params`: every primitive and the background ramp move, the
+labels move by exactly the same amount, the pixel noise stays fixed to the pixel grid like a sensor's),
+instead of resampling an image, which would blur it.
+
+Speed: ``python benchmarks/synthetic_speed.py`` measures :func:`render_batch`,
+:meth:`SyntheticLandmarks.batch`, the re-rendered translations and the Cramer-Rao bound of
+:mod:`trainers.bound` on the machine at hand (the numbers are not repeated here, since they depend on it).
 
 Learnability (``python benchmarks/synthetic_learnability.py --size S --steps 1000 --threads 1``: a
 147k-parameter CNN, stride-4 soft-argmax, L1 loss, batch 32, 1000 steps = 32k images, on 2 CPU cores
@@ -286,6 +295,35 @@ def mirror_params(params: FaceParams, width: int) -> FaceParams:
     )
 
 
+def translate_params(
+    params: FaceParams, shift: Sequence[float] | Tensor, image_size: Sequence[int]
+) -> FaceParams:
+    """The parameters of the same faces moved by ``shift`` px: ``(dx, dy)`` for all, or (B, 2) per image.
+
+    Every primitive follows (landmarks, hence markers and context; the head, placed from the nose tip;
+    clutter), and so does the background ramp: shifting the linear ramp of :func:`render_scene` by ``d`` is
+    the same as adding ``-(g_x d_x / W + g_y d_y / H)`` to the flat background. So the render of the result
+    is exactly ``image(x - dx, y - dy)`` of the continuous scene, and its labels are ``keypoints + shift``.
+    Pixel noise (``params.noise``) is left where it is: it belongs to the pixel grid, not to the scene.
+    """
+    W, H = check_size(image_size, "image_size")
+    kp = params.keypoints
+    d = torch.as_tensor(shift, dtype=kp.dtype, device=kp.device)
+    if d.shape == (2,):
+        d = d.expand(kp.shape[0], 2)
+    if d.shape != (kp.shape[0], 2) or not torch.isfinite(d).all():
+        raise ValueError(
+            f"shift must be a finite (dx, dy) pair or a ({kp.shape[0]}, 2) tensor, got {shift!r}"
+        )
+    ramp = params.gradient[:, 0] * d[:, 0] / W + params.gradient[:, 1] * d[:, 1] / H  # (B,)
+    return replace(
+        params,
+        keypoints=kp + d[:, None, :],
+        clutter_xy=params.clutter_xy + d[:, None, :],
+        background=params.background - ramp[:, None],
+    )
+
+
 @dataclass
 class Scene:
     """A batch of images as sums of pixel-integrated isotropic Gaussians (all in pixels).
@@ -425,8 +463,16 @@ def render_scene(
 # Front ends: a batch from one generator, and a Dataset whose items are pure functions of (seed, split, i).
 
 
+NOISE_DISTRIBUTIONS = ("uniform", "gaussian")
+
+
 def _check_options(
-    num_keypoints: int, clutter: int, noise: float, max_rotation: float, occlusion: float
+    num_keypoints: int,
+    clutter: int,
+    noise: float,
+    max_rotation: float,
+    occlusion: float,
+    noise_distribution: str = "uniform",
 ) -> None:
     if not isinstance(num_keypoints, int) or num_keypoints not in VALID_NUM_KEYPOINTS:
         raise ValueError(
@@ -437,17 +483,30 @@ def _check_options(
         raise ValueError(f"clutter must be an int >= 0 (number of clutter blobs), got {clutter!r}")
     if not (isinstance(noise, (int, float)) and 0.0 <= noise <= 0.5):
         raise ValueError(f"noise must be a pixel-noise std in [0, 0.5], got {noise!r}")
+    if noise_distribution not in NOISE_DISTRIBUTIONS:
+        raise ValueError(
+            f"noise_distribution must be one of {NOISE_DISTRIBUTIONS}, got {noise_distribution!r}"
+        )
     if not (isinstance(max_rotation, (int, float)) and 0.0 <= max_rotation <= 90.0):
         raise ValueError(f"max_rotation must be in [0, 90] degrees, got {max_rotation!r}")
     if not (isinstance(occlusion, (int, float)) and 0.0 <= occlusion < 1.0):
         raise ValueError(f"occlusion must be a probability in [0, 1), got {occlusion!r}")
 
 
-def _uniform_noise(
-    shape: Sequence[int], std: float, generator: torch.Generator | None, dtype: torch.dtype
+def noise_tiles(
+    shape: Sequence[int],
+    std: float,
+    distribution: str,
+    generator: torch.Generator | None,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    # Uniform noise (cheaper to draw than normal) scaled to the requested standard deviation.
-    return (torch.rand(*shape, generator=generator, dtype=dtype) - 0.5) * (std * math.sqrt(12.0))
+    """Zero-mean iid pixel noise of std ``std``: ``"uniform"`` on [-sqrt(3) std, sqrt(3) std] (the original
+    choice, cheaper to draw) or ``"gaussian"`` (white Gaussian noise, what :mod:`trainers.bound` assumes)."""
+    if distribution == "gaussian":
+        return torch.randn(*shape, generator=generator, dtype=dtype) * std
+    if distribution == "uniform":
+        return (torch.rand(*shape, generator=generator, dtype=dtype) - 0.5) * (std * math.sqrt(12.0))
+    raise ValueError(f"noise_distribution must be one of {NOISE_DISTRIBUTIONS}, got {distribution!r}")
 
 
 def render_batch(
@@ -460,15 +519,17 @@ def render_batch(
     noise: float = 0.03,
     max_rotation: float = 25.0,
     occlusion: float = 0.0,
+    noise_distribution: str = "uniform",
     dtype: torch.dtype = torch.float32,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Draw and render ``batch_size`` random faces from ``generator`` (CPU).
 
+    ``noise`` is the std of the pixel noise, ``noise_distribution`` its law (:func:`noise_tiles`).
     Returns images (B, 3, H, W) ``dtype`` in [0, 1], keypoints (B, K, 2) ``dtype`` in input pixels
     (pixel centres at integers), visible (B, K) ``dtype`` (1 = marker drawn).
     """
     W, H = check_size(image_size, "image_size")
-    _check_options(num_keypoints, clutter, noise, max_rotation, occlusion)
+    _check_options(num_keypoints, clutter, noise, max_rotation, occlusion, noise_distribution)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     D = num_uniforms(clutter)
@@ -478,7 +539,7 @@ def render_batch(
     )
     images = render_scene(build_scene(params), (W, H), dtype, clip=False)
     if noise > 0:
-        bank = _uniform_noise((_NOISE_TILES, 3, 2 * H, 2 * W), noise, generator, dtype)
+        bank = noise_tiles((_NOISE_TILES, 3, 2 * H, 2 * W), noise, noise_distribution, generator, dtype)
         add_bank_noise(images, bank, uniforms[:, D:])
     images.clamp_(0.0, 1.0)
     return images, params.keypoints[:, :num_keypoints].to(dtype), params.visible[:, :num_keypoints].to(dtype)
@@ -559,6 +620,7 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
         noise: float = 0.03,
         max_rotation: float = 25.0,
         occlusion: float = 0.0,
+        noise_distribution: str = "uniform",
     ):
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
@@ -567,7 +629,8 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.input_size = check_size(image_size, "image_size")
-        _check_options(num_keypoints, clutter, noise, max_rotation, occlusion)
+        _check_options(num_keypoints, clutter, noise, max_rotation, occlusion, noise_distribution)
+        self.noise_distribution = noise_distribution
         self.num_samples, self.num_keypoints, self.seed, self.split = num_samples, num_keypoints, seed, split
         self.clutter, self.noise, self.max_rotation, self.occlusion = clutter, noise, max_rotation, occlusion
         self.flip_pairs = [(a, b) for a, b in FLIP_PAIRS if b < num_keypoints]
@@ -582,11 +645,13 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
         return self.num_samples
 
     def _noise_bank(self) -> Tensor:
-        """(8, 3, 2H, 2W) float32 zero-mean uniform noise of std ``noise``; a pure function of seed and split."""
+        """(8, 3, 2H, 2W) float32 zero-mean iid noise of std ``noise`` and law ``noise_distribution``; a pure
+        function of seed and split."""
         if self._bank is None:
             W, H = self.input_size
             g = torch.Generator().manual_seed(item_seed(self.seed, self.split, -1))
-            self._bank = _uniform_noise((_NOISE_TILES, 3, 2 * H, 2 * W), self.noise, g, torch.float32)
+            shape = (_NOISE_TILES, 3, 2 * H, 2 * W)
+            self._bank = noise_tiles(shape, self.noise, self.noise_distribution, g, torch.float32)
         return self._bank
 
     def normalizer(self, index: int) -> float:
@@ -598,9 +663,14 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
             raise IndexError(f"index {i} out of range for SyntheticLandmarks of {self.num_samples} samples")
         return i % self.num_samples
 
-    def batch(self, indices: Sequence[int]) -> dict:
+    def batch(self, indices: Sequence[int], shift: Sequence[float] | Tensor | None = None) -> dict:
         """Stacked items for ``indices`` (the fast path for a training engine): the same keys as an item
-        with a leading batch dimension, ``index`` a long tensor (B,). Bit-identical to stacking items."""
+        with a leading batch dimension, ``index`` a long tensor (B,). Bit-identical to stacking items.
+
+        ``shift``: ``(dx, dy)`` px, or (B, 2), re-renders the faces translated exactly by that much
+        (:func:`translate_params`; ``keypoints`` moved by the same amount, the same pixel noise), for
+        measuring how predictions follow sub-pixel motion. ``None`` (or zero) is the item itself.
+        """
         idx = [self._check_index(int(i)) for i in indices]
         if not idx:
             raise ValueError("indices must not be empty")
@@ -611,6 +681,8 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
             uniforms[:, :D], (W, H), clutter=self.clutter, max_rotation=self.max_rotation,
             occlusion=self.occlusion,
         )  # fmt: skip
+        if shift is not None:
+            params = translate_params(params, shift, (W, H))
         images = render_scene(build_scene(params), (W, H), torch.float32, clip=False)
         if self.noise > 0:
             add_bank_noise(images, self._noise_bank(), uniforms[:, D:])
@@ -650,6 +722,7 @@ class SyntheticLandmarks(torch.utils.data.Dataset):
 
 __all__ = [
     "LANDMARK_NAMES", "MAX_KEYPOINTS", "FLIP_PAIRS", "VALID_NUM_KEYPOINTS", "DEFAULT_NUM_KEYPOINTS",
-    "FaceParams", "Scene", "sample_params", "mirror_params", "build_scene", "pixel_gaussian",
-    "render_scene", "render_batch", "add_bank_noise", "item_seed", "num_uniforms", "SyntheticLandmarks",
+    "FaceParams", "Scene", "sample_params", "mirror_params", "translate_params", "build_scene",
+    "pixel_gaussian", "render_scene", "render_batch", "add_bank_noise", "noise_tiles", "NOISE_DISTRIBUTIONS",
+    "item_seed", "num_uniforms", "SyntheticLandmarks",
 ]  # fmt: skip
