@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[train,notebooks,dev]"
+	$(PY) -m pip install --quiet -e ".[train,notebooks,dev,docs]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -37,6 +37,14 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
+
+# The course website in build/book (open build/book/index.html, or copy the folder to any static host): the
+# stored notebooks as they were executed (never re-run), the READMEs, docs/ and the API reference. A full
+# rebuild (-E) every time, so that every warning is seen; warnings are errors.
+.PHONY: book
+book: $(STAMP)
+	$(PY) -m sphinx -b html -E -W --keep-going -q -c docs/book -d build/book-doctrees . build/book
+	@echo "built build/book/index.html"
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/codecs.py
