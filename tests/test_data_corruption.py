@@ -410,3 +410,53 @@ def test_unreadable_mat_files_name_the_file(tmp_path, damage):
         cofw.load_cofw68(annotations, bad_boxes)
     with pytest.raises(ValueError, match=rf"^{re.escape(str(bad_boxes))}: not a readable MATLAB file"):
         cofw.load_cofw(bad_boxes, "test")
+
+
+JSON_SAMPLES = {
+    "coco": "mmpose/coco/test_coco.json",
+    "wflw": "mmpose/wflw/test_wflw.json",
+    "aflw": "mmpose/aflw/test_aflw.json",
+    "mpii": "mmpose/mpii/test_mpii.json",
+}
+BAD_JSON_VALUES = [None, "abc", "", [], {}, [None], [[1, 2]], {"a": 1}, True, 0, -1, 1e300, float("nan")]
+
+
+def _json_paths(node, prefix=()):
+    """Paths (tuples of keys / indices) to every value in the first three items of each list."""
+    if prefix:
+        yield prefix
+    items = node.items() if isinstance(node, dict) else enumerate(node[:3]) if isinstance(node, list) else ()
+    for key, child in items:
+        yield from _json_paths(child, prefix + (key,))
+
+
+@pytest.mark.real_samples
+@pytest.mark.parametrize("name", sorted(JSON_SAMPLES))
+@given(st.data())
+def test_any_json_field_replaced_by_a_bad_value_is_loaded_or_refused_naming_the_file(name, data):
+    import json
+
+    from trainers.data import coco, mpii
+
+    base = json.loads((real_samples_dir() / JSON_SAMPLES[name]).read_text())
+    path = data.draw(st.sampled_from(list(_json_paths(base))))
+    node = base
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = data.draw(st.sampled_from(BAD_JSON_VALUES))
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "bad.json"
+        file.write_text(json.dumps(base))
+        try:
+            if name == "mpii":
+                records = mpii.load_mpii_json(file, Path(tmp))
+            else:
+                records = coco.load_coco_keypoints(file, Path(tmp), name)
+        except ValueError as err:
+            assert str(file) in str(err), f"{path}: error does not name the file: {err}"
+            return
+    for record in records:  # what loads is sane: finite, bounded labelled keypoints and a usable crop
+        labelled = record.keypoints[record.visibility > 0]
+        assert np.isfinite(labelled).all() and (np.abs(labelled) <= 1e6).all()
+        center, size = record.crop_center_and_size()
+        assert np.isfinite(center).all() and np.isfinite(size).all()

@@ -192,6 +192,10 @@ def load_cofw68(
     else from ``annotation_dir/../im_<i>.png`` as written by the benchmark's ReadCofw68Data.m.
     """
     annotation_dir = Path(annotation_dir)
+    if annotation_dir.is_file():
+        raise NotADirectoryError(
+            f"COFW-68 annotation folder expected at {annotation_dir}, but that is a file"
+        )
     if not annotation_dir.is_dir():
         raise FileNotFoundError(f"COFW-68 annotation folder not found: {annotation_dir}")
     files = {}

@@ -34,8 +34,9 @@ MAX_COORDINATE = 1e6
 class MatImage:
     """An image stored inside a MATLAB file (COFW keeps its images in ``IsTr`` / ``IsT`` cell arrays).
 
-    ``reader`` is called with no argument and returns an ``(H, W)`` or ``(H, W, 3)`` uint8 array; it is
-    a module-level callable (a ``functools.partial``) so that records stay picklable for DataLoader workers.
+    ``reader`` is called with no argument and returns an ``(H, W)`` or ``(H, W, 3)`` array of any real
+    dtype (:func:`load_image` converts it with :func:`to_uint8`); it is a module-level callable (a
+    ``functools.partial``) so that records stay picklable for DataLoader workers.
     """
 
     path: Path
