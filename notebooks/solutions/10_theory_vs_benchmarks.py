@@ -1,0 +1,91 @@
+"""Solutions to the exercises of notebook 10 (theory against benchmarks).
+Run from the repository root: python notebooks/solutions/10_theory_vs_benchmarks.py
+
+Exercises 2 and 4 read the WFLW test lists in ../shared/data/real_samples: they are skipped with a printed
+reason when that folder is absent, and fail under H3R_REQUIRE_REAL_SAMPLES=1."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from h3r_theory import codecs
+from h3r_theory.theory import montecarlo as mc
+from h3r_theory.theory import quantization
+from trainers.data import wflw
+from trainers.data.dataset import LandmarkDataset
+
+M_ROUND = float(quantization.mean_quantization_error("round", 2))
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_samples"
+
+# 1. The quarter offset on the MSRA target: that Gaussian is centred at the rounded cell, so its two
+#    neighbours are equal, sign(0) = 0, no offset is applied, and the error is plain rounding's.
+codec = codecs.build("gaussian", input_size=(256, 256), heatmap_size=(64, 64), quarter_offset=True)
+cells = mc.uniform_cells(20_000, (64, 64), torch.Generator().manual_seed(0), margin=8)
+pts = codec.to_input(cells)[:, None]
+xy, _ = codec.decode(codec.encode(pts).heatmaps, activation="probabilities")
+mean = torch.linalg.vector_norm(xy - pts, dim=-1).mean().item() / 4
+print(f"1. quarter offset on its own target: mean 2-D error {mean:.4f} cells (rounding {M_ROUND:.4f})")
+assert abs(mean - M_ROUND) < 0.01
+
+# 3. A Laplacian network error of the same per-axis variance sigma^2 (scale b = sigma / sqrt 2).
+g = torch.Generator().manual_seed(0)
+n_draws = 200_000
+q = torch.rand(n_draws, 2, generator=g, dtype=torch.float64) - 0.5
+u = torch.rand(n_draws, 2, generator=g, dtype=torch.float64) - 0.5
+laplace = -torch.sign(u) * torch.log1p(-2 * u.abs())  # unit-scale Laplace draws, variance 2
+worst = 0.0
+for sigma in (0.1, 0.3, 1.0, 3.0):
+    n = laplace * sigma / np.sqrt(2)
+    m_n = torch.linalg.vector_norm(n, dim=-1).mean().item()
+    simulated = torch.linalg.vector_norm(n + q, dim=-1).mean().item()
+    rule = np.sqrt(m_n**2 + np.pi / 4 / 6)
+    worst = max(worst, abs(rule / simulated - 1))
+    print(f"3. sigma {sigma}: simulated {simulated:.4f}, rule {rule:.4f} cells")
+print(f"   the quadrature rule is off by at most {100 * worst:.1f} % for a Laplacian network error")
+assert 0 < worst < 0.15  # still a usable rule, but no longer as close as for a Gaussian error
+
+
+# 2 and 4 need the real WFLW annotations.
+def wflw_normalisers(size):
+    """Inter-ocular distances (input px) of the deduplicated WFLW test faces under the P1 crop at size."""
+    seen, faces = set(), []
+    for path in sorted((REAL / "wflw_original").glob("list_98pt_test_*.txt")):
+        for r in wflw.load_wflw(path, REAL / "wflw_original"):
+            key = (r.extras["image_name"], tuple(np.round(r.keypoints[:2].ravel(), 3)))
+            if key not in seen:
+                seen.add(key)
+                faces.append(dataclasses.replace(r, box=None))
+    ds = LandmarkDataset(faces, input_size=(size, size), train=False)
+    scale = torch.stack([torch.linalg.det(ds.matrix_for(i)[0][:2, :2]).abs().sqrt() for i in range(len(ds))])
+    iod = torch.tensor(
+        [np.linalg.norm(r.keypoints[60] - r.keypoints[72]) for r in faces], dtype=torch.float64
+    )
+    return iod * scale
+
+
+if not REAL.is_dir():
+    reason = f"real samples not found at {REAL}"
+    if os.environ.get("H3R_REQUIRE_REAL_SAMPLES") == "1":
+        raise FileNotFoundError(reason + " and H3R_REQUIRE_REAL_SAMPLES=1 requires them")
+    print(f"2, 4: skipped ({reason})")
+else:
+    d256 = wflw_normalisers(256)
+    nme256 = 100 * M_ROUND * 4 * float((1 / d256).mean())  # first-order argmax NME at stride 4, percent
+    # NME scales as 1 / input size (the normaliser in input px scales with it, the stride does not).
+    size_1pct = 256 * nme256 / 1.0
+    d_check = wflw_normalisers(int(round(size_1pct)))
+    nme_check = 100 * M_ROUND * 4 * float((1 / d_check).mean())
+    print(
+        f"2. argmax at stride 4: {nme256:.3f} % at 256; 1 % at about {size_1pct:.0f} px "
+        f"(check at {int(round(size_1pct))}: {nme_check:.3f} %)"
+    )
+    assert abs(nme_check - 1.0) < 0.01
+
+    d128 = wflw_normalisers(128)
+    q2 = (1 / 6) * (4 / d128) ** 2  # rounding's E|q|^2 over d^2, per face (a fraction squared)
+    predicted = float(np.sqrt(4.72**2 + np.pi / 4 * 1e4 * float(q2.mean())))
+    print(f"4. quadrature rule, WFLW 128 with argmax at stride 4: {predicted:.3f} % NME from 4.72 % (quoted)")
+    assert 4.72 < predicted < 4.72 + 100 * M_ROUND * 4 * float((1 / d128).mean())  # less than additive
