@@ -126,6 +126,8 @@ def test_nested_aliases_are_refused_naming_the_file(tmp_path):
     # and each further level multiplied time and memory by 9)
     text = "data:\n  options:\n" + _alias_bomb(6)
     assert len(text) < 400
+    with pytest.raises(ValueError, match="expands to more than 531441 values"):  # the comment's figure
+        check_expanded_size(yaml.safe_load(text), "bomb", limit=9**6)
     path = tmp_path / "bomb.yaml"
     path.write_text(text)
     with pytest.raises(ValueError, match=rf"{path}: the YAML expands to more than 100000 values"):
