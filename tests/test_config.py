@@ -171,3 +171,8 @@ def test_non_text_config_file_names_the_file(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(ValueError, match=rf"{path}: not a UTF-8 text file"):
         load_config(path)
+
+
+def test_a_folder_given_as_the_config_file_says_so(tmp_path):
+    with pytest.raises(ValueError, match=rf"config file expected at {tmp_path}, but that is a folder"):
+        load_config(tmp_path)

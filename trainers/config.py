@@ -321,6 +321,8 @@ def resolve_config_path(path: str | Path) -> Path:
     file = Path(path).expanduser()
     if file.is_file():
         return file
+    if file.is_dir():
+        raise ValueError(f"config file expected at {file}, but that is a folder")
     bundled = CONFIG_DIR / f"{path}.yaml"
     if bundled.is_file():
         return bundled
