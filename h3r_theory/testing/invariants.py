@@ -619,14 +619,18 @@ def edge_semantics(
         uv = subject.to_heatmap(decoded.double().cpu())
         w, h = subject.heatmap_size
         lim = torch.tensor([w - 1.0, h - 1.0], dtype=torch.float64)
-        outside = bool(((uv < -allow) | (uv > lim + allow)).any())
+        outside = ((uv < -allow) | (uv > lim + allow)).any(-1).reshape(-1)  # (4,) per band keypoint
         bound = claims.border_band_cells + claims.round_trip_cells + allow
+        bad = outside | ~(cells.reshape(-1) <= bound)
         finding = ""
-        if outside or not worst <= bound:
-            where = "outside the cell-centre box, " if outside else ""
+        if bad.any():
+            j = int(bad.nonzero()[0])
+            (u, v), (gu, gv) = case.cells[7 + j], uv.reshape(-1, 2)[j].tolist()
+            where = "outside the cell-centre box, " if outside[j] else ""
             finding = (
-                f"the {EDGE_LAYOUT[7 + i][0]} keypoint decodes {where}{worst:.4g} cells ({worst_px:.4g} px) "
-                f"from its clamp onto the cell-centre box; {bound:.3g} allowed"
+                f"the {EDGE_LAYOUT[7 + j][0]} keypoint ({u:.4g}, {v:.4g}) decodes at ({gu:.4g}, {gv:.4g}) cells, "
+                f"{where}{float(cells.reshape(-1)[j]):.4g} cells from its clamp onto the cell-centre box "
+                f"({bound:.3g} allowed)"
             )
         return Observation(not finding, worst, worst_px, case.describe(), finding)
 
