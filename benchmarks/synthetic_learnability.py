@@ -95,20 +95,30 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=48)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--val", type=int, default=512)
+    parser.add_argument(
+        "--noise-distribution",
+        default="uniform",
+        choices=("uniform", "gaussian"),
+        help="law of the pixel noise",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     stride = 4
     size = (args.size, args.size)
-    train = SyntheticLandmarks(10**9, size, args.keypoints, seed=0, split="train")
-    val = SyntheticLandmarks(args.val, size, args.keypoints, seed=0, split="val")
+    noise = {"noise_distribution": args.noise_distribution}
+    train = SyntheticLandmarks(10**9, size, args.keypoints, seed=0, split="train", **noise)
+    val = SyntheticLandmarks(args.val, size, args.keypoints, seed=0, split="val", **noise)
     model = TinyNet(args.keypoints, args.width)
     params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60.0
     start = time.perf_counter()
     step, seen = 0, 0
-    print(f"image {size}, K={args.keypoints}, params={params}, stride {stride}, batch {args.batch}")
+    print(
+        f"image {size}, K={args.keypoints}, params={params}, stride {stride}, batch {args.batch}, "
+        f"{args.noise_distribution} pixel noise"
+    )
     while True:
         elapsed = time.perf_counter() - start
         progress = step / args.steps if args.steps else elapsed / budget
