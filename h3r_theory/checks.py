@@ -7,6 +7,8 @@ batch of thousands can be found.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -29,7 +31,7 @@ def check_keypoints(keypoints: Tensor, visible: Tensor | None = None, name: str 
         raise ValueError(f"{name} must be a floating tensor (float32 or float64), got {keypoints.dtype}")
     bad = ~torch.isfinite(keypoints).all(dim=-1)
     if visible is not None:
-        bad &= visible > 0
+        bad &= check_visible(visible, keypoints) > 0  # shape and device first: no raw broadcasting error
     if bad.any():
         b, k = _first_index(bad)
         raise ValueError(
@@ -60,6 +62,19 @@ def check_visible(visible: Tensor | None, keypoints: Tensor, name: str = "visibl
     return (visible > 0).to(keypoints.dtype)
 
 
+def check_generator(generator: object, device: torch.device, name: str = "generator") -> None:
+    """Check ``generator`` is ``None`` or a ``torch.Generator`` on ``device``'s type (CPU or CUDA)."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(
+            f"{name} must be a torch.Generator or None, got {type(generator).__name__} {generator!r}; "
+            "use torch.Generator().manual_seed(seed) for a seed"
+        )
+    if generator.device.type != device.type:
+        raise ValueError(f"{name} is on {generator.device} but keypoints are on {device}")
+
+
 def check_heatmaps(heatmaps: Tensor, heatmap_size: tuple[int, int], name: str = "heatmaps") -> Tensor:
     """Check ``heatmaps`` is a finite floating (B, K, h, w) tensor with ``(w, h) == heatmap_size``."""
     w, h = heatmap_size
@@ -82,3 +97,30 @@ def check_heatmaps(heatmaps: Tensor, heatmap_size: tuple[int, int], name: str = 
             b, k = _first_index(~finite)
             raise ValueError(f"{name} has a non-finite value in the map at (batch, keypoint) = ({b}, {k})")
     return heatmaps
+
+
+def check_positive(value: object, name: str = "sigma", zero: bool = False, unit: str = "cells") -> float:
+    """``value`` as a float, or ``ValueError`` naming ``name`` unless it is finite and > 0 (>= 0 if ``zero``)."""
+    rule = f"{name} must be {'>=' if zero else '>'} 0 and finite ({unit}), got {value!r}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(rule) from None
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+        raise ValueError(rule)
+    return number
+
+
+def check_int(value: object, name: str, minimum: int) -> int:
+    """``value`` as an int, or ``ValueError`` naming ``name`` unless it is an integer >= ``minimum``.
+
+    A float such as ``2.7`` is refused rather than truncated; ``4.0`` and numpy integers are accepted.
+    """
+    try:
+        number = int(value)
+        exact = number == value
+    except (TypeError, ValueError, OverflowError):
+        exact = False
+    if not exact or isinstance(value, bool) or number < minimum:
+        raise ValueError(f"{name} must be >= {minimum} and an integer, got {value!r}")
+    return number

@@ -120,21 +120,46 @@ def stride(input_size: Size, heatmap_size: Size) -> tuple[float, float]:
     return W / w, H / h
 
 
-def heatmap_extent(heatmap_size: Size) -> tuple[tuple[float, float], tuple[float, float]]:
-    """The half-open box ``[-0.5, w - 0.5) x [-0.5, h - 0.5)`` covered by the heatmap, in cells.
+def heatmap_extent(
+    heatmap_size: Size, input_size: Size | None = None, convention: Convention = "pixel_center"
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The half-open box ``[u0, u1) x [v0, v1)``, in cells, of the keypoints that a heatmap can hold.
 
-    A keypoint outside it is *off the heatmap*; inside it but outside ``[0, w - 1] x [0, h - 1]`` it is in
-    the half-cell border band, where cell-based codecs must clamp it onto the outermost cell centres.
+    The rule, the same for every convention: a keypoint is on the heatmap iff it lies in the input image,
+    ``x in [-0.5, W - 0.5)`` and ``y in [-0.5, H - 0.5)`` (pixel ``i`` covers ``[i - 0.5, i + 0.5)``). Mapped
+    through each convention (stride ``s = W / w``):
+
+    * ``pixel_center``: ``[-0.5, w - 0.5)``, the heatmap's own cells, whatever the input size;
+    * ``msra``: ``[-1 / (2 s), w - 1 / (2 s))``. The image reaches almost a whole cell beyond the last cell
+      centre, so the last ``s / 2`` pixels of the image are kept (they are kept by MSRA-style training too),
+      and a keypoint there lies up to ``1 - 1 / (2 s)`` cells beyond the last cell centre;
+    * ``udp``: ``[-a / 2, w - 1 + a / 2)`` with ``a = (w - 1) / (W - 1)``: half an input pixel beyond the
+      first and last cell centres.
+
+    Inside the box but outside ``[0, w - 1] x [0, h - 1]`` a keypoint is in the border band, where
+    cell-based codecs clamp it onto the outermost cell centres. ``input_size`` may be omitted only for
+    ``pixel_center``, whose box does not depend on it.
     """
     w, h = check_size(heatmap_size, "heatmap_size")
-    return (-0.5, w - 0.5), (-0.5, h - 0.5)
+    if check_convention(convention) == "pixel_center":
+        return (-0.5, w - 0.5), (-0.5, h - 0.5)  # exact, rather than through a rounded affine map
+    if input_size is None:
+        raise ValueError(f"heatmap_extent needs input_size under the {convention!r} convention")
+    W, H = check_size(input_size, "input_size")
+    (ax, ay), (bx, by) = _scale_and_offset(input_size, heatmap_size, convention)
+    # A 1-pixel udp axis maps every x onto cell 0 (scale 0): keep the heatmap's own cells there.
+    x_box = (ax * -0.5 + bx, ax * (W - 0.5) + bx) if ax > 0 else (-0.5, w - 0.5)
+    y_box = (ay * -0.5 + by, ay * (H - 0.5) + by) if ay > 0 else (-0.5, h - 0.5)
+    return x_box, y_box
 
 
-def on_heatmap(uv: Tensor, heatmap_size: Size) -> Tensor:
+def on_heatmap(
+    uv: Tensor, heatmap_size: Size, input_size: Size | None = None, convention: Convention = "pixel_center"
+) -> Tensor:
     """Boolean mask (...) of the points ``uv`` (..., 2) that lie inside :func:`heatmap_extent`."""
-    w, h = check_size(heatmap_size, "heatmap_size")
+    (u0, u1), (v0, v1) = heatmap_extent(heatmap_size, input_size, convention)
     u, v = uv[..., 0], uv[..., 1]
-    return (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
+    return (u >= u0) & (u < u1) & (v >= v0) & (v < v1)
 
 
 def flip_x(xy: Tensor, width: int) -> Tensor:

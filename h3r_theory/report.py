@@ -37,7 +37,7 @@ def round_trip_errors(
     uv = low + torch.rand(1, n, 2, generator=generator, dtype=torch.float64) * (high - low)
     keypoints = codec.to_input(uv)
     target = codec.encode(keypoints, generator=generator) if sample else codec.expected(keypoints)
-    decoded, _ = codec.decode(target.heatmaps)
+    decoded, _ = codec.decode(target.heatmaps, activation="probabilities")  # targets hold probabilities
     return (decoded - keypoints).norm(dim=-1)[0]
 
 
@@ -46,6 +46,7 @@ def report(strides: list[int], n: int, seed: int) -> list[dict]:
     generator = torch.Generator().manual_seed(seed)
     variants = [(name, {}, False) for name in codecs.available()]
     variants.insert(1, ("argmax", {"rounding": "floor"}, False))
+    variants += [("randomized_rounding", {"method": m}, False) for m in ("topk", "2x2")]
     variants.append(("randomized_rounding", {}, True))
     rows = []
     for stride in strides:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .argmax import Argmax, quantize
 from .base import Encoded, HeatmapCodec
 from .gaussian import DARK, UDP, Gaussian
-from .randomized_rounding import RandomizedRounding
+from .randomized_rounding import RandomizedRounding, fit_temperature
 from .soft_argmax import SoftArgmax, soft_argmax_cells
 
 CODECS: dict[str, type[HeatmapCodec]] = {
@@ -44,6 +44,7 @@ __all__ = [
     "UDP",
     "available",
     "build",
+    "fit_temperature",
     "quantize",
     "soft_argmax_cells",
 ]

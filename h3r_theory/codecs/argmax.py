@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .base import Encoded, HeatmapCodec
-from .peaks import argmax_cells
+from .peaks import Peak, map_logsumexp
 
 ROUNDINGS = ("round", "floor")
 
@@ -52,12 +52,15 @@ class Argmax(HeatmapCodec):
         self, keypoints: Tensor, visible: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Encoded:
         """One-hot target per keypoint at its quantized cell (``generator`` is unused: deterministic)."""
-        uv, weights = self._prepare(keypoints, visible)
+        uv, weights = self._prepare(keypoints, visible, generator)
         cell = self._clamp_to_cells(quantize(self._clamp_to_cells(uv), self.rounding).to(uv.dtype)).long()
         flat = (cell[..., 1] * self.heatmap_size[0] + cell[..., 0])[..., None]
         return Encoded(weights, uv, self.heatmap_size, cells=flat, values=weights[..., None].clone())
 
-    def _decode_cells(self, heatmaps: Tensor, activation: str) -> tuple[Tensor, Tensor]:
-        ix, iy, peak = argmax_cells(heatmaps)
-        scores = torch.softmax(heatmaps.flatten(-2), -1).amax(-1) if activation == "logits" else peak
-        return torch.stack((ix, iy), dim=-1).to(heatmaps.dtype), scores
+    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> tuple[Tensor, Tensor]:
+        """The argmax cell; score = its softmax probability (logits) or its value (probabilities)."""
+        if activation == "logits":
+            scores = torch.exp(peak.value - map_logsumexp(heatmaps, peak.value))
+        else:
+            scores = peak.value
+        return torch.stack((peak.ix, peak.iy), dim=-1).to(heatmaps.dtype), scores

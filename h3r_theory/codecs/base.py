@@ -5,13 +5,21 @@ and back, so that swapping a codec never changes the pixel convention silently.
 
 Edge semantics shared by all codecs (``u`` is a keypoint's heatmap coordinate, ``w`` the heatmap width):
 
-* off the heatmap (``u < -0.5`` or ``u >= w - 0.5``, likewise in y) or invisible: weight 0, all-zero target;
-* in the half-cell border band (``-0.5 <= u < 0`` or ``w - 1 < u < w - 0.5``): cell-based codecs
-  (:class:`Argmax`, :class:`RandomizedRounding`) clamp ``u`` onto ``[0, w - 1]``. Such a target is biased
-  toward the inside by up to half a cell, because no cell centre lies beyond the outermost one;
+* outside the input image (``x < -0.5`` or ``x >= W - 0.5``, likewise in y) or invisible: weight 0, an
+  all-zero target. In cells that is :func:`h3r_theory.conventions.heatmap_extent`, which follows the
+  convention: ``[-0.5, w - 0.5)`` under ``pixel_center``, ``[-1/(2s), w - 1/(2s))`` under ``msra``;
+* in the border band (inside the image but outside ``[0, w - 1]``: half a cell under ``pixel_center``, up
+  to ``1 - 1/(2s)`` cells on the far side under ``msra``): cell-based codecs (:class:`Argmax`,
+  :class:`RandomizedRounding`) clamp ``u`` onto ``[0, w - 1]``. Such a target is biased toward the inside,
+  because no cell centre lies beyond the outermost one;
 * non-finite visible keypoints and non-finite heatmaps raise ``ValueError`` naming ``(batch, keypoint)``;
 * a constant (e.g. all-zero) heatmap carries no location: ``decode`` returns the heatmap centre with
   score 0 rather than an arbitrary cell.
+
+Precision: half-precision heatmaps (float16, bfloat16, as AMP produces) are decoded in float32 and the
+coordinates and scores are returned in the input dtype (rounded once, at the end). Note what that rounding
+costs: bfloat16 holds 8 significant bits, so a coordinate between 128 and 256 pixels comes back on a 1-pixel
+grid; call ``decode(heatmaps.float())`` to keep float32 coordinates.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ import torch
 from torch import Tensor
 
 from .. import conventions
-from ..checks import check_heatmaps, check_keypoints, check_visible
+from ..checks import check_generator, check_heatmaps, check_keypoints, check_visible
+from .peaks import Peak, argmax_cells, constant_maps
 
 ACTIVATIONS = ("probabilities", "logits")
+HALF_DTYPES = (torch.float16, torch.bfloat16)  # decoded in float32, returned in their own dtype
 
 
 class Encoded:
@@ -91,7 +101,8 @@ class HeatmapCodec:
     """
 
     name: ClassVar[str] = "codec"
-    #: How ``decode`` reads a network output trained with this codec's default loss.
+    #: How ``decode`` reads its input unless told otherwise: the output space of a network trained with this
+    #: codec's default loss (see :func:`h3r_theory.losses.default_loss`).
     default_activation: ClassVar[str] = "probabilities"
     #: True when ``encode`` draws random targets.
     stochastic: ClassVar[bool] = False
@@ -133,40 +144,52 @@ class HeatmapCodec:
     def decode(self, heatmaps: Tensor, activation: str | None = None, **options) -> tuple[Tensor, Tensor]:
         """Heatmaps (B, K, h, w) -> keypoints (B, K, 2) in input pixels and scores (B, K).
 
-        ``activation`` says what the maps hold: ``"probabilities"`` (targets, or network outputs trained to
-        match them) or ``"logits"`` (raw outputs of a network trained with a softmax loss). Defaults to
-        ``"probabilities"``, the space ``encode`` produces. ``options`` are the codec's decoder settings
-        for this call only (e.g. ``method``/``k`` of :class:`RandomizedRounding`).
+        ``activation`` says what the maps hold: ``"logits"`` (raw outputs of a network trained with a softmax
+        loss) or ``"probabilities"`` (the targets ``encode``/``expected`` produce, or outputs trained to
+        match them). It defaults to the codec's :attr:`default_activation`, the space of a network trained
+        with the codec's default loss, so ``decode(network_output)`` is right; decoding a *target* of a
+        codec whose default is ``"logits"`` needs ``activation="probabilities"``. ``options`` are the
+        codec's decoder settings for this call only (e.g. ``method`` of :class:`RandomizedRounding`).
         """
-        activation = "probabilities" if activation is None else activation
+        activation = self.default_activation if activation is None else activation
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         check_heatmaps(heatmaps, self.heatmap_size)
-        uv, scores = self._decode_cells(heatmaps, activation, **options)
+        maps = heatmaps.float() if heatmaps.dtype in HALF_DTYPES else heatmaps
+        peak = Peak(*argmax_cells(maps))
+        uv, scores = self._decode_cells(maps, activation, peak, **options)
         # A constant map has no peak: report the centre of the heatmap, with zero confidence.
-        flat = heatmaps.flatten(-2)
-        constant = flat.amax(-1) == flat.amin(-1)
+        constant = constant_maps(maps, peak.ix, peak.iy)
         if constant.any():
             w, h = self.heatmap_size
             centre = uv.new_tensor([(w - 1) / 2, (h - 1) / 2])
             uv = torch.where(constant[..., None], centre, uv)
             scores = scores.masked_fill(constant, 0.0)
-        return self.to_input(uv), scores
+        return self.to_input(uv).to(heatmaps.dtype), scores.to(heatmaps.dtype)
 
-    def _decode_cells(self, heatmaps: Tensor, activation: str, **options) -> tuple[Tensor, Tensor]:
-        """(B, K, h, w) -> cell coordinates (B, K, 2) and scores (B, K); inputs already validated."""
+    def _decode_cells(
+        self, heatmaps: Tensor, activation: str, peak: Peak, **options
+    ) -> tuple[Tensor, Tensor]:
+        """(B, K, h, w) -> cell coordinates (B, K, 2) and scores (B, K); inputs validated, at least float32.
+
+        ``peak`` holds the first maximum of every map, computed once by :meth:`decode`.
+        """
         raise NotImplementedError
 
     # -- helpers for subclasses ----------------------------------------------------------------------
-    def _prepare(self, keypoints: Tensor, visible: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _prepare(
+        self, keypoints: Tensor, visible: Tensor | None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Validate inputs; return heatmap coordinates ``uv`` (B, K, 2) and loss weights (B, K).
 
         Invisible keypoints may hold NaN; their ``uv`` is replaced by 0 so that no NaN reaches a target.
         """
         check_keypoints(keypoints, visible)
+        check_generator(generator, keypoints.device)
         mask = check_visible(visible, keypoints)
         uv = self.to_heatmap(keypoints)
-        weights = mask * conventions.on_heatmap(uv, self.heatmap_size).to(mask.dtype)
+        inside = conventions.on_heatmap(uv, self.heatmap_size, self.input_size, self.convention)
+        weights = mask * inside.to(mask.dtype)
         uv = torch.where(weights[..., None] > 0, uv, torch.zeros_like(uv))
         return uv, weights
 

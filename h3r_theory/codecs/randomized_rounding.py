@@ -11,20 +11,37 @@ one-hot target is placed at the sampled cell. A fresh sample is drawn for every 
 * Lossless: the mean cell under that distribution is exactly ``u``, so a decoder that takes the
   probability-weighted mean of the activation points recovers the sub-cell position.
 
+Target. ``target="sample"`` (the paper, the default) makes ``encode`` draw a fresh one-hot sample per call;
+``target="expected"`` makes it return the bilinear distribution itself: the same expected gradient of the
+spatial-softmax cross-entropy (which is linear in the target), without the sampling noise. The loss
+(:func:`h3r_theory.losses.spatial_softmax_cross_entropy`) takes either: a one-hot target as cell indices, the
+bilinear one as a dense distribution.
+
 Which pairing is lossless (derived in :mod:`h3r_theory.theory`):
 
 * network trained with spatial-softmax cross-entropy on the samples -> its softmax converges to the bilinear
-  distribution -> ``decode(logits, activation="logits")`` (softmax over the activation points' logits);
+  distribution -> ``decode(logits)`` (``activation="logits"``, the default: softmax over the activation
+  points' logits);
 * heatmaps that already hold probabilities (the ``expected`` targets, or sigmoid outputs of a per-pixel
   BCE head) -> ``decode(probs, activation="probabilities")`` (normalise the activation points' mass).
   Passing per-pixel BCE *logits* as ``"logits"`` weights cells by the odds ``p / (1 - p)`` and is biased.
 
-Activation points are the (2r+1)^2 window around the maximum (``method="window"``, the default) or the
-``k`` largest cells (``method="topk"``; the authors' release uses ``k = 9``). Both contain the whole 2 x 2
-support of the bilinear distribution whenever ``r >= 1`` or ``k >= 4``. The window is the default because
-it is local, so a secondary peak elsewhere in a trained network's map cannot pull the estimate toward it,
-and because it is cheaper: measured on a 2-core CPU, decoding 1024 x 17 maps of 64 x 48 took 24 ms with
-the 3 x 3 window and 56 ms with top-9 (``torch.topk`` alone costs ~24 ms there).
+Decoders (``method``), each the weighted mean of a set of activation points, each lossless on the expected
+map because each set contains its whole 2 x 2 support:
+
+* ``"window"`` (the default): the (2r+1)^2 cells around the maximum (``r >= 1``);
+* ``"topk"``: the ``k`` largest cells (``k >= 4``; the authors' release uses ``k = 9``);
+* ``"2x2"``: the argmax cell plus, on each axis, its larger neighbour: the smallest set that holds the
+  bilinear support, so the one least diluted by the cells a trained network spreads mass onto.
+
+The window is the default because it is local, so a secondary peak elsewhere in a trained network's map
+cannot pull the estimate toward it (``topk`` can), and because it needs no ``torch.topk`` (its cost against
+the other decoders is measured by ``benchmarks/codecs.py``). Which decoder is most accurate on a trained
+network is a property of the network, not of the codec; the sweep (``h3r-sweep``) measures it.
+
+Calibration. A network trained with the cross-entropy can come out over- or under-confident; its logits
+divided by a temperature ``T`` (``decode(..., temperature=T)``) give a sharper (T < 1) or flatter (T > 1)
+distribution to average. :func:`fit_temperature` fits ``T`` on training maps.
 """
 
 from __future__ import annotations
@@ -32,10 +49,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import check_heatmaps, check_int, check_positive
 from .base import Encoded, HeatmapCodec
-from .peaks import argmax_cells, gather_window
+from .peaks import Peak, gather_window, map_logsumexp
 
-DECODE_METHODS = ("topk", "window")
+DECODE_METHODS = ("window", "topk", "2x2")
+TARGETS = ("sample", "expected")
 
 
 def _floor_and_fraction(uv: Tensor) -> tuple[Tensor, Tensor]:
@@ -49,10 +68,14 @@ class RandomizedRounding(HeatmapCodec):
     Args:
         input_size, heatmap_size: (width, height) in pixels and cells.
         convention: pixel convention, see :mod:`h3r_theory.conventions`.
-        method: default decoder, ``"window"`` or ``"topk"``.
+        method: default decoder, ``"window"``, ``"topk"`` or ``"2x2"``.
         k: number of activation points for ``"topk"`` (>= 4 for losslessness; 9 in the authors' release);
-            capped at the number of cells.
-        radius: half-size of the ``"window"`` decoder (1 -> 3 x 3).
+            a ``k`` beyond the number of cells uses every cell (the same result).
+        radius: half-size of the ``"window"`` decoder (1 -> 3 x 3); a radius beyond the map is capped at the
+            one whose window covers the whole map from any cell (the same result, without the cost).
+        target: what ``encode`` returns, ``"sample"`` (a fresh one-hot draw per call) or ``"expected"``
+            (the bilinear distribution, deterministic).
+        temperature: default temperature of the ``"logits"`` decode, see :func:`fit_temperature`.
     """
 
     name = "randomized_rounding"
@@ -67,24 +90,34 @@ class RandomizedRounding(HeatmapCodec):
         method: str = "window",
         k: int = 9,
         radius: int = 1,
+        target: str = "sample",
+        temperature: float = 1.0,
     ) -> None:
         super().__init__(input_size, heatmap_size, convention)
         self.method, self.k, self.radius = _check_decoder(method, k, radius, self.heatmap_size)
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        self.target = target
+        self.stochastic = target == "sample"  # an instance attribute: ``expected`` targets are deterministic
+        self.temperature = check_positive(temperature, "temperature", unit="logit scale")
 
     def encode(
         self, keypoints: Tensor, visible: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Encoded:
-        """Draw one one-hot target per keypoint: each axis rounds up with probability ``frac(u)``.
+        """One training target per keypoint: a one-hot draw (``target="sample"``) or :meth:`expected`.
+
+        A draw rounds each axis up with probability ``frac(u)``.
 
         Args:
             keypoints: (B, K, 2) input pixels; visible: (B, K) or None; generator: a ``torch.Generator`` on
-                the keypoints' device, for reproducible samples.
+                the keypoints' device, for reproducible samples (unused for ``target="expected"``).
         Returns:
-            :class:`Encoded` with one cell per keypoint (``indices`` (B, K)); dense ``heatmaps`` on demand.
+            :class:`Encoded` with one cell per keypoint (``indices`` (B, K)) for a draw, four (the bilinear
+            weights) for the expectation; dense ``heatmaps`` on demand.
         """
-        uv, weights = self._prepare(keypoints, visible)
-        if generator is not None and generator.device.type != uv.device.type:
-            raise ValueError(f"generator is on {generator.device} but keypoints are on {uv.device}")
+        uv, weights = self._prepare(keypoints, visible, generator)
+        if self.target == "expected":
+            return self._bilinear(uv, weights)
         floor, frac = _floor_and_fraction(self._clamp_to_cells(uv))
         draw = torch.rand(frac.shape, generator=generator, device=uv.device, dtype=uv.dtype)
         cell = floor + (draw < frac).long()  # frac == 0 never rounds up, so cell stays inside the map
@@ -95,6 +128,9 @@ class RandomizedRounding(HeatmapCodec):
     def expected(self, keypoints: Tensor, visible: Tensor | None = None) -> Encoded:
         """E[encode]: the bilinear weights on the 4 cells around each keypoint (they sum to 1)."""
         uv, weights = self._prepare(keypoints, visible)
+        return self._bilinear(uv, weights)
+
+    def _bilinear(self, uv: Tensor, weights: Tensor) -> Encoded:
         floor, frac = _floor_and_fraction(self._clamp_to_cells(uv))
         w, h = self.heatmap_size
         ex, ey = frac[..., 0], frac[..., 1]
@@ -112,23 +148,29 @@ class RandomizedRounding(HeatmapCodec):
         method: str | None = None,
         k: int | None = None,
         radius: int | None = None,
+        temperature: float | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Weighted mean of the activation points, in input pixels (B, K, 2), and scores (B, K).
 
-        ``activation="logits"``: weights = softmax over the points' logits; score = the softmax mass (over
-        the whole map) that the points hold. ``"probabilities"``: weights = the points' values (negatives
-        count as 0), normalised; score = the peak value. ``method``, ``k`` and ``radius`` override the
-        codec's settings for this call only.
+        ``activation="logits"`` (the default, see :attr:`default_activation`): weights = softmax over the
+        points' logits divided by ``temperature``; score = the softmax mass (over the whole map) that the
+        points hold. ``"probabilities"``: weights = the points' values (negatives count as 0), normalised;
+        score = the peak value; a temperature other than 1 is refused there (it is defined on logits).
+        ``method``, ``k``, ``radius`` and ``temperature`` override the codec's settings for this call only.
         """
-        return super().decode(heatmaps, activation, method=method, k=k, radius=radius)
+        return super().decode(
+            heatmaps, activation, method=method, k=k, radius=radius, temperature=temperature
+        )
 
     def _decode_cells(
         self,
         heatmaps: Tensor,
         activation: str,
+        peak: Peak,
         method: str | None = None,
         k: int | None = None,
         radius: int | None = None,
+        temperature: float | None = None,
     ) -> tuple[Tensor, Tensor]:
         method, k, radius = _check_decoder(
             method or self.method,
@@ -136,39 +178,134 @@ class RandomizedRounding(HeatmapCodec):
             self.radius if radius is None else radius,
             self.heatmap_size,
         )
-        if method == "topk":
-            values, flat = heatmaps.flatten(-2).topk(k, dim=-1)
-            w = self.heatmap_size[0]
-            x, y = flat % w, flat // w
-            inside = torch.ones_like(values, dtype=torch.bool)
-            peak_x, peak_y, peak = x[..., 0], y[..., 0], values[..., 0]
-        else:
-            peak_x, peak_y, peak = argmax_cells(heatmaps)
-            values, x, y, inside = gather_window(heatmaps, peak_x, peak_y, radius)
-
+        temperature = self.temperature if temperature is None else check_positive(temperature, "temperature")
+        if activation == "probabilities" and temperature != 1.0:
+            raise ValueError(
+                f"temperature applies to logits; got temperature={temperature} with probabilities"
+            )
+        values, x, y, inside = activation_points(heatmaps, peak, method, k, radius)
         if activation == "logits":
             logits = values.masked_fill(~inside, float("-inf"))
+            if temperature != 1.0:
+                logits = logits / temperature
             weights = torch.softmax(logits, dim=-1)
-            scores = torch.exp(torch.logsumexp(logits, -1) - torch.logsumexp(heatmaps.flatten(-2), -1))
+            scale = 1.0 / temperature
+            lse_map = (
+                map_logsumexp(heatmaps, peak.value) if scale == 1.0 else _scaled_lse(heatmaps, peak, scale)
+            )
+            scores = torch.exp(torch.logsumexp(logits, -1) - lse_map)
         else:
-            weights = values.clamp(min=0)  # cells outside the map were gathered as 0
+            weights = values.clamp(min=0) * inside  # cells outside the map carry no mass
             mass = weights.sum(-1, keepdim=True)
             weights = weights / mass.clamp(min=torch.finfo(mass.dtype).tiny)
-            scores = peak
+            scores = peak.value
         uv = torch.stack(((weights * x).sum(-1), (weights * y).sum(-1)), dim=-1)
         # No positive mass among the points (e.g. an all-negative probability map): use the peak cell.
         no_mass = weights.sum(-1) == 0
-        peak_uv = torch.stack((peak_x, peak_y), dim=-1).to(uv.dtype)
+        peak_uv = torch.stack((peak.ix, peak.iy), dim=-1).to(uv.dtype)
         return torch.where(no_mass[..., None], peak_uv, uv), scores
 
 
+def _scaled_lse(heatmaps: Tensor, peak: Peak, scale: float) -> Tensor:
+    """log-sum-exp of ``scale * map`` per map (B, K), for a temperature ``1 / scale``."""
+    return map_logsumexp(heatmaps * scale, peak.value * scale)
+
+
+def activation_points(
+    heatmaps: Tensor, peak: Peak, method: str, k: int, radius: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The cells a decoder averages: values (B, K, P), their x and y cells (B, K, P) and an on-map mask.
+
+    ``method`` is one of :data:`DECODE_METHODS`; ``peak`` the maps' first maxima. Off-map cells (only the
+    window reaches beyond the border) have ``inside`` False and must carry no weight.
+    """
+    w = heatmaps.shape[-1]
+    if method == "topk":
+        values, flat = heatmaps.flatten(-2).topk(k, dim=-1)
+        return values, flat % w, flat // w, torch.ones_like(values, dtype=torch.bool)
+    if method == "window":
+        return gather_window(heatmaps, peak.ix, peak.iy, radius)
+    # "2x2": the peak and its larger neighbour per axis; an off-map neighbour counts as smaller.
+    values, x, y, inside = gather_window(heatmaps, peak.ix, peak.iy, 1)
+    low = torch.finfo(values.dtype).min
+    side = values.masked_fill(~inside, low)
+    sx = torch.where(side[..., 5] > side[..., 3], 1, -1)  # right (5) vs left (3) of the centre (4)
+    sy = torch.where(side[..., 7] > side[..., 1], 1, -1)  # below (7) vs above (1)
+    one = torch.ones_like(sx)
+    # Window index of (dx, dy) is 4 + dx + 3 dy: the peak, its x neighbour, its y neighbour, the diagonal.
+    pick = torch.stack((4 * one, 4 + sx, 4 + 3 * sy, 4 + sx + 3 * sy), dim=-1)
+    return values.gather(-1, pick), x.gather(-1, pick), y.gather(-1, pick), inside.gather(-1, pick)
+
+
+def fit_temperature(
+    logits: Tensor,
+    keypoints: Tensor,
+    codec: RandomizedRounding,
+    visible: Tensor | None = None,
+    bounds: tuple[float, float] = (0.05, 20.0),
+    iterations: int = 60,
+) -> float:
+    """The temperature ``T`` that minimises the spatial-softmax cross-entropy of ``logits / T`` against the
+    expected (bilinear) target of ``keypoints``, over the visible keypoints.
+
+    Why this objective: it is the training loss itself. The cross-entropy is linear in the target, so its
+    mean over the random one-hot draws equals the cross-entropy against their expectation, and fitting ``T``
+    to it on training maps is the classic temperature scaling of a classifier (Guo et al., ICML 2017), with
+    no sampling noise. It is convex in ``1 / T`` (a log-sum-exp of a linear function minus a linear term),
+    so the minimum is unique and found by bisection of its derivative. The decode error would be the other
+    choice, but it is not smooth in ``T`` and mixes the calibration with the decoder's own bias. On exact
+    logits, ``log`` of the expected map, the fit returns ``T = 1`` and the calibrated decode stays lossless.
+
+    Args:
+        logits: (B, K, h, w) network outputs on training images (any float dtype; computed in float32+).
+        keypoints: (B, K, 2) their keypoints in input pixels; visible: (B, K) or None.
+        codec: gives the target (``codec.expected``) and the coordinate convention.
+        bounds: the search range of ``T``; a result on a bound means the optimum lies at or beyond it.
+        iterations: bisection steps on ``1 / T`` (60 halve the bracket to its float64 resolution).
+    Returns:
+        ``T`` as a float: > 1 means the network is over-confident (its distribution is too sharp).
+    """
+    lo, hi = (check_positive(b, "bounds") for b in bounds)
+    if not lo < hi:
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds}")
+    iterations = check_int(iterations, "iterations", 1)
+    check_heatmaps(logits, codec.heatmap_size, "logits")
+    target = codec.expected(keypoints.to(torch.float64), visible)
+    z = logits.flatten(-2).to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
+    weights = target.weights.to(z.dtype)
+    if not weights.sum() > 0:
+        raise ValueError("fit_temperature needs at least one visible keypoint on the heatmap")
+    # E_q[z]: the target's mean logit per map, from its 4 sparse cells.
+    target_mean = (target.values.to(z.dtype) * z.gather(-1, target.cells)).sum(-1) / weights.clamp(min=1e-30)
+
+    def slope(beta: float) -> float:
+        """d/d beta of the mean cross-entropy at beta = 1 / T: E_softmax(beta z)[z] - E_q[z], weighted."""
+        model_mean = (torch.softmax(beta * z, dim=-1) * z).sum(-1)
+        return float(((model_mean - target_mean) * weights).sum() / weights.sum())
+
+    beta_lo, beta_hi = 1.0 / hi, 1.0 / lo  # slope increases with beta (convexity)
+    if slope(beta_lo) >= 0:
+        return hi
+    if slope(beta_hi) <= 0:
+        return lo
+    for _ in range(iterations):
+        mid = 0.5 * (beta_lo + beta_hi)
+        if slope(mid) > 0:
+            beta_hi = mid
+        else:
+            beta_lo = mid
+        if beta_hi - beta_lo <= 1e-12 * beta_hi:
+            break
+    return 1.0 / (0.5 * (beta_lo + beta_hi))
+
+
 def _check_decoder(method: str, k: int, radius: int, heatmap_size: tuple[int, int]) -> tuple[str, int, int]:
-    """Validate decoder settings; returns them with ``k`` and ``radius`` as ints."""
+    """Validate decoder settings; returns them with ``k`` and ``radius`` as ints, capped at the map's size."""
     if method not in DECODE_METHODS:
         raise ValueError(f"method must be one of {DECODE_METHODS}, got {method!r}")
-    if int(k) < 1:
-        raise ValueError(f"k must be >= 1 (4 or more for a lossless decode), got {k}")
-    if int(radius) < 0:
-        raise ValueError(f"radius must be >= 0, got {radius}")
+    k = check_int(k, "k", 1)
+    radius = check_int(radius, "radius", 0)
     w, h = heatmap_size
-    return method, min(int(k), w * h), int(radius)  # a k beyond the map's size uses every cell
+    # A k beyond the map's size uses every cell; a window of radius max(w, h) - 1 covers the whole map
+    # from any cell, so larger radii give the same result at a cost that grows as radius^2.
+    return method, min(k, w * h), min(radius, max(w, h) - 1)

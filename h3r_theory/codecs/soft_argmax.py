@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..checks import check_positive
 from .base import Encoded, HeatmapCodec
-from .peaks import cell_grid, gaussian_maps
+from .peaks import Peak, cell_grid, gaussian_maps, map_logsumexp
 
 
 def soft_argmax_cells(heatmaps: Tensor, activation: str = "logits") -> Tensor:
@@ -26,7 +27,10 @@ def soft_argmax_cells(heatmaps: Tensor, activation: str = "logits") -> Tensor:
     if activation == "logits":
         probs = torch.softmax(heatmaps.flatten(-2), dim=-1).unflatten(-1, (h, w))
     else:
+        # Divide by the peak first: the sum of maps holding values near the float maximum (3e38 in float32)
+        # would overflow to inf and make every weight 0.
         mass = heatmaps.clamp(min=0)
+        mass = mass / mass.flatten(-2).amax(-1).clamp(min=torch.finfo(mass.dtype).tiny)[..., None, None]
         total = mass.flatten(-2).sum(-1)[..., None, None]
         uniform = torch.full_like(mass, 1.0 / (h * w))
         probs = torch.where(total > 0, mass / total.clamp(min=torch.finfo(mass.dtype).tiny), uniform)
@@ -53,22 +57,22 @@ class SoftArgmax(HeatmapCodec):
         sigma: float = 1.0,
     ) -> None:
         super().__init__(input_size, heatmap_size, convention)
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0 cells, got {sigma}")
-        self.sigma = float(sigma)
+        self.sigma = check_positive(sigma)
 
     def encode(
         self, keypoints: Tensor, visible: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Encoded:
         """Normalised Gaussian distributions (each visible map sums to 1) centred at the keypoints."""
-        uv, weights = self._prepare(keypoints, visible)
+        uv, weights = self._prepare(keypoints, visible, generator)
         maps = gaussian_maps(uv, self.heatmap_size, self.sigma, weights)
         total = maps.flatten(-2).sum(-1)[..., None, None]
         maps = maps / total.clamp(min=torch.finfo(maps.dtype).tiny)
         return Encoded(weights, uv, self.heatmap_size, heatmaps=maps)
 
-    def _decode_cells(self, heatmaps: Tensor, activation: str) -> tuple[Tensor, Tensor]:
+    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> tuple[Tensor, Tensor]:
         uv = soft_argmax_cells(heatmaps, activation)
-        flat = heatmaps.flatten(-2)
-        scores = torch.softmax(flat, -1).amax(-1) if activation == "logits" else flat.amax(-1)
+        if activation == "logits":
+            scores = torch.exp(peak.value - map_logsumexp(heatmaps, peak.value))
+        else:
+            scores = peak.value
         return uv, scores
