@@ -546,6 +546,11 @@ def test_image_errors_name_the_file(tmp_path):
         load_image(garbage)
     with pytest.raises(FileNotFoundError, match="nothere.jpg"):
         load_image(tmp_path / "nothere.jpg")
+    (tmp_path / "folder.jpg").mkdir()
+    with pytest.raises(
+        IsADirectoryError, match=rf"image file expected at {tmp_path / 'folder.jpg'}, but that is a folder"
+    ):
+        load_image(tmp_path / "folder.jpg")
     rgba = tmp_path / "rgba.png"
     Image.fromarray(np.full((4, 5, 4), 200, np.uint8)).save(rgba)
     palette = real_samples_dir("mmpose/300w") / "indoor_020.png"  # an 8-bit colormap PNG

@@ -322,6 +322,8 @@ def load_image(image: ImageRef) -> np.ndarray:
     from PIL import Image  # optional dependency (the "train" extra)
 
     path = Path(image)
+    if path.is_dir():
+        raise IsADirectoryError(f"image file expected at {path}, but that is a folder")
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
