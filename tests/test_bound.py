@@ -62,6 +62,7 @@ def test_the_lone_marker_bound_tends_to_sigma_over_peak_sqrt_2_over_pi():
     )
 
 
+@pytest.mark.slow
 def test_fast_fisher_information_equals_the_jvp_reference():
     data = SyntheticLandmarks(2, (48, 40), seed=4, split="val", occlusion=0.2)
     params = data.params(range(2))
@@ -98,6 +99,7 @@ def test_a_hidden_marker_that_nothing_follows_has_an_infinite_bound():
     torch.testing.assert_close(b[1], bound.keypoint_bound(params, (64, 64), 0.03)[1])
 
 
+@pytest.mark.slow
 def test_a_least_squares_fit_of_the_true_template_reaches_the_bound():
     """Gauss-Newton fit of the 36 landmark coordinates (everything else known) on many noisy renders of one
     face: the fit's mean squared error per keypoint equals the bound within Monte Carlo error."""
