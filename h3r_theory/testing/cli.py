@@ -17,7 +17,7 @@ import sys
 
 from .. import conventions
 from .claims import Claims
-from .strategies import SearchSpace
+from .strategies import SearchSpace, probe_geometry
 from .subject import as_factory
 from .suite import INVARIANTS, check_codec
 
@@ -125,7 +125,7 @@ def _setup(argv):
         )
     except ValueError as exc:
         raise BadArguments(str(exc)) from None
-    probe = (space.input_size, space.heatmap_size) if space.input_size and space.heatmap_size else None
+    probe = probe_geometry(space)
     try:
         factory = as_factory(codec, claims.convention, args.protocol, probe=probe)
     except Exception as exc:  # the factory could not build a codec: nothing can be checked

@@ -83,11 +83,8 @@ def _worst(cells: Tensor, px: Tensor) -> tuple[float, float, int]:
 
 
 def _prepare(codec, claims: Claims, space: SearchSpace) -> tuple[CodecFactory, Subject]:
-    probe = (space.input_size, space.heatmap_size) if space.input_size and space.heatmap_size else None
+    probe = S.probe_geometry(space)
     factory = as_factory(codec, claims.convention, probe=probe)
-    if probe is None:
-        geometry = S.geometries(space).example() if space.input_size or space.heatmap_size else None
-        probe = (geometry.input_size, geometry.heatmap_size) if geometry else ((64, 64), (16, 16))
     return factory, factory(*probe)
 
 

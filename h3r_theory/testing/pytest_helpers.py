@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .claims import Claims
 from .result import FAILS, NOT_APPLICABLE
-from .strategies import SearchSpace
+from .strategies import SearchSpace, probe_geometry
 from .subject import as_factory
 from .suite import INVARIANTS, check_invariant
 
@@ -37,8 +37,8 @@ def codec_test_suite(
     import pytest  # only the test suite needs pytest
 
     stated = Claims(**claims)
-    factory = as_factory(codec, stated.convention, protocol)
     space = SearchSpace(input_size=input_size, heatmap_size=heatmap_size)
+    factory = as_factory(codec, stated.convention, protocol, probe=probe_geometry(space))
     names = list(INVARIANTS) if only is None else list(only)
 
     @pytest.mark.parametrize("invariant", names)

@@ -15,7 +15,7 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 
-from .result import FAILS, HOLDS, Counterexample, InvariantResult
+from .result import FAILS, HOLDS, NOT_APPLICABLE, Counterexample, InvariantResult
 
 
 @dataclass
@@ -89,6 +89,8 @@ def run_search(
     except hypothesis.errors.HypothesisException as exc:  # e.g. Flaky: an unseeded random codec
         note = f"hypothesis: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     failure = state["failure"]
+    if failure is None and note:  # the search itself could not run: nothing was shown to hold
+        return InvariantResult(name=name, status=NOT_APPLICABLE, examples=state["n"], note=note)
     return InvariantResult(
         name=name,
         status=FAILS if failure is not None else HOLDS,

@@ -102,6 +102,20 @@ def _divisor_cells(pixels: int, min_cells: int, max_stride: int) -> list[int]:
     return sizes or [pixels]  # no integer stride fits: the identity geometry (filtered by fits())
 
 
+def probe_geometry(space: SearchSpace) -> tuple[tuple[int, int], tuple[int, int]]:
+    """One fixed ``(input_size, heatmap_size)`` of ``space``, to build a codec once before the search."""
+    if space.input_size is not None and space.heatmap_size is not None:
+        return tuple(space.input_size), tuple(space.heatmap_size)
+    if space.input_size is not None:
+        W, H = space.input_size
+        xs, ys = _divisor_cells(W, 2, space.max_stride), _divisor_cells(H, 2, space.max_stride)
+        return (W, H), (xs[len(xs) // 2], ys[len(ys) // 2])
+    if space.heatmap_size is not None:
+        w, h = space.heatmap_size
+        return (4 * w, 4 * h), (w, h)
+    return (64, 64), (16, 16)
+
+
 def fits(space: SearchSpace, min_cells: int) -> bool:
     """Whether ``space`` has any geometry with ``min_cells`` cells per side (False for a too-small fixed one)."""
     if space.heatmap_size is not None:

@@ -9,6 +9,7 @@ class, a factory function, or an adapter from :mod:`h3r_theory.testing.adapters`
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,6 +150,10 @@ class CodecFactory:
 
 
 def label_of(obj: Any) -> str:
+    """``module:qualname`` of a class or function; a ``functools.partial`` shows its keywords."""
+    if isinstance(obj, functools.partial):
+        options = ", ".join(f"{k}={v!r}" for k, v in obj.keywords.items())
+        return f"{label_of(obj.func)}({options})"
     module = getattr(obj, "__module__", None)
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__name__
     return f"{module}:{name}" if module else str(name)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from . import invariants as inv
 from .claims import DEFAULT_CLAIMS, Claims
 from .result import Report
-from .strategies import DEFAULT_SPACE, SearchSpace
+from .strategies import DEFAULT_SPACE, SearchSpace, probe_geometry
 from .subject import as_factory
 
 #: name -> invariant function, in report-card order.
@@ -65,7 +65,7 @@ def check_codec(
         max_examples: hypothesis examples per invariant (``None``: each invariant's default, 10 to 50).
         seed: makes the whole run reproducible.
     """
-    factory = as_factory(codec, claims.convention, protocol)
+    factory = as_factory(codec, claims.convention, protocol, probe=probe_geometry(space))
     names = list(INVARIANTS) if only is None else list(only)
     results = [
         check_invariant(n, factory, claims, space=space, max_examples=max_examples, seed=seed) for n in names
