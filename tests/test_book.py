@@ -6,9 +6,10 @@ Chromium driven by Selenium, served from 127.0.0.1 while every other host name f
 MathJax and the figures can only come from the built folder.
 
 ``H3R_BOOK_HTML=build/book`` reuses a site built by ``make book`` instead of building one (faster while
-editing; the no-warnings check is then the build's own). Chromium is Debian's ``chromium`` + ``chromium-driver`` (installed by ``.ci/run``). Without them the browser
-tests skip with the reason; with ``H3R_REQUIRE_BROWSER=1`` (CI) they fail instead. Set
-``H3R_BOOK_SCREENSHOTS=docs/book/screenshots`` to refresh the screenshots the README shows.
+editing; the no-warnings check is then the build's own). Chromium is Debian's ``chromium`` +
+``chromium-driver`` (installed by ``.ci/run``). Without them the browser tests skip with the reason; with
+``H3R_REQUIRE_BROWSER=1`` (CI) they fail instead. Set ``H3R_BOOK_SCREENSHOTS=docs/book/screenshots`` to
+refresh the screenshots the README shows.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 REQUIRE_BROWSER = os.environ.get("H3R_REQUIRE_BROWSER") == "1"
 HOME = "docs/book/index.html"
-# Notebook pages are mostly prose with figures; the first and the proofs show the most equations.
+# The notebook page of the README's screenshot (its first screen has typeset equations).
 SCREENSHOT_NOTEBOOK = "01_quantization_error"
 
 pytestmark = pytest.mark.slow
