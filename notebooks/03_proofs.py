@@ -49,7 +49,7 @@ import sympy as sp
 import torch
 from IPython.display import Markdown, display
 
-from h3r_theory import plotting
+from h3r_theory import codecs, plotting
 from h3r_theory.theory import losslessness, quantization
 from h3r_theory.theory import montecarlo as mc
 from h3r_theory.theory import randomized_rounding as rr
@@ -147,8 +147,10 @@ check("RR one sample 1-D", rr.single_sample_error(1).closed_form, sim_rr["mean_a
 # ## Claim 4. The expected target decodes to $u$ exactly (losslessness)
 #
 # **Statement.** The weighted mean of the cell coordinates under the bilinear weights is $u$, for every
-# fraction: $\sum_c p_c\, c = u$. Any decoder whose activation points contain the $2 \times 2$ support (top-$k$
-# with $k \ge 4$, the $3 \times 3$ window around the maximum) therefore returns $u$ with zero error.
+# fraction: $\sum_c p_c\, c = u$. Any decoder that weighs its activation points by their values
+# (`activation="probabilities"`) and whose points contain the $2 \times 2$ support (top-$k$ with $k \ge 4$, the
+# $3 \times 3$ window around the maximum) therefore returns $u$ with zero error. (A softmax over those values
+# would weigh them by $e^{p_c}$ instead: that reading belongs to a network's logits, notebook 5.)
 #
 # **Proof.**
 
@@ -169,6 +171,72 @@ for method, options in (("topk", {"k": 9}), ("topk", {"k": 4}), ("window", {"rad
         f"{method} {options}: largest |error| over {N // 5} keypoints below 1e-12 cells: "
         f"{sim['max_abs_1d'] < 1e-12}"
     )
+
+# %% [markdown]
+# ### The two decoders, written out
+#
+# Both decoders are a weighted mean of a few cell coordinates; they differ only in *which* cells. Top-$k$ takes
+# the $k$ largest values anywhere on the map; the window takes the $(2r+1)^2$ cells around the maximum (cells
+# beyond the border count as 0). The weights are the values themselves (`activation="probabilities"`, negatives
+# count as 0) or a softmax over them (`activation="logits"`). Top-9 with logits is the decoder of the H3R
+# release: an independent check found it equal, to 0.0 px, to this package's
+# `decode(method="topk", k=9, activation="logits")` under the release's $u = x/s$ pixel convention
+# (`../shared/notes/h3r-release.md`). In a few lines, on (B, K, h, w) maps, returning cells:
+
+
+# %%
+def weighted_mean(values, x, y, activation):
+    """Weighted mean of the cells (x, y): weights = values (negatives as 0), or a softmax over them."""
+    if activation == "logits":
+        weights = torch.softmax(values, dim=-1)
+    else:
+        weights = values.clamp(min=0) / values.clamp(min=0).sum(-1, keepdim=True)
+    return torch.stack(((weights * x).sum(-1), (weights * y).sum(-1)), dim=-1)
+
+
+def topk_by_hand(maps, k, activation="probabilities"):
+    values, flat = maps.flatten(-2).topk(k, dim=-1)  # the k largest cells anywhere
+    width = maps.shape[-1]
+    return weighted_mean(values, flat % width, flat // width, activation)
+
+
+def window_by_hand(maps, radius=1, activation="probabilities"):
+    height, width = maps.shape[-2:]
+    peak = maps.flatten(-2).argmax(-1)
+    offsets = torch.arange(-radius, radius + 1)
+    x = ((peak % width)[..., None, None] + offsets[None, :]).expand(*peak.shape, len(offsets), len(offsets))
+    y = ((peak // width)[..., None, None] + offsets[:, None]).expand_as(x)
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    flat = (y.clamp(0, height - 1) * width + x.clamp(0, width - 1)).flatten(-2)
+    values = maps.flatten(-2).gather(-1, flat)
+    fill = float("-inf") if activation == "logits" else 0.0
+    values = values.masked_fill(~inside.flatten(-2), fill)  # cells beyond the border carry no weight
+    return weighted_mean(values, x.flatten(-2), y.flatten(-2), activation)
+
+
+# %% [markdown]
+# Asserted equal to the library on maps where the decoders *differ* from the truth: the expected targets of
+# random keypoints (some on the border) plus noise, so that the top-9 cells scatter and the windows are
+# uneven.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+g = torch.Generator().manual_seed(SEED)
+library = codecs.RandomizedRounding(input_size=(64, 48), heatmap_size=(16, 12))  # stride 4
+uv = torch.rand(4, 17, 2, generator=g, dtype=torch.float64) * torch.tensor([15.0, 11.0], dtype=torch.float64)
+maps = library.expected(library.to_input(uv)).heatmaps
+maps = maps + 0.05 * torch.rand(maps.shape, generator=g, dtype=maps.dtype)
+for activation in ("probabilities", "logits"):
+    for name, by_hand, options in (
+        ("top-9", topk_by_hand(maps, 9, activation), {"method": "topk", "k": 9}),
+        ("top-4", topk_by_hand(maps, 4, activation), {"method": "topk", "k": 4}),
+        ("window r=1", window_by_hand(maps, 1, activation), {"method": "window", "radius": 1}),
+        ("window r=2", window_by_hand(maps, 2, activation), {"method": "window", "radius": 2}),
+    ):
+        xy, _ = library.decode(maps, activation=activation, **options)
+        gap = float((library.to_heatmap(xy) - by_hand).abs().max())
+        print(f"{name:10s} {activation:13s}: by hand == library (max gap below 1e-12 cells): {gap < 1e-12}")
+        assert gap < 1e-12, (name, activation, gap)
 
 # %% [markdown]
 # ## Claim 5. Too few activation points bring the quantization error back
@@ -227,14 +295,14 @@ for delta in DELTAS:
 # ## All checks at a glance
 
 # %%
-labels = [claim for claim, _, _ in summary]
-plotting.estimates_vs_exact(
-    labels,
-    [est.mean for _, _, est in summary],
-    [est.stderr for _, _, est in summary],
-    [exact for _, exact, _ in summary],
-    "value (cells or cells^2)",
-    title="closed forms (sympy) and their Monte Carlo estimates",
+# The checks estimate quantities of very different sizes (a bias of 0, an MSE of 1/12, an error of 0.52 cell),
+# with standard errors around $10^{-3}$: on a common value axis every error bar would be invisible. Their
+# $z$-scores share one scale: a correct check has $z$ roughly standard normal.
+plotting.z_scores(
+    [claim for claim, _, _ in summary],
+    [est.z_score(exact) for _, exact, est in summary],
+    limits=(2, 5),
+    title="each Monte Carlo check against its closed form",
 )
 
 # %%

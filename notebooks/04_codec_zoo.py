@@ -35,8 +35,9 @@
 # 3. compare how the decoders degrade when the heatmap is noisy, as a trained network's output is;
 # 4. measure encode/decode speed and know why such numbers depend on the machine.
 #
-# The errors here are those of the *targets*: a perfect network reproduces its training target, so this is the
-# floor below which no amount of training gets. Notebook 5 asks what a network actually converges to.
+# The errors here are those of the *targets*: a network at the optimum of its loss outputs the (expected)
+# training target, so this is the error that remains when training is perfect. Notebook 5 asks which optimum a
+# loss actually has, and how the decoder must read it.
 
 # %% tags=["parameters"]
 # Parameters. The defaults keep the notebook under ~30 s on a 2-core CPU; H3R_NOTEBOOK_FULL=1 (or FULL = True)
@@ -81,8 +82,8 @@ print(f"input {W} x {H} px, heatmaps {HEATMAP[0]} x {HEATMAP[1]} cells, stride {
 # ## 4.1 The targets of one keypoint
 #
 # The keypoint sits at a fraction $(0.3, 0.7)$ of a cell. The white cross is the truth, the red dot the decode
-# of each target (all maps of a 12 x 12 corner; `RandomizedRounding` shows its *expected* target, the average
-# of the one-hot samples it trains on).
+# of each target (12 x 12 maps; `RandomizedRounding` shows its *expected* target, the average of the one-hot
+# samples it trains on; every target is decoded with `activation="probabilities"`, since it is not a logit map).
 
 # %%
 small = {
@@ -95,7 +96,7 @@ maps, decoded = {}, {}
 for label, codec in small.items():
     keypoint = codec.to_input(uv_true)[None, None]
     target = codec.expected(keypoint).heatmaps
-    xy, _ = codec.decode(target)
+    xy, _ = codec.decode(target, activation="probabilities")
     maps[label] = target[0, 0]
     decoded[label] = codec.to_heatmap(xy)[0, 0].tolist()
 # UDP uses another cell convention, so its cell coordinates of the same keypoint differ slightly.
@@ -124,10 +125,10 @@ keypoints = zoo["Argmax (round)"].to_input(uv)  # the same input-pixel keypoints
 errors, targets = {}, {}
 for label, codec in zoo.items():
     targets[label] = codec.expected(keypoints).heatmaps
-    xy, _ = codec.decode(targets[label])
+    xy, _ = codec.decode(targets[label], activation="probabilities")
     errors[label] = (xy - keypoints)[0]  # (N, 2) input px
 one_sample = zoo["RandomizedRounding"].encode(keypoints, generator=torch.Generator().manual_seed(SEED))
-xy, _ = zoo["RandomizedRounding"].decode(one_sample.heatmaps)
+xy, _ = zoo["RandomizedRounding"].decode(one_sample.heatmaps, activation="probabilities")
 errors["RR, one sample"] = (xy - keypoints)[0]
 
 # %%
@@ -146,13 +147,14 @@ mean_err = [float(errors[k].norm(dim=-1).mean()) for k in labels]
 plotting.bar_chart(
     labels,
     np.maximum(mean_err, 1e-6),
-    "mean decode error of the target (input px, log)",
+    "mean error (input px)",
     logy=True,
-    title=f"error of each codec's own target, stride {STRIDE} (floor 1e-6 for display)",
+    title=f"decode error of each codec's own target, stride {STRIDE}\n(log scale; below 1e-6 px drawn at 1e-6)",
 )
 
 # %%
-exact_centre = zoo["Gaussian + quarter"].decode(targets["DARK"])[0]  # quarter offset on a Gaussian at u
+# The quarter offset applied to a Gaussian centred at u (DARK's target).
+exact_centre, _ = zoo["Gaussian + quarter"].decode(targets["DARK"], activation="probabilities")
 errors_quarter = float((exact_centre - keypoints)[0].norm(dim=-1).mean())
 best = min(("DARK", "UDP", "SoftArgmax", "RandomizedRounding"), key=lambda k: mean_err[labels.index(k)])
 display(
@@ -175,8 +177,8 @@ display(
 # A trained network never reproduces its target exactly. A crude model of that: add independent Gaussian noise
 # to every cell, with a standard deviation equal to a fraction $\eta$ of the map's peak, and decode. Each decoder
 # reads the map differently: argmax only moves when the noise beats the gap to the next cell; DARK takes the
-# *log* of the map (negative or tiny values are clamped), SoftArgmax averages the *whole* map, so noise far
-# from the peak pulls it toward the centre; the randomized-rounding window only reads 9 cells.
+# *log* of the map (negative or tiny values are clamped); SoftArgmax reads the *whole* map, so the noise of
+# every cell enters its estimate; the randomized-rounding window only reads 9 cells.
 
 # %%
 NOISE = (0.0, 0.01, 0.03, 0.1)
@@ -188,7 +190,7 @@ for eta in NOISE:
         clean = targets[label]
         peak = clean.flatten(-2).amax(-1)[..., None, None]
         noisy = clean + eta * peak * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
-        xy, _ = zoo[label].decode(noisy)
+        xy, _ = zoo[label].decode(noisy, activation="probabilities")
         noisy_error[label].append(float((xy - keypoints)[0].norm(dim=-1).mean()))
 plotting.line_plot(
     np.array(NOISE),
@@ -207,26 +209,35 @@ for eta, *row in zip(NOISE, *(noisy_error[k] for k in noise_codecs)):
     print(f"eta {eta:5.2f}: " + ", ".join(f"{k} {v:.3f} px" for k, v in zip(noise_codecs, row)))
 
 # %% [markdown]
-# SoftArgmax degrades fastest: its decoder integrates the noise of all $w h$ cells. The local decoders (DARK,
-# the randomized-rounding window) degrade gracefully. This is only a noise *model*; the map a trained network
-# produces is spatially correlated, which is what DARK's blur is for.
+# In the table above SoftArgmax degrades fastest, as expected of a decoder that reads all $w h$ cells; the local
+# decoders (DARK, the randomized-rounding window) stay below the plain-rounding line up to the largest noise
+# tried. This is only a noise *model*: the map a trained network produces is spatially correlated, which is
+# what DARK's blur is designed for (Zhang et al. 2020), and notebooks 6-8 decode real network outputs.
 #
 # ## 4.4 Speed
 #
-# Median wall time of a batch of 16 images x 17 keypoints on 64 x 48 heatmaps, on whatever machine runs this
-# notebook (the numbers below are not checked by the tests: they depend on the CPU and its load). For a
-# full benchmark, see `benchmarks/codecs.py`.
+# Wall time per call for a batch of 64 images x 17 keypoints on 64 x 48 heatmaps, on whatever machine runs
+# this notebook. Each figure is the median over 5 rounds of the mean time of as many calls as fill about
+# 0.1 s, so that it is not rounded to the scheduler's or the timer's tick. The numbers are not checked by the
+# tests and say nothing beyond this run: they depend on the CPU, its threads and whatever else runs on it
+# (several times slower on a loaded machine). For the benchmark, measured on an idle machine, see
+# `benchmarks/codecs.py` and `benchmarks/README.md`.
 
 
 # %%
-def median_ms(fn, repeats: int = 3) -> float:
+def ms_per_call(fn, rounds: int = 5, budget_s: float = 0.1) -> float:
+    """Median over ``rounds`` of the mean wall time of ``n`` calls (ms), ``n`` chosen to fill ``budget_s``."""
     fn()  # warm-up
-    times = []
-    for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    n = max(1, int(budget_s / max(time.perf_counter() - start, 1e-6)))
+    means = []
+    for _ in range(rounds):
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+        for _ in range(n):
+            fn()
+        means.append((time.perf_counter() - start) / n)
+    return 1e3 * float(np.median(means))
 
 
 bench_size = (64, 48)
@@ -237,22 +248,22 @@ for name, opts in VARIANTS.values():
     )
     g = torch.Generator().manual_seed(SEED)
     kp = codec.to_input(
-        torch.rand(16, 17, 2, generator=g) * torch.tensor([bench_size[0] - 1.0, bench_size[1] - 1.0])
+        torch.rand(64, 17, 2, generator=g) * torch.tensor([bench_size[0] - 1.0, bench_size[1] - 1.0])
     )
     maps = codec.expected(kp).heatmaps
     # Default arguments bind this iteration's codec and inputs (the lambdas run right away anyway).
-    speed["encode"].append(median_ms(lambda c=codec, k=kp, g=g: c.encode(k, generator=g).heatmaps))
-    speed["decode"].append(median_ms(lambda c=codec, m=maps: c.decode(m)))
+    speed["encode"].append(ms_per_call(lambda c=codec, k=kp, g=g: c.encode(k, generator=g).heatmaps))
+    speed["decode"].append(ms_per_call(lambda c=codec, m=maps: c.decode(m)))
 for label, enc_ms, dec_ms in zip(VARIANTS, speed["encode"], speed["decode"]):
-    print(f"{label:20s} encode (dense) {enc_ms:7.2f} ms   decode {dec_ms:7.2f} ms")
+    print(f"{label:20s} encode (dense) {enc_ms:8.3f} ms   decode {dec_ms:8.3f} ms")
 print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 # %%
 plotting.bar_chart(
     list(VARIANTS),
     speed["decode"],
-    "decode time, 16 x 17 maps of 64 x 48 (ms)",
-    title="decode speed on this machine (not a benchmark)",
+    "decode time per call (ms)",
+    title="decode, 64 x 17 maps of 64 x 48, during this run (not a benchmark)",
 )
 
 # %% [markdown]
