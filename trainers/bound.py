@@ -28,7 +28,8 @@ not the images.
 How it is computed: by forward-mode autodiff (``torch.func.jvp``) through the renderer, in two exact ways.
 :func:`fisher_information_jvp` pushes one tangent per keypoint coordinate through
 :func:`~trainers.data.synthetic.render_scene` and forms ``J^T J`` from the full Jacobian images (the
-reference). :func:`fisher_information` gets the same matrix about two orders of magnitude faster from the
+reference). :func:`fisher_information` gets the same matrix much faster (its cost is a few batched
+calls per batch instead of 36 full renders per image; ``benchmarks/synthetic_speed.py`` times it) from the
 renderer's structure: only the primitive centres depend on ``theta`` (their Jacobian, ``dc / d theta``, by
 ``jvp`` through :func:`~trainers.data.synthetic.build_scene`), and a primitive is separable,
 ``colour * 2 pi s^2 * gx(x) gy(y)`` (its derivative along x is ``gx'(x) gy(y)``, ``gx'`` by ``jvp`` through
@@ -45,7 +46,7 @@ from dataclasses import replace
 
 import torch
 from torch import Tensor
-from torch.func import jvp
+from torch.func import jvp, vmap
 
 from h3r_theory.conventions import check_size
 
@@ -72,17 +73,21 @@ def _coordinate_tangents(params: FaceParams, j: int) -> Tensor:
 
 
 def centre_jacobian(params: FaceParams) -> Tensor:
-    """``d centres / d theta`` of the scene's primitives: (B, N, 2, 36), float64 (``jvp`` per coordinate)."""
+    """``d centres / d theta`` of the scene's primitives: (B, N, 2, 36), float64.
+
+    One ``jvp`` through ``build_scene`` per coordinate of theta, batched by ``vmap`` over the 36 tangents
+    (each tangent moves that coordinate in every image at once: the images are independent).
+    """
     params = _as_float64(params)
 
     def centres(keypoints: Tensor) -> Tensor:
         return build_scene(replace(params, keypoints=keypoints)).centres
 
-    columns = [
-        jvp(centres, (params.keypoints,), (_coordinate_tangents(params, j),))[1]
-        for j in range(NUM_COORDINATES)
-    ]
-    return torch.stack(columns, dim=-1)
+    B = params.keypoints.shape[0]
+    eye = torch.eye(NUM_COORDINATES, dtype=torch.float64, device=params.keypoints.device)
+    tangents = eye.view(NUM_COORDINATES, 1, MAX_KEYPOINTS, 2).expand(-1, B, -1, -1)
+    columns = vmap(lambda t: jvp(centres, (params.keypoints,), (t,))[1])(tangents)  # (36, B, N, 2)
+    return columns.permute(1, 2, 3, 0)
 
 
 def _profiles(centres: Tensor, sigmas: Tensor, size: int) -> tuple[Tensor, Tensor]:
@@ -141,7 +146,7 @@ def fisher_information_jvp(
 
     One ``jvp`` through ``render_scene(build_scene(.), clip=False)`` per coordinate of theta, ``chunk``
     images at a time (the Jacobian of a chunk is chunk x 36 x 3HW float64). The reference the fast path is
-    tested against; about 100x slower.
+    tested against; far slower.
     """
     W, H = check_size(image_size, "image_size")
     sigma2 = _check_noise(noise_std) ** 2
