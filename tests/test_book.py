@@ -55,7 +55,7 @@ def _require_modules(*names: str) -> None:
 @pytest.fixture(scope="module")
 def build(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess | None]:
     """The website built like ``make book`` (warnings reported, the build kept going), or the folder that
-    H3R_BOOK_HTML names (e.g. build/book; the no-warnings check is then the build's own, not repeated here)."""
+    H3R_BOOK_HTML names (e.g. build/book; the no-warnings check is then the build's own, not done here)."""
     if os.environ.get("H3R_BOOK_HTML"):
         return Path(os.environ["H3R_BOOK_HTML"]).resolve(), None
     _require_modules("sphinx", "myst_nb", "sphinx_book_theme")
@@ -144,7 +144,8 @@ def browser():
     driver_path = shutil.which("chromedriver")
     if not chromium or not driver_path:
         _missing(
-            "Debian's chromium and chromium-driver are not installed: apt-get install chromium chromium-driver"
+            "Debian's chromium and chromium-driver are not installed: "
+            "apt-get install chromium chromium-driver"
         )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -215,7 +216,8 @@ def test_every_notebook_is_in_the_navigation(browser, server):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_page_math_and_figures(browser, server, name):
+def test_notebook_page_math_and_figures(site, browser, server, name):
+    assert (site / "notebooks" / f"{name}.html").is_file(), f"{name}: no page built (rebuild the site)"
     _open(browser, f"{server}/notebooks/{name}.html")
     typeset = browser.execute_script("return document.querySelectorAll('article mjx-container').length;")
     errors = browser.execute_script("return document.querySelectorAll('article mjx-merror').length;")

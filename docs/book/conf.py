@@ -29,7 +29,8 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
-    "sphinx-mathjax-offline",  # the package's import name has dashes; it ships MathJax 3 and sets mathjax_path
+    # Its import name has dashes. It ships MathJax 3, copies it into _static and points mathjax_path there.
+    "sphinx-mathjax-offline",
 ]
 
 # Pages: the teaching path, the READMEs, docs/ (sweep, design notes, testing kit) and this site's own files.
