@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 
 from sphinx.util.nodes import make_refnode
 
@@ -182,5 +183,38 @@ def resolve_python_reference(app, env, node, contnode):
     return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name)
 
 
+# --- "a, b: text" in an Attributes section -----------------------------------------------------------------
+_SHARED_IVAR = re.compile(r"^(\s*):ivar (\w+(?:\s*,\s*\w+)+):(.*)$")
+
+
+def split_shared_attributes(app, what, name, obj, options, lines):
+    """Give each name of ``a, b: text`` in an ``Attributes:`` section its own field, with the shared text.
+
+    napoleon reads ``a, b: text`` in ``Args:`` as two parameters, but writes ``:ivar a, b: text`` for
+    ``Attributes:``, which Sphinx parses as the name ``b`` of a type ``a,`` (a broken cross-reference).
+    Runs after napoleon (conf.py's setup is called after the extensions').
+    """
+    out, i = [], 0
+    while i < len(lines):
+        match = _SHARED_IVAR.match(lines[i])
+        if not match:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent, names, text = match.groups()
+        end = i + 1  # the field's continuation lines are indented deeper than the field
+        while (
+            end < len(lines)
+            and lines[end].strip()
+            and len(lines[end]) - len(lines[end].lstrip()) > len(indent)
+        ):
+            end += 1
+        for attribute in (n.strip() for n in names.split(",")):
+            out += [f"{indent}:ivar {attribute}:{text}", *lines[i + 1 : end]]
+        i = end
+    lines[:] = out
+
+
 def setup(app):
     app.connect("missing-reference", resolve_python_reference)
+    app.connect("autodoc-process-docstring", split_shared_attributes)
