@@ -1,12 +1,25 @@
-"""Encode and decode throughput of every codec, on CPU and on CUDA when present.
+"""Encode and decode throughput of every codec, on CPU and on CUDA when present, and decode speed as a
+multiple of one memory pass over the same maps.
 
-    python benchmarks/codecs.py            # the full grid: batch 1/64/1024, K 17/98, 64x48, 64x64, 16x16
-    python benchmarks/codecs.py --quick    # only the cases the targets name
+    python benchmarks/codecs.py            # the ratio table, then the full grid (batch 1/64/1024, K 17/98, ...)
+    python benchmarks/codecs.py --quick    # only the ratio table
     python benchmarks/codecs.py --json out.json
 
-Each figure is the median wall time of several calls after a warm-up (CUDA timed with synchronisation).
-Sparse codecs (randomized rounding, argmax) return the touched cells from ``encode`` and build the dense
-(B, K, h, w) map only when asked, so their encode is reported twice: sparse, and with the dense map.
+Ratio table: 1024 x 17 maps of 64 x 48 (the 214 MB of a batch of COCO-sized float32 heatmaps). Each decoder's
+time is printed as a multiple of one memory pass over the same maps (the faster of ``maps.sum()`` and
+``maps.amax(-1)``: every cell read once, the floor for any decoder) and of a vectorised numpy argmax over them
+(``ndarray.argmax(-1)`` on the flattened maps), so that the claim holds on any machine. All are timed in the
+same rounds, interleaved, and each figure is the fastest of its rounds: on a loaded machine the minimum is
+the least disturbed measurement. Targets: Argmax and RandomizedRounding decode within 2x a memory pass, DARK
+within 4x, every one of them no slower than numpy's argmax.
+
+The logits decoders (Argmax's and RandomizedRounding's defaults) also compute their scores, the softmax mass
+of the peak or window, which needs the softmax normaliser of the whole map: one ``exp`` per cell, a computation
+rather than a read, so the table prints that part, and the input check and the argmax, on their own.
+
+Grid: the median wall time of several calls after a warm-up (CUDA timed with synchronisation). Sparse codecs
+(randomized rounding, argmax) return the touched cells from ``encode`` and build the dense (B, K, h, w) map
+only when asked, so their encode is reported twice: sparse, and with the dense map.
 """
 
 from __future__ import annotations
@@ -19,21 +32,35 @@ import statistics
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from h3r_theory import codecs
+from h3r_theory.checks import check_heatmaps
+from h3r_theory.codecs.peaks import argmax_cells, map_logsumexp
 
 BATCHES = (1, 64, 1024)
 KEYPOINTS = (17, 98)
 HEATMAPS = ((64, 48), (64, 64), (16, 16))  # (w, h)
 STRIDE = 4
 
-# Targets on a 2-core CPU (issue 2), in milliseconds: (codec, operation, batch, K, (w, h)) -> ms.
-TARGETS = {
-    ("argmax", "decode", 1024, 17, (64, 48)): 30.0,
-    ("randomized_rounding", "decode", 1024, 17, (64, 48)): 30.0,
-    ("dark", "decode", 1024, 17, (64, 48)): 100.0,
-    ("randomized_rounding", "encode", 1024, 98, (64, 64)): 50.0,
+RATIO_CASE = (1024, 17, (64, 48))  # batch, K, (w, h)
+# decoder label -> (codec name, options, decode options, target as a multiple of one memory pass)
+DECODERS = {
+    "Argmax": ("argmax", {}, {}, 2.0),
+    "RandomizedRounding window (logits)": ("randomized_rounding", {}, {}, 2.0),
+    "RandomizedRounding window (probabilities)": (
+        "randomized_rounding",
+        {},
+        {"activation": "probabilities"},
+        2.0,
+    ),
+    "RandomizedRounding 2x2 (logits)": ("randomized_rounding", {"method": "2x2"}, {}, 2.0),
+    "RandomizedRounding top-9 (logits)": ("randomized_rounding", {"method": "topk"}, {}, None),
+    "Gaussian": ("gaussian", {}, {}, None),
+    "DARK": ("dark", {}, {}, 4.0),
+    "UDP": ("udp", {}, {}, 4.0),
+    "SoftArgmax": ("soft_argmax", {}, {}, None),
 }
 
 
@@ -45,9 +72,14 @@ def machine_description() -> str:
         cpu = names[0] if names else cpu
     except OSError:
         pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ""
+    if hasattr(os, "getloadavg"):
+        one, five, fifteen = os.getloadavg()
+        load = f", load average {one:.2f} {five:.2f} {fifteen:.2f}"
     text = (
-        f"{cpu}; {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores "
-        f"available, torch {torch.__version__} with {torch.get_num_threads()} threads; python {platform.python_version()}"
+        f"{cpu}; {cores} cores available, {os.cpu_count()} on the machine{load}; torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads, numpy {np.__version__}; python {platform.python_version()}"
     )
     if torch.cuda.is_available():
         text += f"; CUDA: {torch.cuda.get_device_name()}"
@@ -88,23 +120,101 @@ def bench_case(name: str, batch: int, k: int, size: tuple[int, int], device: tor
     return row
 
 
+def ratio_table(rounds: int = 7) -> list[dict]:
+    """Decode times of every decoder on :data:`RATIO_CASE`, with the memory pass and numpy argmax, interleaved."""
+    batch, k, (w, h) = RATIO_CASE
+    g = torch.Generator().manual_seed(0)
+    logits = 4 * torch.randn(batch, k, h, w, generator=g)  # logit-like maps: a peak somewhere in each
+    flat_np = logits.numpy().reshape(batch * k, h * w)
+    peak = logits.flatten(-2).amax(-1)
+    calls: dict[str, Callable[[], object]] = {
+        "memory pass (maps.sum())": lambda: logits.sum(),
+        "memory pass (maps.amax(-1))": lambda: logits.amax(-1),
+        "numpy argmax (ndarray.argmax(-1))": lambda: flat_np.argmax(-1),
+        "torch.max(dim=-1) with indices": lambda: logits.flatten(-2).max(dim=-1),
+        # the parts every decode is made of, to see where its time goes
+        "  part: input check (check_heatmaps)": lambda: check_heatmaps(logits, (w, h)),
+        "  part: first maximum (argmax_cells)": lambda: argmax_cells(logits),
+        "  part: softmax normaliser (map_logsumexp)": lambda: map_logsumexp(logits, peak),
+    }
+    for label, (name, options, decode_options, _) in DECODERS.items():
+        codec = codecs.build(name, input_size=(w * STRIDE, h * STRIDE), heatmap_size=(w, h), **options)
+        maps = logits.softmax(-1) if decode_options.get("activation") == "probabilities" else logits
+        if codec.default_activation == "probabilities" and not decode_options:
+            maps = logits.flatten(-2).softmax(-1).view_as(logits)  # Gaussian-style codecs read probabilities
+        calls[label] = lambda c=codec, m=maps, o=decode_options: c.decode(m, **o)
+    best = dict.fromkeys(calls, float("inf"))
+    for fn in calls.values():
+        fn()  # warm-up
+    for _ in range(rounds):
+        for label, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            best[label] = min(best[label], time.perf_counter() - t0)
+    memory = min(best["memory pass (maps.sum())"], best["memory pass (maps.amax(-1))"])
+    numpy_argmax = best["numpy argmax (ndarray.argmax(-1))"]
+    rows = []
+    for label, seconds in best.items():
+        target = DECODERS[label][3] if label in DECODERS else None
+        rows.append(
+            {
+                "what": label,
+                "ms": 1e3 * seconds,
+                "x_memory_pass": seconds / memory,
+                "x_numpy_argmax": seconds / numpy_argmax,
+                "target_x_memory_pass": target,
+                "is_decoder": label in DECODERS,
+            }
+        )
+    return rows
+
+
+def print_ratio_table(rows: list[dict]) -> None:
+    batch, k, (w, h) = RATIO_CASE
+    print(
+        f"\ndecode of {batch} x {k} maps of {w}x{h} float32 on the CPU (fastest of the interleaved rounds):"
+    )
+    print(f"{'':44s} {'ms':>8s} {'x memory pass':>14s} {'x numpy argmax':>15s}  target")
+    for r in rows:
+        verdict = ""
+        if r["is_decoder"]:
+            checks = [("<= numpy argmax", r["x_numpy_argmax"] <= 1.0)]
+            if r["target_x_memory_pass"] is not None:
+                limit = r["target_x_memory_pass"]
+                checks.insert(0, (f"<= {limit:g}x pass", r["x_memory_pass"] <= limit))
+            verdict = ", ".join(f"{text} {'met' if ok else 'MISSED'}" for text, ok in checks)
+        print(
+            f"{r['what']:44s} {r['ms']:8.1f} {r['x_memory_pass']:14.2f} {r['x_numpy_argmax']:15.2f}  {verdict}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="only the cases that have a target")
+    parser.add_argument("--quick", action="store_true", help="only the ratio table")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()
 
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"machine: {machine_description()}")
-    if args.quick:
-        cases = sorted({(c, b, k, s) for (c, _, b, k, s) in TARGETS})
-    else:
-        cases = [
-            (c, b, k, s) for c in codecs.available() for b in BATCHES for k in KEYPOINTS for s in HEATMAPS
-        ]
+    ratios = ratio_table()
+    print_ratio_table(ratios)
     rows = []
-    header = f"{'codec':20s} {'dev':4s} {'batch':>5s} {'K':>3s} {'heatmap':>7s} {'encode ms':>10s} {'+dense ms':>10s} {'decode ms':>10s}"
-    print(header)
+    if not args.quick:
+        rows = grid()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine_description(), "ratios": ratios, "rows": rows}, f, indent=1)
+
+
+def grid() -> list[dict]:
+    """The full grid of encode and decode times, every codec, batch, K and map size, per device."""
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    cases = [(c, b, k, s) for c in codecs.available() for b in BATCHES for k in KEYPOINTS for s in HEATMAPS]
+    rows = []
+    header = (
+        f"{'codec':20s} {'dev':4s} {'batch':>5s} {'K':>3s} {'heatmap':>7s} {'encode ms':>10s} "
+        f"{'+dense ms':>10s} {'decode ms':>10s}"
+    )
+    print("\n" + header)
     print("-" * len(header))
     for device in devices:
         for name, batch, k, size in cases:
@@ -116,29 +226,7 @@ def main() -> None:
                 f"{dense} {row['decode_ms']:10.2f}",
                 flush=True,
             )
-
-    print("\ntargets (2-core CPU):")
-    for (name, op, batch, k, size), limit in TARGETS.items():
-        row = next(
-            (
-                r
-                for r in rows
-                if r["device"] == "cpu"
-                and (r["codec"], r["batch"], r["K"], r["heatmap"]) == (name, batch, k, f"{size[0]}x{size[1]}")
-            ),
-            None,
-        )
-        if row is None:
-            continue
-        measured = row[f"{op}_ms"]
-        verdict = "met" if measured <= limit else "MISSED"
-        print(
-            f"  {name} {op} {batch}x{k} at {size[0]}x{size[1]}: {measured:.1f} ms (target <= {limit:.0f} ms, "
-            f"ratio {measured / limit:.2f}) {verdict}"
-        )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine_description(), "rows": rows}, f, indent=1)
+    return rows
 
 
 if __name__ == "__main__":

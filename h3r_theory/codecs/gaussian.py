@@ -186,24 +186,27 @@ class DARK(Gaussian):
             DARK; ``0``: no blur). The blur is applied only on the window the Taylor step needs.
 
     Decode rules (:func:`taylor_refine`), chosen by measurement: ``python benchmarks/dark_rules.py`` prints the
-    tables the numbers below come from (sigma = blur = 2 cells, 64 x 48 maps, 20,000 keypoints per row,
-    additive noise of sd 0, 0.02, 0.05, 0.1 on unit-peak maps).
+    tables the numbers below come from (output in ``benchmarks/results/dark_rules.txt``; sigma = blur = 2
+    cells, 64 x 48 maps, 20,000 keypoints per row, additive noise of sd 0, 0.02, 0.05, 0.1 on unit-peak maps).
 
-    * The Newton step is not clamped. Under noise the argmax can land more than a cell from the mode (1.4 %
-      of keypoints at sd 0.05, 11 % at 0.1), and a +-1-cell clamp then cuts a correct step short: worst
-      error 0.40 vs 0.17 cells at sd 0.05, 0.83 vs 0.34 at 0.1; the same at sd 0 and 0.02. The result is
-      only kept inside the map's box ``[-0.5, w - 0.5]``, where a keypoint that was on the map lies.
-    * Near the border (argmax within 3 cells of an edge, i.e. fewer than ``margin = 3`` cells in) the step
-      is taken on the *unblurred* map, whose log is exactly quadratic for a Gaussian, with the 3 x 3
-      stencil moved onto the map when the argmax is an outermost cell (a one-sided fit), and bounded to one
-      cell from the argmax. A blur there sees zeros beyond the border and pulls the estimate inward;
-      reflect, replicate and normalised padding pull it outward, worse still. Keypoints within 2 cells of
-      the edge, mean error in cells at sd 0 / 0.02 / 0.05 / 0.1: no refinement 0.38 / 0.40 / 0.49 / 0.65,
-      zero padding 0.44 / 0.45 / 0.48 / 0.56, skipping refinement within 2 cells (the peer toolbox's rule)
-      0.36 / 0.38 / 0.45 / 0.57, this rule 0.00 / 0.15 / 0.38 / 0.60. It loses only at sd 0.1, and its
-      worst case under noise is larger (1.8 vs 1.4 cells at sd 0.05), the price of the unblurred step.
-    * Farther in, the zero-padded blur's inward pull is what is left on a noiseless map: at most about
-      0.1 cell with the argmax 3 cells from the edge, under 0.02 from 4 cells (table 3 of the script).
+    * The Newton step is not clamped. Under noise the argmax can land more than a cell from the mode (1.1 %
+      of keypoints at sd 0.05, 10.5 % at 0.1), and a +-1-cell clamp then cuts a correct step short: worst
+      error 0.48 vs 0.18 cells at sd 0.05, 1.03 vs 0.37 at 0.1 (identical at sd 0 and 0.02). The result
+      is only kept inside the map's box ``[-0.5, w - 0.5]``, where a keypoint that was on the map lies, so
+      it is never worse than the unclamped step.
+    * Near the border (argmax fewer than ``margin = 3`` cells from an edge cell) the step is taken on the
+      *unblurred* map, whose log is exactly quadratic for a Gaussian, with the 3 x 3 stencil moved onto
+      the map when the argmax is an outermost cell (a one-sided fit), bounded to one cell from the argmax.
+      A blur there sees zeros beyond the border and pulls the estimate inward; reflect, replicate and
+      normalised padding pull it outward, worse still. Keypoints within 2 cells of the edge, mean error in
+      cells at sd 0 / 0.02 / 0.05 / 0.1: no refinement 0.38 / 0.40 / 0.49 / 0.65, zero padding
+      0.44 / 0.45 / 0.48 / 0.56, skipping refinement within 2 cells (the peer toolbox's rule)
+      0.38 / 0.40 / 0.49 / 0.64, this rule 0.00 / 0.15 / 0.37 / 0.61. It loses to zero padding at sd 0.1,
+      and its worst case under noise is larger (2.3 vs 1.5 cells at sd 0.05): the price of the unblurred step.
+    * Farther in, the zero-padded blur's inward pull is what is left on a noiseless map: up to 0.11 cell
+      with the argmax 3 cells from the edge, under 0.02 from 4 cells. A larger margin removes it but costs
+      more under noise (table 3 of the script: margin 3 is the best mean at sd 0.02, margins 4-6 are worse
+      at every sd > 0).
     """
 
     name = "dark"
