@@ -39,7 +39,7 @@
 # 3. derive what channel 1 converges to under each plausible training loss (a 2-class softmax per pixel, BCE
 #    on channel 1, a spatial softmax) and the bias the top-9 softmax decoder then leaves, and check it by a
 #    fit;
-# 4. train a `binary`-head model and decode it three ways;
+# 4. train a `binary`-head model with a 2-class softmax per cell and decode it three ways;
 # 5. show that a whole-map top-9 is pulled by a secondary peak that the local window ignores.
 
 # %% tags=["parameters"]
@@ -48,15 +48,13 @@
 import os
 
 FULL = os.environ.get("H3R_NOTEBOOK_FULL", "0") == "1"
-TRAIN_STEPS = 600 if FULL else 200  # engine.train steps of the binary-head model (synthetic set)
+TRAIN_STEPS = 600 if FULL else 200  # training steps of the binary-head model (synthetic set)
 NUM_SAMPLES = 400_000 if FULL else 100_000  # randomized-rounding draws per keypoint in the free-logit fit
 FIT_STEPS = 600  # Adam steps of the free-logit fit
 SEED = 0
 
 # %%
 # %matplotlib inline
-from pathlib import Path
-
 import numpy as np
 import sympy as sp
 import torch
@@ -70,7 +68,6 @@ from trainers import engine
 from trainers.config import load_config
 from trainers.models.layers import KeypointHead
 
-REPO_ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
 FLOOR_CELLS = float(quantization.mean_quantization_error("round", 2))  # vanilla mean 2-D error, cells
 
 # %% [markdown]
@@ -192,15 +189,17 @@ print(f"(s - 1) / 2                          = {(STRIDE - 1) / 2:.4f} px")
 # $z_1 = -\infty$ at the optimum and weight 0. In 1-D, with the two support cells at weights $1 - e$ and $e$:
 
 # %%
-e, alpha = sp.symbols("e alpha", positive=True)
-odds = lambda p: p / (1 - p)  # noqa: E731
-decoded = sp.simplify(odds(e) ** alpha / (odds(1 - e) ** alpha + odds(e) ** alpha))  # offset from cell i
+e, f, alpha = sp.symbols("e f alpha", positive=True)  # f stands for 1 - e: both in (0, 1)
+w_up, w_down = (e / f) ** alpha, (f / e) ** alpha  # softmax weights of cells i + 1 and i: odds^alpha
+decoded = sp.simplify(w_up / (w_up + w_down))  # offset of the decode from cell i
 bias = {
-    "(a) 2-class softmax, alpha = 1/2": sp.simplify(decoded.subs(alpha, sp.Rational(1, 2)) - e),
-    "(b) BCE on channel 1, alpha = 1": sp.factor(sp.simplify(decoded.subs(alpha, 1) - e)),
-    "(c) spatial softmax, weights p": sp.simplify((e / ((1 - e) + e)) - e),
+    "(a) 2-class softmax, alpha = 1/2": sp.simplify(
+        decoded.subs(alpha, sp.Rational(1, 2)).subs(f, 1 - e) - e
+    ),
+    "(b) BCE on channel 1, alpha = 1": sp.factor(sp.simplify(decoded.subs(alpha, 1).subs(f, 1 - e) - e)),
+    "(c) spatial softmax, weights p": sp.simplify((e / (e + f)).subs(f, 1 - e) - e),
 }
-lines = [f"* decoded offset from cell $i$: $\\displaystyle {sp.latex(decoded)}$"]
+lines = [f"* decoded offset from cell $i$, with $f = 1 - e$: $\\displaystyle {sp.latex(decoded)}$"]
 lines += [f"* {name}: bias $b(e) = {sp.latex(b)}$" for name, b in bias.items()]
 display(Markdown("\n".join(lines)))
 
@@ -223,8 +222,8 @@ print(f"(b) largest 1-D |bias| = {float(b_max):.4f} cells at e = {float(e_star):
 # %%
 # NBVAL_CHECK_OUTPUT
 grid = (torch.arange(40, dtype=torch.float64) + 0.5) / 40  # cell-centred grid on (0, 1)
-ex, ey = torch.meshgrid(grid, grid, indexing="ij")
-cells = mc.cells_with_fractions(torch.stack((ex.flatten(), ey.flatten()), -1), (4, 4))  # (1600, 2)
+ex, ey = grid.repeat_interleave(40), grid.repeat(40)  # every (e_x, e_y) pair, e_x-major
+cells = mc.cells_with_fractions(torch.stack((ex, ey), -1), (4, 4))  # (1600, 2)
 top9 = mc.make_codec("randomized_rounding", (10, 10), 4, convention="msra", method="topk", k=9)
 kp = top9.to_input(cells)[:, None, :]  # (1600, 1, 2) input px
 # p_j, 0 off the support; a floor of 1e-15 keeps the logits finite (the codec refuses infinities) and gives
@@ -299,7 +298,8 @@ fitted = {name: fit_two_channel(freq, loss, z0, FIT_STEPS) for name, (loss, z0) 
 # %%
 # NBVAL_CHECK_OUTPUT
 truth = fit_kp[0] / 4  # cells (msra: u = x / s)
-cell_x, cell_y = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="xy")  # (h, w) each
+cell_x = torch.arange(8.0, dtype=torch.float64).expand(8, 8)  # (h, w): the x index of each cell
+cell_y = cell_x.T
 sample_mean = torch.stack(((freq * cell_x).sum((-2, -1)), (freq * cell_y).sum((-2, -1))), -1) - truth
 print(
     f"{NUM_SAMPLES} draws per keypoint, {FIT_STEPS} Adam steps; top-9 decode error |decoded - true| in cells"
@@ -353,8 +353,8 @@ display(
         f"From $z = 0$ the 2-class softmax keeps $z_0 + z_1 = 0$ (to {sums['(a) from z = 0']:.0e}), as derived. "
         f"Its top-9 decode errs by {a0[0]:.4f} cells on average over these five keypoints, more than at its "
         f"optimum ({a0[1]:.4f}): top-9 always takes five cells beyond the 2 x 2 support, whose logits a finite "
-        f"fit leaves finite, and halving the logit (case a) halves how far down they are pushed, so they keep "
-        f"more weight. BCE on channel 1 errs by {b1[0]:.4f} (optimum {b1[1]:.4f}), the spatial softmax by "
+        f"fit leaves finite, and halving the logit (case a) leaves them less far down (the column 'median z1 never "
+        f"hit'), so they keep more weight. BCE on channel 1 errs by {b1[0]:.4f} (optimum {b1[1]:.4f}), the spatial softmax by "
         f"{c2[0]:.4f} (optimum {c2[1]:.1e}), the size of the sampling noise. From a random channel 0 the "
         f"split of the logit is whatever the initialisation made it ($|z_0 + z_1|$ up to "
         f"{sums['(a) random z0']:.1f}), and the error of channel 1's top-9 decode "
@@ -364,87 +364,90 @@ display(
 )
 
 # %% [markdown]
-# ## 9.4 A `binary`-head model, decoded three ways
+# ## 9.4 A `binary`-head model, trained and decoded three ways
 #
-# The public training API with `model.head=binary` (this package's loss: BCE on both channels) on the
-# embedded synthetic face set, then one forward pass over the held-out images, decoded:
-#
-# 1. **package**: $\sigma(\text{channel 1})$ as probabilities, 3x3 window (what `engine.to_maps` and the
-#    codec do; consistent with BCE);
-# 2. **authors' decoder**: raw channel 1, top-9 softmax (the release's weighting; inconsistent with BCE,
-#    case (b)), in this package's pixel convention so that only the weighting differs;
-# 3. **top-9 on probabilities**: $\sigma(\text{channel 1})$, top-9, normalised (the consistent weighting
-#    with the release's choice of points).
+# A network with this package's `binary` head (the tiny CNN of the synthetic config, stride 4), trained by
+# the few lines below with the natural reading of the authors' head: a **2-class softmax per cell** (case
+# (a)) against one randomized-rounding sample per keypoint and step, the per-cell losses summed over the map.
+# The head starts at the prior of a cell, odds $1 : (hw - 1)$, split symmetrically between the two channels,
+# so $z_0 + z_1$ starts at 0. The building blocks are the public ones of `trainers.engine`; `engine.train`
+# runs the same kind of loop with this package's own losses.
 
 # %%
-config = load_config(
-    "synthetic",
-    [
-        "model.head=binary",
-        f"train.max_steps={TRAIN_STEPS}",
-        f"train.seed={SEED}",
-        "train.device=cpu",
-        "train.progress=false",
-        "train.eval_every=0",
-        "train.checkpoint_every=0",
-        f"train.out_dir={REPO_ROOT / 'runs' / 'notebook_09'}",
-    ],
-)
-result = engine.train(config)
-codec, model = result.codec, result.model.eval()
-_, eval_set = engine.build_datasets(config)
+config = load_config("synthetic", ["model.head=binary", f"train.seed={SEED}", "train.device=cpu"])
+engine.seed_everything(SEED)
+train_set, eval_set = engine.build_datasets(config)
+codec = engine.build_codec(config, train_set.input_size)  # randomized rounding, 16 x 16 cells
+model = engine.build_network(config, train_set.num_keypoints)  # output (B, K, 2, h, w)
+head = next(m for m in model.modules() if isinstance(m, KeypointHead))
+prior = np.log(1 / (codec.heatmap_size[0] * codec.heatmap_size[1] - 1))  # log-odds of one cell in h w
+with torch.no_grad():
+    head.conv.bias.view(-1, 2)[:, 0], head.conv.bias.view(-1, 2)[:, 1] = -prior / 2, prior / 2
+optimizer = engine.make_optimizer(model, config.optim)
+scheduler = engine.make_scheduler(optimizer, config.optim, TRAIN_STEPS)
+gen = torch.Generator().manual_seed(SEED)
+for _ in range(TRAIN_STEPS):
+    picked = torch.randint(len(train_set), (config.train.batch_size,), generator=gen).tolist()
+    batch = engine.get_batch(train_set, picked)
+    target = codec.encode(batch["keypoints"], batch["visible"], generator=gen)  # one sample per keypoint
+    log_p = F.log_softmax(model(batch["image"]), dim=2)  # a 2-class softmax in every cell
+    per_cell = -(target.heatmaps * log_p[:, :, 1] + (1 - target.heatmaps) * log_p[:, :, 0])
+    loss = (per_cell.flatten(2).sum(-1) * target.weights).sum() / target.weights.sum().clamp(min=1)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+model.eval()
 batch = engine.get_batch(eval_set, list(range(len(eval_set))))
 with torch.no_grad():
     output = model(batch["image"]).double()  # (B, K, 2, h, w)
-print(
-    f"trained {result.steps} steps; output {tuple(output.shape)}, codec {codec.name}, stride {codec.stride}"
-)
+print(f"{TRAIN_STEPS} steps, last loss {loss.item():.3f}; held-out output {tuple(output.shape)}")
+
+# %% [markdown]
+# Three readings of the same output:
+#
+# 1. **consistent**: the class probability $\sigma(z_1 - z_0)$ of each cell, normalised over the 3x3 window
+#    (it estimates $p$);
+# 2. **the release's**: raw channel 1 $z_1$, top-9 softmax (weights $(p/(1-p))^{1/2}$ if $z_0 + z_1$ stayed
+#    0), in this package's pixel convention so that only the weighting differs;
+# 3. **odds**: the logit difference $z_1 - z_0$, top-9 softmax (weights $p/(1-p)$: case (b)'s bias).
 
 # %%
 keypoints, visible = batch["keypoints"].double(), batch["visible"].double() > 0
+difference = output[:, :, 1] - output[:, :, 0]
 ways = {
-    "1. package: sigmoid, window": codec.decode(
-        torch.sigmoid(output[:, :, 1]), activation="probabilities", method="window"
+    "1. sigmoid(z1 - z0), window": codec.decode(
+        torch.sigmoid(difference), activation="probabilities", method="window"
     )[0],
-    "2. authors: raw ch. 1, top-9": codec.decode(output[:, :, 1], activation="logits", method="topk", k=9)[0],
-    "3. sigmoid, top-9": codec.decode(
-        torch.sigmoid(output[:, :, 1]), activation="probabilities", method="topk", k=9
-    )[0],
+    "2. raw z1, top-9 (release)": codec.decode(output[:, :, 1], activation="logits", method="topk", k=9)[0],
+    "3. z1 - z0, top-9 (odds)": codec.decode(difference, activation="logits", method="topk", k=9)[0],
 }
 errors = {name: torch.linalg.vector_norm(xy - keypoints, dim=-1)[visible] for name, xy in ways.items()}
 for name, err in errors.items():
     print(f"{name:30s} mean error {err.mean().item():.4f} input px over {err.numel()} keypoints")
-authors_px = authors_decode(output.permute(0, 2, 1, 3, 4), codec.stride[0])
-shift = (ways["2. authors: raw ch. 1, top-9"] - authors_px).flatten()
+split = ((output[:, :, 0] + output[:, :, 1]).abs().mean() / difference.abs().mean()).item()
+print(f"mean |z0 + z1| / mean |z1 - z0| = {split:.4f}")
+authors_px = authors_decode(output.permute(0, 2, 1, 3, 4), codec.stride[0])  # the release's own layout
+shift = (ways["2. raw z1, top-9 (release)"] - authors_px).flatten()
 print(
     f"authors_decode on the permuted output: pixel_center - msra = {shift.mean().item():.4f} px (every point)"
 )
 
 # %%
 names = list(errors)
-split = (
-    (output[:, :, 0] + output[:, :, 1]).abs().mean() / (output[:, :, 1] - output[:, :, 0]).abs().mean()
-).item()
 floor_px = FLOOR_CELLS * codec.stride[0]
 display(
     Markdown(
-        f"**Measured.** After {result.steps} steps the three decodings of this model err by "
-        f"{errors[names[0]].mean():.3f}, {errors[names[1]].mean():.3f} and {errors[names[2]].mean():.3f} input px "
-        f"on average (the vanilla floor at stride {codec.stride[0]:g} is {floor_px:.3f} px). "
-        + (
-            "A short run leaves this per-cell head far from trained: one cell in "
-            f"{codec.heatmap_size[0] * codec.heatmap_size[1]} is ever positive, and the differences between "
-            "the decoders describe this model, not a converged one (section 9.3 gives the converged case; "
-            "`H3R_NOTEBOOK_FULL=1` trains longer). "
-            if errors[names[0]].mean() > 2 * floor_px
-            else "The differences between the decoders are those of this short run, not of a converged model. "
-        )
-        + f"The package's loss mirrors channel 0 onto channel 1 ($|z_0 + z_1| / |z_1 - z_0|$ = {split:.1e} on "
-        f"these outputs), so channel 1 carries the whole logit, case (b): the release's raw top-9 reading of it "
-        f"is the odds-weighted one. Decoding the same output with `authors_decode`, i.e. with the `msra` "
-        f"convention on a model trained under `pixel_center`, adds a constant {-shift[0].item():.1f} px per axis "
-        f"(max deviation from it {(shift - shift[0]).abs().max().item():.0e} px): the decoder's convention must be "
-        f"that of the training targets."
+        f"**Measured.** After {TRAIN_STEPS} steps the three readings err by {errors[names[0]].mean():.3f}, "
+        f"{errors[names[1]].mean():.3f} and {errors[names[2]].mean():.3f} input px on average (the vanilla floor "
+        f"at stride {codec.stride[0]:g} is {floor_px:.3f} px). The two channels stayed nearly opposite "
+        f"($|z_0 + z_1|$ is {split:.1e} of $|z_1 - z_0|$ on average), as the gradient argument of section 9.3 says: "
+        f"in this network channel 1 carries half the logit. This is one short CPU run: the ranking of the three "
+        f"readings is that of this model, not a converged one (section 9.3 gives the converged case). Decoding "
+        f"the output in the release's layout with `authors_decode`, i.e. with the `msra` convention on a model "
+        f"trained under `pixel_center`, would add a constant {-shift.mean().item():.1f} px per axis "
+        f"(every point within {(shift - shift.mean()).abs().max().item():.0e} px of it): the decoder's convention "
+        f"must be that of the training targets."
     )
 )
 
