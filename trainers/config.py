@@ -236,20 +236,24 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     data: dict = {}
     if path is not None:
         file = resolve_config_path(path)
-        try:
-            data = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{file}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ValueError(
-                f"{file}: the top level must be a mapping of sections, got {type(data).__name__}"
-            )
+        data = read_yaml_mapping(file)
         where = str(file)
     else:
         where = "config"
     data = apply_overrides(data, overrides)
     config = from_dict(data, Config, where)
     return validate(config)
+
+
+def read_yaml_mapping(file: Path) -> dict:
+    """The top-level mapping of a YAML file; a ``ValueError`` naming the file otherwise."""
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
 
 
 def resolve_config_path(path: str | Path) -> Path:

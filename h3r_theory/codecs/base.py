@@ -93,6 +93,7 @@ class HeatmapCodec:
     name: ClassVar[str] = "codec"
     #: How ``decode`` reads a network output trained with this codec's default loss.
     default_activation: ClassVar[str] = "probabilities"
+    default_loss: ClassVar[str] = "mse"  # the loss it is trained with: a key of h3r_theory.losses.LOSSES
     #: True when ``encode`` draws random targets.
     stochastic: ClassVar[bool] = False
 
