@@ -56,6 +56,7 @@ def _real_dataset(d: DataConfig, split: str, train: bool):
     from .data.dataset import LandmarkDataset
     from .data.flip_pairs import flip_pairs_for
     from .data.registry import load_dataset
+    from .data.specs import get_spec
 
     if d.root is None:
         raise ValueError(
@@ -76,7 +77,7 @@ def _real_dataset(d: DataConfig, split: str, train: bool):
     flip_pairs = flip_pairs_for(d.name, records[0].num_keypoints)
     dataset = LandmarkDataset(records, train=train, flip_pairs=flip_pairs, **options)
     dataset.load_summary = records.summary()  # what the loader skipped, and why
-    if d.name == "coco":
+    if get_spec(d.name).metric == "ap":
         dataset.annotation_file = records.source  # the ground truth that COCO AP is computed against
     return dataset
 
