@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lab report benchmark clean-venv
+.PHONY: demo test lint lab report benchmark clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,15 @@ demo: $(STAMP)
 report: $(STAMP)
 	$(PY) -m h3r_theory.report
 
-# The whole test suite (unit, property, real-sample and notebook tests), one worker per core. Each worker
-# and each notebook kernel gets one torch thread (OMP_NUM_THREADS), so the workers do not oversubscribe.
-test: $(STAMP)
+# Lint and format check (the rules are in pyproject.toml); `$(VENV)/bin/ruff format .` applies the format.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# The lint, then the whole test suite (unit, property, doctest, real-sample and notebook tests), one worker
+# per core. Each worker and each notebook kernel gets one torch thread (OMP_NUM_THREADS), so the workers do
+# not oversubscribe.
+test: lint
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n auto --dist loadfile --nbval-lax tests notebooks
 
 lab: $(STAMP)

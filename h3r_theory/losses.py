@@ -40,7 +40,10 @@ def spatial_softmax_cross_entropy(logits: Tensor, target: Tensor, weights: Tenso
             targets (cheaper: no dense target is built).
         weights: (B, K) keypoint weights.
     """
-    log_probs = torch.log_softmax(logits.flatten(-2).float(), dim=-1).to(logits.dtype)
+    # At least float32 (a half-precision log-softmax loses the small probabilities), never less than the
+    # input: a float64 input stays float64 (torch.autograd.gradcheck of this loss found the old downcast).
+    work = torch.promote_types(logits.dtype, torch.float32)
+    log_probs = torch.log_softmax(logits.flatten(-2).to(work), dim=-1).to(logits.dtype)
     if target.dtype == torch.long:
         per_keypoint = -log_probs.gather(-1, target[..., None])[..., 0]
     else:
@@ -71,25 +74,39 @@ def coordinate_l1(pred_uv: Tensor, target_uv: Tensor, weights: Tensor) -> Tensor
     return _weighted_mean((pred_uv - target_uv).abs().sum(-1), weights)
 
 
+def _cross_entropy_to_target(output: Tensor, enc: Encoded) -> Tensor:
+    target = enc.indices if enc.indices is not None else enc.heatmaps  # flat indices when one-hot: cheaper
+    return spatial_softmax_cross_entropy(output, target, enc.weights)
+
+
+def _mse_to_target(output: Tensor, enc: Encoded) -> Tensor:
+    return mse(output, enc.heatmaps, enc.weights)
+
+
+def _l1_of_soft_argmax(output: Tensor, enc: Encoded) -> Tensor:
+    return coordinate_l1(soft_argmax_cells(output, "logits"), enc.centers, enc.weights)
+
+
+def _binary_cross_entropy_to_target(output: Tensor, enc: Encoded) -> Tensor:
+    return binary_cross_entropy(output, enc.heatmaps, enc.weights)
+
+
+#: Loss name -> ``fn(output, enc) -> scalar`` on a network output and a codec's :class:`Encoded` targets.
+#: A codec names its loss in its ``default_loss`` class attribute.
+LOSSES: dict[str, LossFn] = {
+    "spatial_softmax_cross_entropy": _cross_entropy_to_target,
+    "mse": _mse_to_target,
+    "coordinate_l1": _l1_of_soft_argmax,
+    "binary_cross_entropy": _binary_cross_entropy_to_target,
+}
+
+
 def default_loss(codec: HeatmapCodec) -> tuple[str, LossFn]:
-    """The loss that makes ``codec.decode(output, activation=codec.default_activation)`` consistent.
-
-    Returns ``(name, fn)`` with ``fn(output (B, K, h, w), enc) -> scalar``.
+    """The loss that makes ``codec.decode(output, activation=codec.default_activation)`` consistent: the
+    one the codec names in ``codec.default_loss``. Returns ``(name, fn)`` with
+    ``fn(output (B, K, h, w), enc) -> scalar``.
     """
-    name = codec.name
-    if name in ("randomized_rounding", "argmax"):
-
-        def fn(output: Tensor, enc: Encoded) -> Tensor:
-            target = enc.indices if enc.indices is not None else enc.heatmaps
-            return spatial_softmax_cross_entropy(output, target, enc.weights)
-
-        return "spatial_softmax_cross_entropy", fn
-    if name in ("gaussian", "dark", "udp"):
-        return "mse", lambda output, enc: mse(output, enc.heatmaps, enc.weights)
-    if name == "soft_argmax":
-
-        def fn(output: Tensor, enc: Encoded) -> Tensor:
-            return coordinate_l1(soft_argmax_cells(output, "logits"), enc.centers, enc.weights)
-
-        return "coordinate_l1", fn
-    raise ValueError(f"no default loss for codec {name!r}")
+    name = getattr(codec, "default_loss", None)
+    if name not in LOSSES:
+        raise ValueError(f"codec {codec.name!r} names loss {name!r}; known losses: {sorted(LOSSES)}")
+    return name, LOSSES[name]

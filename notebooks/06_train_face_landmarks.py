@@ -65,10 +65,14 @@ import torch
 from IPython.display import Markdown, display
 
 from h3r_theory import codecs, metrics
-from h3r_theory import plotting_training as pt
 from h3r_theory.theory.quantization import mean_quantization_error
 from trainers import engine
+from trainers import plotting as pt
+from trainers.build import build_codec, build_datasets, loss_for
 from trainers.config import load_config
+from trainers.data.transforms import invert, transform_points
+from trainers.evaluate import evaluate, summary, to_maps
+from trainers.runtime import get_batch
 
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
 REPO_ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
@@ -171,8 +175,8 @@ if MODEL is not None:
     overrides += [f"model.name={MODEL}"]
 overrides += [f"train.out_dir={REPO_ROOT / 'runs' / 'notebook_06' / config_name}"]
 config = load_config(config_name, overrides)
-train_set, eval_set = engine.build_datasets(config)
-codec = engine.build_codec(config, train_set.input_size)
+train_set, eval_set = build_datasets(config)
+codec = build_codec(config, train_set.input_size)
 stride = config.model.output_stride
 print(
     f"data: {config.data.name}, {len(train_set)} training / {len(eval_set)} held-out samples, "
@@ -180,12 +184,12 @@ print(
 )
 print(f"model: {config.model.name}, output stride {stride} -> heatmaps {codec.heatmap_size} (w, h)")
 print(
-    f"codec: {codec.name}; loss: {engine.loss_for(codec, config.model.head)[0]}; "
+    f"codec: {codec.name}; loss: {loss_for(codec, config.model.head)[0]}; "
     f"decode activation: {codec.default_activation}"
 )
 
 # %%
-show = engine.get_batch(train_set, range(min(8, len(train_set))))
+show = get_batch(train_set, range(min(8, len(train_set))))
 fig = pt.prediction_grid(
     show["image"],
     show["keypoints"],
@@ -210,7 +214,7 @@ result = engine.train(config, train_set=train_set, eval_set=eval_set)
 train_seconds = time.perf_counter() - t0
 floor_px = FLOOR_CELLS * stride
 print(f"{result.steps} steps in {train_seconds:.1f} s on {device}; run folder: {result.out_dir}")
-print("final evaluation:", engine.summary(result.final))
+print("final evaluation:", summary(result.final))
 
 # %%
 fig = pt.plot_training_history(
@@ -225,7 +229,7 @@ pt.show(fig)
 # %% [markdown]
 # ## 4 · Predictions and metrics
 #
-# `engine.evaluate` decodes the outputs in input pixels, maps them back to the **original** image through
+# `trainers.evaluate.evaluate` decodes the outputs in input pixels, maps them back to the **original** image through
 # the inverse of each sample's affine `matrix`, and computes the dataset's metrics there:
 #
 # * NME: the mean over the labelled landmarks of `||pred - gt|| / d`, averaged over images, with `d` the
@@ -235,7 +239,7 @@ pt.show(fig)
 #   to 0.1, divided by 0.1 (1 is perfect).
 
 # %%
-evaluation = engine.evaluate(
+evaluation = evaluate(
     result.model,
     codec,
     eval_set,
@@ -258,7 +262,7 @@ display(Markdown("| quantity | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |
 
 # %%
 n_show = min(8, len(pred["index"]))
-shown = engine.get_batch(eval_set, pred["index"][:n_show].tolist())
+shown = get_batch(eval_set, pred["index"][:n_show].tolist())
 per_image = np.linalg.norm(pred["pred_input"] - pred["gt_input"], axis=-1)
 titles = [f"mean error {per_image[i][pred['visible'][i] > 0].mean():.2f} px" for i in range(n_show)]
 fig = pt.prediction_grid(
@@ -286,8 +290,8 @@ chunks = [pred["index"][i : i + 64].tolist() for i in range(0, min(len(pred["ind
 logits, labels, labelled = [], [], []
 with torch.no_grad():
     for chunk in chunks:
-        batch = engine.get_batch(eval_set, chunk)
-        maps, activation = engine.to_maps(result.model.eval()(batch["image"].to(device)), codec)
+        batch = get_batch(eval_set, chunk)
+        maps, activation = to_maps(result.model.eval()(batch["image"].to(device)), codec)
         logits.append(maps)
         labels.append(batch["keypoints"].to(torch.float64))
         labelled.append(batch["visible"] > 0)
@@ -362,8 +366,8 @@ else:
         ds = LandmarkDataset(records, input_size=input_size, train=False, flip_pairs=FLIP_PAIRS[name])
         items = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
         kp, vis = items["keypoints"].double(), items["visible"].double()
-        inverse = engine.invert_affine(items["matrix"])
-        gt = engine.apply_affine(kp, inverse)  # original pixels
+        inverse = invert(items["matrix"])
+        gt = transform_points(kp, inverse)  # original pixels
         norms = torch.tensor([ds.normalizer(i) for i in range(len(ds))], dtype=torch.float64)
         noisy = gt + 0.02 * norms[:, None, None] * torch.randn(gt.shape, generator=g, dtype=torch.float64)
         ideal = {
@@ -382,9 +386,7 @@ else:
             "normaliser (px)": float(norms.mean()),
         }
         for label, xy in ideal.items():
-            row[f"NME {label}"] = metrics.face_metrics(engine.apply_affine(xy, inverse), gt, norms, vis)[
-                "nme"
-            ]
+            row[f"NME {label}"] = metrics.face_metrics(transform_points(xy, inverse), gt, norms, vis)["nme"]
         row["NME GT + noise"] = metrics.face_metrics(noisy, gt, norms, vis)["nme"]
         face_results.append(row)
         face_examples.append(
@@ -392,7 +394,7 @@ else:
                 name,
                 items["image"][0],
                 kp[0],
-                engine.apply_affine(noisy, items["matrix"])[0],
+                transform_points(noisy, items["matrix"])[0],
                 vis[0],
                 float(metrics.nme_per_image(noisy[:1], gt[:1], norms[:1], vis[:1])[0]),
             )

@@ -62,10 +62,14 @@ import torch
 from IPython.display import Markdown, display
 
 from h3r_theory import codecs, metrics
-from h3r_theory import plotting_training as pt
 from h3r_theory.theory.quantization import mean_quantization_error
 from trainers import engine
+from trainers import plotting as pt
+from trainers.build import build_codec, build_datasets
 from trainers.config import load_config
+from trainers.data.transforms import invert, transform_points
+from trainers.evaluate import dataset_metrics, evaluate, summary
+from trainers.runtime import get_batch
 
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
 REPO_ROOT = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
@@ -106,7 +110,7 @@ def markdown_table(rows, floats="{:.4f}"):
 # with $d_k$ the error of keypoint $k$, $s^2$ the person's segment area and $\sigma_k$ per-keypoint
 # constants (from 0.025 for the eyes to 0.107 for the hips). AP averages the precision over OKS thresholds
 # 0.50, 0.55, ..., 0.95, so it rewards sub-pixel accuracy at the strict end. Both are in
-# `h3r_theory.metrics`; `engine.evaluate` applies them after mapping predictions back to original pixels.
+# `h3r_theory.metrics`; `trainers.evaluate.evaluate` applies them after mapping predictions back to original pixels.
 
 # %% [markdown]
 # ## 2 · Training (synthetic by default; MPII or COCO with `DATA_ROOT`)
@@ -132,8 +136,8 @@ if MODEL is not None:
     overrides += [f"model.name={MODEL}"]
 overrides += [f"train.out_dir={REPO_ROOT / 'runs' / 'notebook_07' / config_name}"]
 config = load_config(config_name, overrides)
-train_set, eval_set = engine.build_datasets(config)
-codec = engine.build_codec(config, train_set.input_size)
+train_set, eval_set = build_datasets(config)
+codec = build_codec(config, train_set.input_size)
 stride = config.model.output_stride
 edges = {"mpii": pt.MPII_SKELETON, "coco": pt.COCO_SKELETON}.get(config.data.name, ())
 print(
@@ -146,7 +150,7 @@ print(f"model {config.model.name}, stride {stride}, heatmaps {codec.heatmap_size
 t0 = time.perf_counter()
 result = engine.train(config, train_set=train_set, eval_set=eval_set)
 train_seconds = time.perf_counter() - t0
-print(f"{result.steps} steps in {train_seconds:.1f} s; final evaluation: {engine.summary(result.final)}")
+print(f"{result.steps} steps in {train_seconds:.1f} s; final evaluation: {summary(result.final)}")
 
 # %%
 floor_px = FLOOR_CELLS * stride
@@ -160,7 +164,7 @@ fig = pt.plot_training_history(
 pt.show(fig)
 
 # %%
-evaluation = engine.evaluate(
+evaluation = evaluate(
     result.model,
     codec,
     eval_set,
@@ -177,7 +181,7 @@ keys = [
 ]
 display(Markdown(markdown_table([{"quantity": k, "value": evaluation[k]} for k in keys])))
 n_show = min(8, len(pred["index"]))
-shown = engine.get_batch(eval_set, pred["index"][:n_show].tolist())
+shown = get_batch(eval_set, pred["index"][:n_show].tolist())
 fig = pt.prediction_grid(
     shown["image"],
     pred["gt_input"][:n_show],
@@ -256,13 +260,13 @@ if HAVE_REAL:
     ds_mpii = LandmarkDataset(people, input_size=(256, 256), train=False, flip_pairs=FLIP_PAIRS["mpii"])
     items = torch.utils.data.default_collate([ds_mpii[i] for i in range(len(ds_mpii))])
     kp, vis = items["keypoints"].double(), items["visible"].double()
-    inverse = engine.invert_affine(items["matrix"])
-    gt = engine.apply_affine(kp, inverse)
+    inverse = invert(items["matrix"])
+    gt = transform_points(kp, inverse)
     idx = list(range(len(ds_mpii)))
     heads = torch.tensor([ds_mpii.normalizer(i) for i in idx], dtype=torch.float64)
     noisy = gt + 0.1 * heads[:, None, None] * torch.randn(gt.shape, generator=g, dtype=torch.float64)
     candidates = {
-        k: engine.apply_affine(v, inverse)
+        k: transform_points(v, inverse)
         for k, v in ideal_predictions(kp, vis, (256, 256), (64, 64), g).items()
     }
     candidates["GT + noise (sd 0.1 h)"] = noisy
@@ -270,16 +274,14 @@ if HAVE_REAL:
     for name, p in candidates.items():
         row = {"prediction": name}
         for t in (0.5, 0.1):
-            row[f"PCKh@{t} (%)"] = engine.dataset_metrics(ds_mpii, idx, p, gt, vis, ones, pckh_threshold=t)[
-                "pckh"
-            ]
+            row[f"PCKh@{t} (%)"] = dataset_metrics(ds_mpii, idx, p, gt, vis, ones, pckh_threshold=t)["pckh"]
         row["mean error (orig px)"] = float(torch.linalg.vector_norm(p - gt, dim=-1)[vis > 0].mean())
         mpii_rows.append(row)
     display(Markdown(markdown_table(mpii_rows, "{:.2f}")))
     fig = pt.prediction_grid(
         items["image"],
         kp,
-        engine.apply_affine(noisy, items["matrix"]),
+        transform_points(noisy, items["matrix"]),
         vis,
         edges=pt.MPII_SKELETON,
         titles=[f"head size {float(h):.0f} orig px" for h in heads],
@@ -337,14 +339,14 @@ if HAVE_REAL:
     def coco_experiment(json_file, image_root, with_images):
         records = coco.load_coco_keypoints(json_file, image_root)
         ds = LandmarkDataset(records, input_size=input_size, train=False, flip_pairs=FLIP_PAIRS["coco"])
-        ds.annotation_file = json_file  # what engine.dataset_metrics evaluates COCO AP against
+        ds.annotation_file = json_file  # what trainers.evaluate.dataset_metrics evaluates COCO AP against
         n = len(ds)
         matrix = torch.stack([ds.matrix_for(i)[0][:2] for i in range(n)])  # no image needed for the crop
         gt = torch.from_numpy(np.stack([r.keypoints for r in records]))
         vis = torch.from_numpy(np.stack([r.visibility for r in records]) > 0).double()
         area = torch.tensor([float(r.extras["area"]) for r in records], dtype=torch.float64)
-        kp = engine.apply_affine(gt, matrix)
-        inverse = engine.invert_affine(matrix)
+        kp = transform_points(gt, matrix)
+        inverse = invert(matrix)
         # A labelled keypoint beyond the grid of cell centres (outside the crop, or in its outer half-cell
         # band) is clamped to the border cells by every codec: no heatmap represents it exactly.
         uv = codecs.build("argmax", input_size=input_size, heatmap_size=heatmap_size).to_heatmap(kp)
@@ -354,7 +356,7 @@ if HAVE_REAL:
         out = {"ground truth itself": gt.clone()}
         out.update(
             {
-                k: engine.apply_affine(v, inverse)
+                k: transform_points(v, inverse)
                 for k, v in ideal_predictions(kp, vis, input_size, heatmap_size, g).items()
             }
         )
@@ -364,7 +366,7 @@ if HAVE_REAL:
         )
         rows = []
         for name, p in out.items():
-            scored = engine.dataset_metrics(ds, list(range(n)), p, gt, vis, torch.ones_like(vis))
+            scored = dataset_metrics(ds, list(range(n)), p, gt, vis, torch.ones_like(vis))
             inside = (vis > 0) & ~outside
             rows.append(
                 {
@@ -386,7 +388,7 @@ if HAVE_REAL:
             example = (
                 crops,
                 kp[:8],
-                engine.apply_affine(out["argmax"], matrix)[:8],
+                transform_points(out["argmax"], matrix)[:8],
                 vis[:8],
                 records.summary(),
             )

@@ -66,8 +66,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from h3r_theory import plotting_training as pt
 from h3r_theory.theory.quantization import mean_quantization_error
+from trainers import plotting as pt
 from trainers import sweep as sweep_module
 
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})

@@ -28,6 +28,17 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = [torch.float32, torch.float64]
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test, restored after it: small convolutions on a shared 2-core box run
+    much faster single-threaded (no oversubscription between the test workers). Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=DEVICES)
 def device(request) -> torch.device:
     return torch.device(request.param)

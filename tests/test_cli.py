@@ -10,16 +10,7 @@ from h3r_theory import codecs
 from trainers import cli
 from trainers.config import CONFIG_DIR, load_config, valid_keys
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """CI runs two test workers on two cores: one intra-op thread each avoids oversubscription."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = [

@@ -11,19 +11,14 @@ import torch
 from torch import nn
 
 from h3r_theory import codecs, conventions
-from trainers import engine
+from trainers import build, engine, runtime
+from trainers import evaluate as evaluation
 from trainers.config import load_config
+from trainers.data import transforms
 from trainers.data.synthetic import SyntheticLandmarks
 from trainers.logging_utils import read_jsonl
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """CI runs two test workers on two cores: one intra-op thread each avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(tmp_path, *overrides):
@@ -57,10 +52,10 @@ def test_smoke_training_lowers_loss_and_nme(tmp_path):
         "optim.lr=3e-3",
         "optim.warmup_steps=10",
     )
-    train_set, eval_set = engine.build_datasets(config)
-    codec = engine.build_codec(config, train_set.input_size)
+    train_set, eval_set = build.build_datasets(config)
+    codec = build.build_codec(config, train_set.input_size)
     torch.manual_seed(config.train.seed)
-    before = engine.evaluate(engine.build_network(config, train_set.num_keypoints), codec, eval_set)
+    before = evaluation.evaluate(build.build_network(config, train_set.num_keypoints), codec, eval_set)
     t0 = time.perf_counter()
     result = engine.train(config, train_set=train_set, eval_set=eval_set)
     seconds = time.perf_counter() - t0
@@ -143,12 +138,12 @@ def test_flip_test_is_exactly_equivariant():
     )
     codec = codecs.build("randomized_rounding", input_size=(32, 32), heatmap_size=(8, 8))
     images = torch.rand(3, 3, 32, 32)
-    xy, _ = engine.predict(net, codec, images, pairs, flip_test=True)
-    xy_f, _ = engine.predict(net, codec, torch.flip(images, dims=(-1,)), pairs, flip_test=True)
+    xy, _ = evaluation.predict(net, codec, images, pairs, flip_test=True)
+    xy_f, _ = evaluation.predict(net, codec, torch.flip(images, dims=(-1,)), pairs, flip_test=True)
     torch.testing.assert_close(xy_f, conventions.flip_keypoints(xy, 32, pairs), atol=1e-4, rtol=0)
     # without the flip test the untrained network is not equivariant: the check above is not vacuous
-    plain, _ = engine.predict(net, codec, images, pairs)
-    plain_f, _ = engine.predict(net, codec, torch.flip(images, dims=(-1,)), pairs)
+    plain, _ = evaluation.predict(net, codec, images, pairs)
+    plain_f, _ = evaluation.predict(net, codec, torch.flip(images, dims=(-1,)), pairs)
     assert (plain_f - conventions.flip_keypoints(plain, 32, pairs)).abs().max() > 0.1
 
 
@@ -156,7 +151,7 @@ def test_flip_test_refuses_inexact_convention():
     codec = codecs.build("argmax", input_size=(32, 32), heatmap_size=(8, 8), convention="msra")
     stub = _Stub(lambda im: torch.zeros(im.shape[0], 2, 8, 8))
     with pytest.raises(ValueError, match="flip test is exact only"):
-        engine.predict(stub, codec, torch.rand(1, 3, 32, 32), [(0, 1)], flip_test=True)
+        evaluation.predict(stub, codec, torch.rand(1, 3, 32, 32), [(0, 1)], flip_test=True)
 
 
 def test_evaluate_maps_predictions_back_to_original_pixels():
@@ -178,7 +173,7 @@ def test_evaluate_maps_predictions_back_to_original_pixels():
             return b
 
     data = Scaled(5, image_size=(32, 32), num_keypoints=6)
-    out = engine.evaluate(_Stub(one_hot), codec, data, batch_size=2, return_predictions=True)
+    out = evaluation.evaluate(_Stub(one_hot), codec, data, batch_size=2, return_predictions=True)
     p = out["predictions"]
     expected_input = codec.to_input(torch.tensor([5.0, 2.0], dtype=torch.float64))
     assert torch.allclose(torch.as_tensor(p["pred_input"]), expected_input.expand(5, 6, 2))
@@ -194,26 +189,26 @@ def test_evaluate_maps_predictions_back_to_original_pixels():
 def test_translate_images_moves_content_by_subpixel_shift():
     yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
     blob = torch.exp(-((xx - 14.0) ** 2 + (yy - 17.0) ** 2) / (2 * 2.0**2)).expand(1, 3, 32, 32)
-    moved = engine.translate_images(blob, (0.3, -0.7))[0, 0]
+    moved = evaluation.translate_images(blob, (0.3, -0.7))[0, 0]
     centroid = torch.stack([(moved * xx).sum(), (moved * yy).sum()]) / moved.sum()
     torch.testing.assert_close(centroid, torch.tensor([14.3, 16.3]), atol=2e-2, rtol=0)
-    assert engine.translate_images(blob, (0.0, 0.0)) is blob
+    assert evaluation.translate_images(blob, (0.0, 0.0)) is blob
 
 
 def test_affine_inverse_round_trip():
     m = torch.tensor([[[1.3, 0.2, 5.0], [-0.4, 0.9, -2.0]]], dtype=torch.float64)
     pts = torch.rand(1, 7, 2, dtype=torch.float64) * 50
-    back = engine.apply_affine(engine.apply_affine(pts, m), engine.invert_affine(m))
+    back = transforms.transform_points(transforms.transform_points(pts, m), transforms.invert(m))
     torch.testing.assert_close(back, pts)
 
 
 def test_learning_rate_schedules(tmp_path):
     o = tiny_config(tmp_path, "optim.warmup_steps=10", "optim.min_lr_ratio=0.1").optim
-    assert engine.lr_factor(0, 110, o) == pytest.approx(0.1)
-    assert engine.lr_factor(9, 110, o) == pytest.approx(1.0)
-    assert engine.lr_factor(10, 110, o) == pytest.approx(1.0)
-    assert engine.lr_factor(60, 110, o) == pytest.approx(0.55)
-    assert engine.lr_factor(110, 110, o) == pytest.approx(0.1)
+    assert build.lr_factor(0, 110, o) == pytest.approx(0.1)
+    assert build.lr_factor(9, 110, o) == pytest.approx(1.0)
+    assert build.lr_factor(10, 110, o) == pytest.approx(1.0)
+    assert build.lr_factor(60, 110, o) == pytest.approx(0.55)
+    assert build.lr_factor(110, 110, o) == pytest.approx(0.1)
     s = tiny_config(
         tmp_path,
         "optim.schedule=step",
@@ -221,24 +216,24 @@ def test_learning_rate_schedules(tmp_path):
         "optim.milestones=[0.5, 80]",
         "optim.gamma=0.1",
     ).optim
-    assert [engine.lr_factor(t, 100, s) for t in (0, 49, 50, 79, 80)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    assert [build.lr_factor(t, 100, s) for t in (0, 49, 50, 79, 80)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
 
 
 def test_binary_head_loss_and_decoding():
     codec = codecs.build("randomized_rounding", input_size=(32, 32), heatmap_size=(8, 8))
-    name, fn = engine.loss_for(codec, "binary")
+    name, fn = build.loss_for(codec, "binary")
     assert name == "binary_cross_entropy"
     logits = torch.zeros(2, 3, 2, 8, 8, requires_grad=True)
     enc = codec.encode(torch.full((2, 3, 2), 10.0))
     fn(logits, enc).backward()
     assert logits.grad.abs().sum() > 0
-    maps, activation = engine.to_maps(logits.detach(), codec)
+    maps, activation = evaluation.to_maps(logits.detach(), codec)
     assert maps.shape == (2, 3, 8, 8) and activation == "probabilities"
     assert torch.allclose(maps, torch.full_like(maps, 0.5))
 
 
 def test_cpu_uses_no_autocast_and_no_loss_scaling():
-    assert engine.amp_dtype(torch.device("cpu"), True) is None
+    assert runtime.amp_dtype(torch.device("cpu"), True) is None
 
 
 def test_jsonl_history_and_plot(tmp_path):
@@ -311,7 +306,7 @@ def test_resume_is_exact_with_random_augmentation_on_real_images(tmp_path, monke
 def test_face_nme_uses_the_interocular_normaliser_in_original_pixels():
     data = _real_faces(train=False)
     codec = codecs.build("randomized_rounding", input_size=(32, 32), heatmap_size=(8, 8))
-    out = engine.evaluate(
+    out = evaluation.evaluate(
         _Stub(lambda im: torch.zeros(im.shape[0], 98, 8, 8)), codec, data, return_predictions=True
     )
     from h3r_theory import metrics
@@ -349,10 +344,10 @@ def test_coco_ap_through_a_results_json(tmp_path):
         torch.stack([it["keypoints"] for it in items]), torch.stack([it["visible"] for it in items])
     )
     logits = torch.log(truth.heatmaps + 1e-12)  # the codec decodes logits: softmax(log p) = p on its support
-    oracle = engine.evaluate(_Stub(lambda im: logits), codec, data, out_dir=tmp_path)
+    oracle = evaluation.evaluate(_Stub(lambda im: logits), codec, data, out_dir=tmp_path)
     assert oracle["ap"] > 0.99 and oracle["mean_error_orig_px"] < 0.01  # measured: AP 1.0, 0.003 px
     # a model emitting noise: still a valid pycocotools run, now with a low AP
-    out = engine.evaluate(
+    out = evaluation.evaluate(
         _Stub(lambda im: torch.rand(im.shape[0], 17, 16, 12, generator=torch.Generator().manual_seed(0))),
         codec,
         data,
@@ -371,3 +366,16 @@ def test_diverging_training_stops_with_a_clear_error(tmp_path):
             tiny_config(tmp_path, "train.max_steps=3", "codec.name=gaussian"),
             model=_Stub(lambda im: torch.full((im.shape[0], 6, 16, 16), float("nan"))),
         )
+
+
+def test_input_size_not_a_multiple_of_the_backbone_stride_fails_early():
+    """The builder refuses an input size the backbone cannot tile, before reading any data."""
+    config = load_config("synthetic", ["data.input_size=[72,72]"])
+    with pytest.raises(ValueError, match=r"data.input_size \(72, 72\) must be a multiple of 16 .*'tiny'"):
+        build.build_network(config, num_keypoints=12)
+    assert (
+        build.build_network(
+            load_config("synthetic", ["data.input_size=[64,80]"]), num_keypoints=12
+        ).num_keypoints
+        == 12
+    )

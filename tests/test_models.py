@@ -10,14 +10,7 @@ import torch
 from trainers.models import MODELS, build_model, count_parameters, load_state_dict_file
 from trainers.models.layers import resample
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small convs on a shared 2-core box are much faster single-threaded (no thread oversubscription).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _expected_shape(B, K, H, W, stride, head):

@@ -86,9 +86,9 @@ def test_vanilla_floor_column_is_the_exact_mean_rounding_error_times_stride(tiny
         assert row["error_over_floor"] == pytest.approx(row["mean_error_px"] / row["floor_px"])
 
 
-def test_sweep_measurement_agrees_with_engine_evaluate(tiny_sweep):
+def test_sweep_measurement_agrees_with_evaluate(tiny_sweep):
     """The sweep's own evaluation path (one forward per shift, several decoders) reproduces
-    ``engine.evaluate``'s error at zero shift for the codec a model was trained with."""
+    ``trainers.evaluate.evaluate``'s error at zero shift for the codec a model was trained with."""
     _, record = tiny_sweep
     for row in record["rows"]:
         if row["codec"] in ("argmax", "dark", "randomized_rounding"):  # decoded by the training codec

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .distributed import unwrap
+
 PathLike = str | Path
 
 
@@ -99,3 +101,31 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -- training checkpoints ----------------------------------------------------------------------------------
+def save_checkpoint(
+    path: PathLike, *, model, optimizer, scheduler, scaler, step: int, config, best: dict | None = None
+) -> Path:
+    """Everything an exact resume needs: parameters, optimizer/scheduler/scaler state, the step and every
+    RNG state. The config goes along as JSON text, for the record (a resume uses the config it is given)."""
+    state = {
+        "model": unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "step": int(step),
+        "rng": rng_state(),
+        "config": config.to_json(),
+        "format": 1,
+    }
+    return save_atomic(state, path)
+
+
+def load_weights(model: torch.nn.Module, path: PathLike) -> dict:
+    """Load the model parameters of a checkpoint (``weights_only=True``); returns the checkpoint dict."""
+    state = load(path)
+    if "model" not in state:
+        raise ValueError(f"{path} is not an h3r-train checkpoint (no 'model' entry; keys: {sorted(state)})")
+    unwrap(model).load_state_dict(state["model"])
+    return state

@@ -83,7 +83,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     args = _parser("h3r-eval", with_checkpoint=True).parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)
-        from .engine import evaluate_checkpoint
+        from .evaluate import evaluate_checkpoint
 
         result = evaluate_checkpoint(config, Path(args.checkpoint), shift=tuple(args.shift))
     except ValueError as exc:

@@ -291,29 +291,34 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     data: dict = {}
     if path is not None:
         file = resolve_config_path(path)
-        try:
-            text = file.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{file}: not a UTF-8 text file ({exc})") from None
-        except OSError as exc:
-            raise ValueError(f"{file}: cannot read the config file ({exc.strerror or exc})") from None
-        try:
-            data = yaml.safe_load(text) or {}
-            check_expanded_size(data, str(file))
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{file}: not valid YAML: {exc}") from None
-        except RecursionError:
-            raise ValueError(f"{file}: the YAML is nested too deeply to read") from None
-        if not isinstance(data, dict):
-            raise ValueError(
-                f"{file}: the top level must be a mapping of sections, got {type(data).__name__}"
-            )
+        data = read_yaml_mapping(file)
         where = str(file)
     else:
         where = "config"
     data = apply_overrides(data, overrides)
     config = from_dict(data, Config, where)
     return validate(config, where if path is not None else None)
+
+
+def read_yaml_mapping(file: Path) -> dict:
+    """The top-level mapping of a UTF-8 YAML file, its aliases' expanded size checked; a ``ValueError``
+    naming the file otherwise (used by :func:`load_config` and the sweep)."""
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{file}: not a UTF-8 text file ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{file}: cannot read the config file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+        check_expanded_size(data, str(file))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{file}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{file}: the YAML is nested too deeply to read") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
 
 
 def resolve_config_path(path: str | Path) -> Path:

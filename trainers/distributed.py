@@ -49,11 +49,6 @@ def setup(device_type: str) -> DistInfo:
     return DistInfo(rank, world_size, local_rank)
 
 
-def teardown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
@@ -79,18 +74,19 @@ def gather_objects(obj: Any, info: DistInfo) -> list:
 
 def epoch_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of ``epoch``: a permutation that depends only on ``(seed, epoch)``."""
-    g = torch.Generator().manual_seed(_mix(seed, epoch))
+    g = torch.Generator().manual_seed(mix_seed(seed, epoch))
     return torch.randperm(num_samples, generator=g)
 
 
-def _mix(seed: int, salt: int) -> int:
+def mix_seed(seed: int, salt: int) -> int:
+    """A 63-bit seed from ``(seed, salt)``: the data order of an epoch and the per-step target seeds."""
     # Distinct (seed, salt) pairs -> distinct 63-bit seeds; a plain seed + salt would make (0, 1) == (1, 0).
     return (int(seed) * 1_000_003 + int(salt) * 7919 + 12345) % (2**63 - 1)
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
     """Seed of the per-step generator that draws this process's random targets (randomized rounding)."""
-    return _mix(_mix(seed, step), 1_000 + rank)
+    return mix_seed(mix_seed(seed, step), 1_000 + rank)
 
 
 def train_batches(

@@ -53,12 +53,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from h3r_theory import codecs
 from h3r_theory.codecs import HeatmapCodec
 
-from .config import CONFIG_DIR, Config, from_dict, parse_override, set_dotted_value
+from . import plotting
+from .build import build_codec, build_datasets, build_network
+from .config import (
+    Config,
+    from_dict,
+    parse_override,
+    read_yaml_mapping,
+    resolve_config_path,
+    set_dotted_value,
+)
+from .data import transforms
+from .engine import seed_everything, train
+from .evaluate import dataset_metrics, to_maps, translate_images
+from .runtime import batches
 
 # ---------------------------------------------------------------------------------------------------------
 # Sweep configuration: plain data, like trainers.config
@@ -201,19 +213,8 @@ def set_dotted(data: dict, overrides: Sequence[str]) -> dict:
 
 def load_sweep(path: str | None = None, overrides: Sequence[str] = (), full: bool = False) -> SweepConfig:
     """Read a sweep YAML (a path or a bundled name; default ``sweep``, or ``sweep_full`` with ``full``)."""
-    name = path or ("sweep_full" if full else "sweep")
-    file = Path(name).expanduser()
-    if not file.is_file():
-        file = CONFIG_DIR / f"{name}.yaml"
-        if not file.is_file():
-            raise ValueError(f"sweep config {name!r} not found (nor a bundled config in {CONFIG_DIR})")
-    try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{file}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{file}: the top level must be a mapping, got {type(data).__name__}")
-    return sweep_from_dict(set_dotted(data, overrides), str(file))
+    file = resolve_config_path(path or ("sweep_full" if full else "sweep"))
+    return sweep_from_dict(set_dotted(read_yaml_mapping(file), overrides), str(file))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -272,8 +273,6 @@ def predict_shifted(
     "index": (N,)}``, all float64 on the CPU, in INPUT pixels; ``pred[d][s]`` is the prediction for the
     images translated by ``shifts[s]`` (its label is ``gt + shifts[s]``).
     """
-    from .engine import batches, to_maps, translate_images
-
     device = device or next(model.parameters()).device
     model.eval()
     n = len(dataset) if max_samples is None else min(len(dataset), int(max_samples))
@@ -328,8 +327,7 @@ def measure(
 ) -> dict[str, dict]:
     """Per decoder: ``nme`` and ``mean_error_px`` on the untranslated split, ``mean_error_shifted_px``
     (over every shift) and ``jitter_sd_px`` (see :func:`jitter_sd`), all in INPUT pixels except NME,
-    which the dataset defines in ORIGINAL pixels (via :func:`trainers.engine.dataset_metrics`)."""
-    from .engine import apply_affine, dataset_metrics, invert_affine
+    which the dataset defines in ORIGINAL pixels (via :func:`trainers.evaluate.dataset_metrics`)."""
 
     shifts = shift_grid(shifts_per_axis)
     if (0.0, 0.0) not in shifts:
@@ -351,7 +349,7 @@ def measure(
     offsets = torch.tensor(shifts, dtype=torch.float64)[:, None, None, :]  # (S, 1, 1, 2)
     zero = shifts.index((0.0, 0.0))
     jitter_rows = [i for i, s in enumerate(shifts) if s[0] in shifts_per_axis and s[1] in shifts_per_axis]
-    inverse = invert_affine(out["matrix"])
+    inverse = transforms.invert(out["matrix"])
     results = {}
     for name, pred in out["pred"].items():
         errors = pred - (gt[None] + offsets)  # (S, N, K, 2)
@@ -366,8 +364,8 @@ def measure(
         metrics = dataset_metrics(
             dataset,
             out["index"].tolist(),
-            apply_affine(pred[zero], inverse),
-            apply_affine(gt, inverse),
+            transforms.transform_points(pred[zero], inverse),
+            transforms.transform_points(gt, inverse),
             vis,
             torch.ones_like(vis),
         )
@@ -414,29 +412,12 @@ def machine_description() -> str:
     return text
 
 
-def _build_model(config: Config, num_keypoints: int, width: int | None) -> torch.nn.Module:
-    from .models import build_model
-
-    m = config.model
-    kwargs = {} if width is None else {"width": width}
-    return build_model(
-        m.name,
-        num_keypoints=num_keypoints,
-        output_stride=m.output_stride,
-        head=m.head,
-        pretrained=m.pretrained,
-        **kwargs,
-    )
-
-
 def run_sweep(sweep: SweepConfig, progress: bool = True, log=print, command: str | None = None) -> dict:
     """Train every (model, stride), measure every decoder, write the results; returns the JSON record.
 
     ``command`` is the command line to record with the results (``main`` passes its own).
     """
     from tqdm.auto import tqdm
-
-    from .engine import build_codec, build_datasets, seed_everything, train
 
     t_start = time.perf_counter()
     out_dir = Path(sweep.out_dir)
@@ -453,7 +434,7 @@ def run_sweep(sweep: SweepConfig, progress: bool = True, log=print, command: str
         config = base_config(sweep.base, stride=stride, codec=run, out_dir=str(run_dir))
         config.train.progress = False  # the sweep's bar is the progress report
         seed_everything(config.train.seed)  # same initial parameters at every stride and codec
-        model = _build_model(config, train_set.num_keypoints, sweep.model_width)
+        model = build_network(config, train_set.num_keypoints, sweep.model_width)
         result = train(config, model=model, train_set=train_set, eval_set=eval_set)
         codec = build_codec(config, tuple(eval_set.input_size))
         measured = measure(
@@ -601,43 +582,10 @@ def write_results(record: dict, folder: Path) -> dict[str, Path]:
 
 
 def plot_sweep(record: dict, path: Path) -> Path:
-    """Mean error (left) and jitter sd (right) against stride, one line per decoder, log2 stride axis,
-    with the vanilla quantization floor ``0.3826 x stride`` dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = record["rows"]
-    strides = sorted({r["stride"] for r in rows})
-    names = list(dict.fromkeys(r["codec"] for r in rows))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, key, title in (
-        (axes[0], "mean_error_px", "mean error (input px)"),
-        (axes[1], "jitter_sd_px", "jitter: sd of error over sub-pixel shifts (px)"),
-    ):
-        for name in names:
-            pts = sorted((r["stride"], r[key]) for r in rows if r["codec"] == name)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
-        if key == "mean_error_px":
-            ax.plot(
-                strides,
-                [quantization_floor(s) for s in strides],
-                "k--",
-                lw=1,
-                label="vanilla floor 0.3826 x stride",
-            )
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(strides)
-        ax.set_xticklabels([str(s) for s in strides])
-        ax.set_xlabel("heatmap stride (input px per cell)")
-        ax.set_title(title, fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{record.get('title', 'sweep')} - {record.get('machine', '')}", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    """``sweep.png``: :func:`trainers.plotting.plot_sweep` of the record's rows, saved to ``path``."""
+    floor_per_stride = quantization_floor(1.0)
+    title = f"{record.get('title', 'sweep')} - {record.get('machine', '')}"
+    plotting.plot_sweep(record["rows"], floor_per_stride, title=title).savefig(path, dpi=90)
     return path
 
 

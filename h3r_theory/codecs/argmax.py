@@ -35,6 +35,7 @@ class Argmax(HeatmapCodec):
 
     name = "argmax"
     default_activation = "logits"  # trained with spatial-softmax cross-entropy; argmax ignores it anyway
+    default_loss = "spatial_softmax_cross_entropy"
 
     def __init__(
         self,

@@ -104,6 +104,7 @@ class HeatmapCodec:
     #: How ``decode`` reads its input unless told otherwise: the output space of a network trained with this
     #: codec's default loss (see :func:`h3r_theory.losses.default_loss`).
     default_activation: ClassVar[str] = "probabilities"
+    default_loss: ClassVar[str] = "mse"  # the loss it is trained with: a key of h3r_theory.losses.LOSSES
     #: True when ``encode`` draws random targets.
     stochastic: ClassVar[bool] = False
 

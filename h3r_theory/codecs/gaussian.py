@@ -39,6 +39,7 @@ class Gaussian(HeatmapCodec):
     """
 
     name = "gaussian"
+    default_loss = "mse"  # the optimum of MSE is the Gaussian target map itself
 
     def __init__(
         self,

@@ -80,6 +80,7 @@ class RandomizedRounding(HeatmapCodec):
 
     name = "randomized_rounding"
     default_activation = "logits"
+    default_loss = "spatial_softmax_cross_entropy"
     stochastic = True
 
     def __init__(

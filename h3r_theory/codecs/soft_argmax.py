@@ -48,6 +48,7 @@ class SoftArgmax(HeatmapCodec):
 
     name = "soft_argmax"
     default_activation = "logits"
+    default_loss = "coordinate_l1"
 
     def __init__(
         self,

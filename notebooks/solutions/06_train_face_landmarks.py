@@ -18,7 +18,10 @@ import torch
 from h3r_theory import codecs, metrics
 from h3r_theory.theory.quantization import mean_quantization_error
 from trainers import engine
+from trainers.build import build_datasets
 from trainers.config import load_config
+from trainers.data.transforms import invert, transform_points
+from trainers.runtime import amp_dtype, get_batch
 
 STEPS = int(os.environ.get("H3R_SOLUTION_STEPS", "150"))
 FLOOR_CELLS = float(mean_quantization_error("round", 2))  # (sqrt(2) + asinh(1)) / 6
@@ -40,7 +43,7 @@ def train(*overrides: str):
             *overrides,
         ],
     )
-    train_set, eval_set = engine.build_datasets(config)
+    train_set, eval_set = build_datasets(config)
     result = engine.train(config, train_set=train_set, eval_set=eval_set)
     return result, eval_set, result.codec
 
@@ -69,7 +72,7 @@ def exercise_2(trained) -> None:
     Larger k / radius add cells with small softmax mass that pull the mean toward the window centre a
     little on a trained (not ideal) map."""
     result, eval_set, codec = trained
-    batch = engine.get_batch(eval_set, range(len(eval_set)))
+    batch = get_batch(eval_set, range(len(eval_set)))
     with torch.no_grad():
         logits = result.model.eval()(batch["image"]).float()
     labelled = batch["visible"] > 0
@@ -117,15 +120,15 @@ def exercise_4() -> None:
         ds = LandmarkDataset(records, input_size=(256, 256), train=False, flip_pairs=FLIP_PAIRS[name])
         items = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
         kp, vis = items["keypoints"].double(), items["visible"].double()
-        inverse = engine.invert_affine(items["matrix"])
-        gt = engine.apply_affine(kp, inverse)
+        inverse = invert(items["matrix"])
+        gt = transform_points(kp, inverse)
         norms = torch.tensor([ds.normalizer(i) for i in range(len(ds))], dtype=torch.float64)
         scale = torch.linalg.det(items["matrix"][:, :, :2]).abs().sqrt()  # input px per original px
         nmes = []
         for size in (64, 32, 16):
             am = codecs.build("argmax", input_size=(256, 256), heatmap_size=(size, size))
             xy = am.decode(am.encode(kp, vis).heatmaps, activation="probabilities")[0]
-            nmes.append(metrics.face_metrics(engine.apply_affine(xy, inverse), gt, norms, vis)["nme"])
+            nmes.append(metrics.face_metrics(transform_points(xy, inverse), gt, norms, vis)["nme"])
             predicted = float((FLOOR_CELLS * 256 / size / (norms * scale)).mean())
             print(
                 f"[4] {name:>5s} {size:2d}x{size:<2d}: argmax NME {nmes[-1]:.4f}, "
@@ -139,12 +142,12 @@ def exercise_5() -> None:
     """GPU: ``train.device=auto`` picks CUDA; ``train.amp: true`` autocasts to bfloat16 (float16 with a
     GradScaler where bf16 is missing) and ``train.channels_last: true`` stores images and weights
     channels-last; both are ignored on a CPU. See ``trainers/config.py`` (TrainConfig) and
-    ``engine.amp_dtype``."""
+    ``trainers.runtime.amp_dtype``."""
     config = load_config("wflw", ["data.root=/nonexistent"])
     print(
         f"[5] wflw config: device={config.train.device}, amp={config.train.amp}, "
         f"channels_last={config.train.channels_last}; amp dtype on this machine: "
-        f"{engine.amp_dtype(torch.device('cuda' if torch.cuda.is_available() else 'cpu'), config.train.amp)}"
+        f"{amp_dtype(torch.device('cuda' if torch.cuda.is_available() else 'cpu'), config.train.amp)}"
     )
     assert config.train.amp and config.train.channels_last and config.train.device == "auto"
 

@@ -16,7 +16,10 @@ import torch
 
 from h3r_theory import codecs, conventions, metrics
 from trainers import engine
+from trainers.build import build_datasets, heatmap_size_for
 from trainers.config import load_config
+from trainers.data.transforms import invert, transform_points
+from trainers.evaluate import dataset_metrics, evaluate
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_samples"
 STEPS = int(os.environ.get("H3R_SOLUTION_STEPS", "150"))
@@ -46,18 +49,20 @@ def exercise_1() -> None:
     ds = LandmarkDataset(people, input_size=(256, 256), train=False, flip_pairs=FLIP_PAIRS["mpii"])
     items = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
     kp, vis = items["keypoints"].double(), items["visible"].double()
-    inverse = engine.invert_affine(items["matrix"])
-    gt = engine.apply_affine(kp, inverse)
-    pred = engine.apply_affine(round_trip("argmax", kp, vis, (256, 256), (64, 64)), inverse)
+    inverse = invert(items["matrix"])
+    gt = transform_points(kp, inverse)
+    pred = transform_points(round_trip("argmax", kp, vis, (256, 256), (64, 64)), inverse)
     heads = torch.tensor([ds.normalizer(i) for i in range(len(ds))], dtype=torch.float64)
     for t in (0.5, 0.1):
         correct, valid = metrics.pck_correct(pred, gt, heads, t, vis)
         keep = [k for k in range(16) if k not in metrics.MPII_EXCLUDED_FROM_MEAN]
         by_hand = 100 * int(correct[:, keep].sum()) / int(valid[:, keep].sum())  # exact counts, float64
-        engine_value = engine.dataset_metrics(
+        engine_value = dataset_metrics(
             ds, list(range(len(ds))), pred, gt, vis, torch.ones_like(vis), pckh_threshold=t
         )["pckh"]
-        print(f"[1] PCKh@{t}: by hand {by_hand:.2f} %, engine.dataset_metrics {engine_value:.2f} %")
+        print(
+            f"[1] PCKh@{t}: by hand {by_hand:.2f} %, trainers.evaluate.dataset_metrics {engine_value:.2f} %"
+        )
         assert abs(by_hand - engine_value) < 1e-4  # the engine divides the same counts in float32
 
 
@@ -80,7 +85,7 @@ def exercise_2() -> None:
     matrix = torch.stack([ds.matrix_for(i)[0][:2] for i in range(n)])
     gt = torch.from_numpy(np.stack([r.keypoints for r in records]))
     vis = torch.from_numpy(np.stack([r.visibility for r in records]) > 0).double()
-    kp, inverse = engine.apply_affine(gt, matrix), engine.invert_affine(matrix)
+    kp, inverse = transform_points(gt, matrix), invert(matrix)
     aps = {}
     for stride in (4, 8, 16):
         size = (192 // stride, 256 // stride)
@@ -88,8 +93,8 @@ def exercise_2() -> None:
             ("argmax", "argmax", False),
             ("RR expectation", "randomized_rounding", True),
         ):
-            pred = engine.apply_affine(round_trip(name, kp, vis, (192, 256), size, expected), inverse)
-            ap = aps[stride, label] = engine.dataset_metrics(
+            pred = transform_points(round_trip(name, kp, vis, (192, 256), size, expected), inverse)
+            ap = aps[stride, label] = dataset_metrics(
                 ds, list(range(n)), pred, gt, vis, torch.ones_like(vis)
             )["ap"]
             print(
@@ -136,7 +141,7 @@ def exercise_3() -> None:
 def exercise_4() -> None:
     """Flip test. Under the pixel-centre convention the mirrored heatmap lies exactly on the direct one
     (offset 0), so averaging needs no shift; under 'msra' (u = x / s) it would be (s - 1) / s cells off, and
-    engine.predict refuses rather than average two misaligned maps."""
+    trainers.evaluate.predict refuses rather than average two misaligned maps."""
     config = load_config(
         "synthetic",
         [
@@ -149,9 +154,9 @@ def exercise_4() -> None:
         ],
     )
     result = engine.train(config)
-    (eval_set,) = engine.build_datasets(config, ["eval"])
+    (eval_set,) = build_datasets(config, ["eval"])
     for flip in (False, True):
-        e = engine.evaluate(result.model, result.codec, eval_set, flip_test=flip)
+        e = evaluate(result.model, result.codec, eval_set, flip_test=flip)
         print(f"[4] flip_test={flip}: mean error {e['mean_error_px']:.3f} px")
     offsets = {c: conventions.heatmap_flip_offset((64, 64), (16, 16), c) for c in ("pixel_center", "msra")}
     for convention, offset in offsets.items():
@@ -164,7 +169,7 @@ def exercise_5() -> None:
     ``model.output_stride=8`` (32 x 32 heatmaps) or ``16`` (16 x 16); the codec stays randomized_rounding."""
     for stride in (8, 16):
         config = load_config("mpii", ["data.root=/path/to/mpii", f"model.output_stride={stride}"])
-        size = engine.heatmap_size_for(config.data.input_size, config.model.output_stride)
+        size = heatmap_size_for(config.data.input_size, config.model.output_stride)
         print(f"[5] mpii with model.output_stride={stride}: heatmaps {size}")
         assert size == (256 // stride, 256 // stride)
 

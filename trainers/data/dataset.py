@@ -26,36 +26,28 @@ from torch.utils.data import Dataset
 from h3r_theory.conventions import check_size, flip_permutation
 
 from .records import LandmarkRecord, check_images_exist, load_image
+from .specs import SPECS
 from .transforms import color_jitter, crop_matrix, random_affine_params, transform_points, warp_image
-
-# Inter-ocular (outer eye corner) indices of the NME normaliser, 0-based, per markup:
-# WFLW 60 & 72, iBUG-68 36 & 45 (300W, COFW-68), COFW-29 8 & 9 (as in HRNet's evaluation).
-OCULAR_INDICES = {"wflw": (60, 72), "300w": (36, 45), "cofw68": (36, 45), "ibug68": (36, 45), "cofw": (8, 9)}
 
 
 def normalizer(record: LandmarkRecord) -> float:
-    """The record's metric normaliser in ORIGINAL pixels.
+    """The record's metric normaliser in ORIGINAL pixels, as its dataset's spec declares it.
 
-    Faces: inter-ocular distance (WFLW, 300W, COFW), AFLW: ``box_size`` (from the HRNet CSV / JSON).
-    MPII: the PCKh head size ``0.6 * ||head-box diagonal||`` (needs ``mpii.attach_head_boxes``).
-    COCO has none (OKS uses the instance area): ``ValueError``.
+    Faces: inter-ocular distance (WFLW, 300W, COFW; the outer eye corners, as in HRNet's evaluation),
+    AFLW: ``box_size`` (from the HRNet CSV / JSON). MPII: the PCKh head size
+    ``0.6 * ||head-box diagonal||`` (needs ``mpii.attach_head_boxes``). COCO has none (OKS uses the
+    instance area): ``ValueError``.
     """
     name = record.dataset
-    if name in OCULAR_INDICES:
-        a, b = OCULAR_INDICES[name]
+    spec = SPECS.get(name)
+    rule = spec.normalizer if spec is not None else None
+    if isinstance(rule, tuple):
+        a, b = rule
         return float(np.linalg.norm(record.keypoints[a] - record.keypoints[b]))
-    if name == "aflw":
-        if "box_size" not in record.extras:
-            raise ValueError(
-                f"{record.source}: AFLW record has no box_size (load the HRNet CSV or the JSON with box_size)"
-            )
-        return float(record.extras["box_size"])
-    if name == "mpii":
-        if "head_size" not in record.extras:
-            raise ValueError(
-                f"{record.source}: MPII record has no head box; call mpii.attach_head_boxes with gt_valid.mat"
-            )
-        return float(record.extras["head_size"])
+    if isinstance(rule, str):
+        if rule not in record.extras:
+            raise ValueError(f"{record.source}: {spec.normalizer_hint}")
+        return float(record.extras[rule])
     raise ValueError(f"{record.source}: no NME normaliser is defined for dataset {name!r} (COCO uses OKS)")
 
 
@@ -122,6 +114,11 @@ class LandmarkDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset the records come from (the key of its :class:`~trainers.data.specs.DatasetSpec`)."""
+        return str(self.records[0].dataset)
 
     def normalizer(self, index: int) -> float:
         """NME normaliser of record ``index`` in ORIGINAL pixels (see :func:`normalizer`)."""

@@ -1,7 +1,9 @@
-"""Figures of the training notebooks (06 faces, 07 pose, 08 resolution sweep).
+"""Figures of training runs: the run's curves (``curves.png``), predictions, the resolution sweep.
 
-Everything here draws on a matplotlib ``Axes``/``Figure`` and returns it; nothing is saved or shown, so
-the notebooks decide. Images are drawn with matplotlib's default ``imshow`` extent, which puts the centre of
+Every builder returns a fresh :class:`matplotlib.figure.Figure` made without pyplot: nothing is saved or
+shown (the caller decides: ``fig.savefig`` or :func:`show` in a notebook), no pyplot state is left behind,
+and the process-wide backend is never touched, so a notebook that trains or sweeps in-process keeps
+showing its own figures. Images are drawn with matplotlib's default ``imshow`` extent, which puts the centre of
 pixel ``(i, j)`` at the integer coordinate ``(i, j)``: exactly the pixel-centre convention of
 :mod:`h3r_theory.conventions`, so keypoints in input pixels are plotted as they are, with no half-pixel
 shift.
@@ -14,22 +16,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
-# MPII's 16 joints (r_ankle, r_knee, r_hip, l_hip, l_knee, l_ankle, pelvis, thorax, upper_neck, head_top,
-# r_wrist, r_elbow, r_shoulder, l_shoulder, l_elbow, l_wrist): the limbs drawn between them, 0-based.
-MPII_SKELETON: tuple[tuple[int, int], ...] = (
-    (0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9),
-    (10, 11), (11, 12), (12, 7), (7, 13), (13, 14), (14, 15),
-)  # fmt: skip
+from .data.specs import SPECS
 
-# COCO's 17 keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles; left before right):
-# the limbs of the person category's "skeleton" field in person_keypoints_*.json, converted to 0-based.
-COCO_SKELETON: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)  # fmt: skip
+# The limbs drawn between keypoints, declared with each dataset (trainers.data.specs).
+MPII_SKELETON: tuple[tuple[int, int], ...] = SPECS["mpii"].skeleton
+COCO_SKELETON: tuple[tuple[int, int], ...] = SPECS["coco"].skeleton
 
 GT_COLOUR = "#2ca02c"  # green: ground truth
 PRED_COLOUR = "#d62728"  # red: prediction
@@ -44,16 +40,15 @@ def _numpy(value) -> np.ndarray:
 def show(fig, format: str = "png") -> None:
     """Display ``fig`` in a notebook and close it; ``format="jpeg"`` keeps figures of photographs small.
 
-    Explicit on purpose: code that saves figures headless may switch matplotlib to the Agg backend
-    mid-notebook, after which figures would no longer appear on their own; closing also stops the inline
-    backend from showing the figure a second time.
+    Explicit on purpose: the builders here return figures that pyplot does not manage, which a notebook
+    shows only when asked; for a pyplot figure, closing it also stops the inline backend from showing it a
+    second time.
     """
     import io
 
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
 
-    # Rendered here rather than through IPython's figure formatter, which is gone once the backend changed.
     buffer = io.BytesIO()
     if format not in ("png", "jpeg"):
         raise ValueError(f"format must be 'png' or 'jpeg', got {format!r}")
@@ -164,15 +159,14 @@ def prediction_grid(
     ``images`` is a list or a (N, 3, H, W) batch; ``gt``/``pred`` (N, K, 2) in the pixels of the images.
     The first column has a y axis and the bottom panels an x axis, in pixels of the drawn images.
     """
-    import matplotlib.pyplot as plt
-
     n = len(images)
     if n == 0:
         raise ValueError("prediction_grid needs at least one image")
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     height = size * nrows + (0.3 if suptitle else 0) + (0.25 * nrows if titles is not None else 0)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, height), squeeze=False)
+    fig = Figure(figsize=(size * ncols, height))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.axis("off")
@@ -202,43 +196,79 @@ def prediction_grid(
 def plot_training_history(
     history: Sequence[dict],
     metric: str = "mean_error_px",
-    metric_label: str = "mean error (input px)",
+    metric_label: str | None = None,
     floor: float | None = None,
     floor_label: str = "vanilla rounding floor",
-):
+    second_metric: str | None = None,
+    title: str = "",
+) -> Figure:
     """Training loss against step (left) and the evaluation ``metric`` against step (right).
 
     ``history`` is ``RunResult.history`` (the records of ``metrics.jsonl``: ``kind`` "train" with
-    ``loss``, ``kind`` "eval" with the metrics). ``floor`` draws a horizontal reference line on the right.
+    ``loss``, ``kind`` "eval" with the metrics). ``floor`` draws a horizontal reference line on the right;
+    ``second_metric`` is drawn on a twin right axis (its scale may differ by orders of magnitude, as NME, a
+    fraction, does from an error in pixels).
     """
-    import matplotlib.pyplot as plt
-
-    train = [r for r in history if r.get("kind") == "train"]
-    evals = [r for r in history if r.get("kind") == "eval" and metric in r]
+    train = [r for r in history if r.get("kind") == "train" and isinstance(r.get("loss"), (int, float))]
     if not train:
         raise ValueError("history has no training records (kind == 'train')")
-    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.0))
-    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], lw=1.2)
-    axes[0].set_xlabel("training step")
-    axes[0].set_ylabel(f"loss ({train[0].get('loss_name', 'training loss')})", fontsize=8)
-    axes[0].set_yscale("log")
-    axes[0].grid(alpha=0.3)
-    if evals:
-        axes[1].plot(
-            [r["step"] for r in evals], [r[metric] for r in evals], marker="o", label="held-out split"
-        )
+    labels = {"mean_error_px": "mean error (input px)"}
+    fig = Figure(figsize=(8.5, 3.0))
+    ax_loss, ax_eval = fig.subplots(1, 2)
+    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1.2)
+    ax_loss.set_xlabel("training step")
+    ax_loss.set_ylabel(f"loss ({train[0].get('loss_name', 'training loss')})", fontsize=8)
+    if all(r["loss"] > 0 for r in train):  # a log axis needs positive values
+        ax_loss.set_yscale("log")
+    ax_loss.grid(alpha=0.3)
+    lines = []
+    for key, ax, style in ((metric, ax_eval, "o"), (second_metric, None, "s")):
+        points = [
+            (r["step"], r[key])
+            for r in history
+            if r.get("kind") == "eval" and isinstance(r.get(key), (int, float))
+        ]
+        if key is None or not points:
+            continue
+        ax = ax or ax_eval.twinx()
+        colour = "C0" if style == "o" else "C1"
+        lines += ax.plot(*zip(*points), marker=style, lw=1.2, color=colour, label=labels.get(key, key))
+        ax.set_ylabel(labels.get(key, key) if key != metric or metric_label is None else metric_label)
     if floor is not None:
-        axes[1].axhline(floor, color="k", ls="--", lw=1, label=f"{floor_label} ({floor:.2f})")
-    axes[1].set_xlabel("training step")
-    axes[1].set_ylabel(metric_label)
-    axes[1].set_ylim(bottom=0)
-    axes[1].grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
+        lines.append(ax_eval.axhline(floor, color="k", ls="--", lw=1, label=f"{floor_label} ({floor:.2f})"))
+    ax_eval.set_xlabel("training step")
+    ax_eval.set_ylabel(metric_label or labels.get(metric, metric))
+    ax_eval.set_ylim(bottom=0)
+    ax_eval.grid(alpha=0.3)
+    if lines:
+        ax_eval.legend(lines, [line.get_label() for line in lines], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_sweep(rows: Sequence[dict], floor_per_stride: float, codecs_order: Sequence[str] | None = None):
+def save_curves(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
+    """A run's ``curves.png``: :func:`plot_training_history` with the dataset's own metric (NME, PCKh or
+    AP, whichever the evaluations hold) and the mean error in input pixels on a twin axis."""
+    evals = [r for r in history if r.get("kind") == "eval"]
+    metric = next(
+        (k for k in ("nme", "pckh", "ap") if any(isinstance(r.get(k), (int, float)) for r in evals)), None
+    )
+    fig = plot_training_history(
+        history,
+        metric=metric or "mean_error_px",
+        second_metric="mean_error_px" if metric is not None else None,
+        title=title,
+    )
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def plot_sweep(
+    rows: Sequence[dict], floor_per_stride: float, codecs_order: Sequence[str] | None = None, title: str = ""
+) -> Figure:
     """The resolution sweep: mean error (left) and jitter sd (right) against the heatmap stride.
 
     Args:
@@ -247,14 +277,14 @@ def plot_sweep(rows: Sequence[dict], floor_per_stride: float, codecs_order: Sequ
         floor_per_stride: mean 2-D rounding error in cells, ``(sqrt(2) + asinh(1)) / 6``; the dashed line
             is this times the stride (input pixels).
         codecs_order: the order of the legend (default: first appearance in ``rows``).
+        title: a line above both panels (the sweep's title and machine, in ``sweep.png``).
     """
-    import matplotlib.pyplot as plt
-
     if not rows:
         raise ValueError("plot_sweep needs at least one row")
     strides = sorted({int(r["stride"]) for r in rows})
     names = list(codecs_order or dict.fromkeys(r["codec"] for r in rows))
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    fig = Figure(figsize=(9.0, 3.4))
+    axes = fig.subplots(1, 2)
     panels = (
         (axes[0], "mean_error_px", "mean error (input px)", "error against stride"),
         (
@@ -287,15 +317,16 @@ def plot_sweep(rows: Sequence[dict], floor_per_stride: float, codecs_order: Sequ
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=7)
     fig.tight_layout()
     return fig
 
 
 def plot_error_histograms(errors: dict, bins: int = 40, xlabel: str = "error (input px)"):
     """Overlaid histograms of per-keypoint errors, one per entry of ``errors`` (name -> 1-D array)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.0, 3.0))
+    fig = Figure(figsize=(5.0, 3.0))
+    ax = fig.subplots()
     arrays = {k: _numpy(v).ravel() for k, v in errors.items()}
     top = max(float(np.nanmax(a)) for a in arrays.values() if a.size)
     edges = np.linspace(0.0, top, bins + 1)
@@ -317,6 +348,7 @@ __all__ = [
     "draw_keypoints",
     "prediction_grid",
     "plot_training_history",
+    "save_curves",
     "plot_sweep",
     "plot_error_histograms",
 ]
