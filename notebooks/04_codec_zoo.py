@@ -267,6 +267,34 @@ plotting.bar_chart(
 )
 
 # %% [markdown]
+# ## 4.5 Catching a broken codec
+#
+# The codecs above pass the invariants of `h3r_theory.testing` (`tests/test_codecs.py` runs them), and so can
+# yours. This one encodes under the pixel-centre convention but decodes with the MSRA formula $x = u\,s$, a
+# mix-up that costs $(s - 1)/2$ px and nothing at stride 1. Hypothesis finds it and shrinks the counterexample.
+
+# %%
+from h3r_theory.testing import Claims, check_codec
+
+
+class MixedUpArgmax(codecs.Argmax):
+    def decode(self, heatmaps, activation=None):
+        coords, scores = super().decode(heatmaps, activation)
+        return self.to_heatmap(coords) * torch.tensor(self.stride, dtype=coords.dtype), scores  # x = u * s
+
+
+checked = ["round_trip", "shift_equivariance", "flip_equivariance"]
+report = check_codec(MixedUpArgmax, Claims(round_trip_cells=0.5), only=checked)  # argmax claims half a cell
+print(report.card())
+assert report["round_trip"].status == report["flip_equivariance"].status == "fails"
+assert report["shift_equivariance"].holds  # the same error in every cell: a whole-cell shift cannot see it
+assert check_codec(codecs.Argmax, Claims(round_trip_cells=0.5), only=checked).holds  # the real codec passes
+
+# %% [markdown]
+# From a shell: `h3r-check-codec my_module:MixedUpArgmax --round-trip-cells 0.5` (exit status 1); see
+# `docs/testing.md`.
+
+# %% [markdown]
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/04_codec_zoo.py`.
