@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -13,8 +12,6 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from h3r_theory import plotting
-
-matplotlib.use("Agg")
 
 
 def _render(fig: Figure) -> bytes:

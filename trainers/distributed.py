@@ -21,6 +21,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .seeding import mix_seed
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -78,15 +80,9 @@ def epoch_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(num_samples, generator=g)
 
 
-def mix_seed(seed: int, salt: int) -> int:
-    """A 63-bit seed from ``(seed, salt)``: the data order of an epoch and the per-step target seeds."""
-    # Distinct (seed, salt) pairs -> distinct 63-bit seeds; a plain seed + salt would make (0, 1) == (1, 0).
-    return (int(seed) * 1_000_003 + int(salt) * 7919 + 12345) % (2**63 - 1)
-
-
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
     """Seed of the per-step generator that draws this process's random targets (randomized rounding)."""
-    return mix_seed(mix_seed(seed, step), 1_000 + rank)
+    return mix_seed(seed, step, 1_000 + rank)
 
 
 def train_batches(

@@ -63,6 +63,8 @@ from torch import Tensor
 
 from h3r_theory.conventions import check_size, flip_keypoints, flip_permutation
 
+from ..seeding import mix_seed
+
 # --------------------------------------------------------------------------------------------------
 # The template. Units: face half-width = 1, x right, y down, origin at the face centre (upright face).
 # Order is chosen so that every useful prefix keeps left/right pairs whole (see VALID_NUM_KEYPOINTS).
@@ -564,21 +566,9 @@ def add_bank_noise(images: Tensor, bank: Tensor, picks: Tensor) -> Tensor:
     return images
 
 
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(x: int) -> int:
-    """One step of SplitMix64 (Steele, Lea & Flood 2014): a strong 64-bit mixer for seeds."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
 def item_seed(seed: int, split: str, index: int) -> int:
     """The 63-bit generator seed of item ``index`` of ``split`` (a pure function of the three)."""
-    x = _splitmix64(_splitmix64(_splitmix64(seed & _MASK64) ^ SPLITS[split]) ^ (index & _MASK64))
-    return x >> 1  # torch.Generator.manual_seed wants a value that fits in int64
+    return mix_seed(seed, SPLITS[split], index)
 
 
 class _Records:
