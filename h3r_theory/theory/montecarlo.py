@@ -19,7 +19,6 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
-import sympy as sp
 import torch
 from torch import Tensor
 
@@ -433,8 +432,3 @@ def simulate_resolution(
     result = {key: np.asarray(value, dtype=np.float64) for key, value in out.items()}
     result["n"] = int(n)
     return result
-
-
-def lambdify_closed_form(expr: sp.Expr, *symbols: sp.Symbol):
-    """``numpy`` function of a closed form, for evaluating it at simulated points."""
-    return sp.lambdify(symbols, expr, "numpy")
