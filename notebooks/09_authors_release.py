@@ -64,7 +64,7 @@ from IPython.display import Markdown, display
 from h3r_theory import codecs, losses, plotting
 from h3r_theory.theory import consistency, quantization
 from h3r_theory.theory import montecarlo as mc
-from trainers import engine
+from trainers import engine, runtime
 from trainers.config import load_config
 from trainers.models.layers import KeypointHead
 
@@ -106,9 +106,9 @@ print("same, weights loaded unpermuted:", torch.equal(ours(features).permute(0, 
 
 # %% [markdown]
 # The layouts map onto each other, but the **training losses differ in kind**. This package's `binary`
-# head is trained (`engine.loss_for(codec, "binary")`) with `losses.binary_cross_entropy`: two independent
+# head is trained (`trainers.build.loss_for(codec, "binary")`) with `losses.binary_cross_entropy`: two independent
 # sigmoids per cell, channel 1 against the target $t$ and channel 0 against $1 - t$, and decoded by
-# `engine.to_maps` as the probabilities $\sigma(\text{channel 1})$. The two channels are *not* a softmax pair.
+# `trainers.evaluate.to_maps` as the probabilities $\sigma(\text{channel 1})$. The two channels are *not* a softmax pair.
 # The check below evaluates that loss against both readings:
 
 # %%
@@ -370,8 +370,8 @@ display(
 # the few lines below with the natural reading of the authors' head: a **2-class softmax per cell** (case
 # (a)) against one randomized-rounding sample per keypoint and step, the per-cell losses summed over the map.
 # The head starts at the prior of a cell, odds $1 : (hw - 1)$, split symmetrically between the two channels,
-# so $z_0 + z_1$ starts at 0. The building blocks are the public ones of `trainers.engine`; `engine.train`
-# runs the same kind of loop with this package's own losses.
+# so $z_0 + z_1$ starts at 0. The building blocks are the public ones of `trainers.engine` and
+# `trainers.runtime`; `engine.train` runs the same kind of loop with this package's own losses.
 
 # %%
 config = load_config("synthetic", ["model.head=binary", f"train.seed={SEED}", "train.device=cpu"])
@@ -388,7 +388,7 @@ scheduler = engine.make_scheduler(optimizer, config.optim, TRAIN_STEPS)
 gen = torch.Generator().manual_seed(SEED)
 for _ in range(TRAIN_STEPS):
     picked = torch.randint(len(train_set), (config.train.batch_size,), generator=gen).tolist()
-    batch = engine.get_batch(train_set, picked)
+    batch = runtime.get_batch(train_set, picked)
     target = codec.encode(batch["keypoints"], batch["visible"], generator=gen)  # one sample per keypoint
     log_p = F.log_softmax(model(batch["image"]), dim=2)  # a 2-class softmax in every cell
     per_cell = -(target.heatmaps * log_p[:, :, 1] + (1 - target.heatmaps) * log_p[:, :, 0])
@@ -398,7 +398,7 @@ for _ in range(TRAIN_STEPS):
     optimizer.step()
     scheduler.step()
 model.eval()
-batch = engine.get_batch(eval_set, list(range(len(eval_set))))
+batch = runtime.get_batch(eval_set, list(range(len(eval_set))))
 with torch.no_grad():
     output = model(batch["image"]).double()  # (B, K, 2, h, w)
 print(f"{TRAIN_STEPS} steps, last loss {loss.item():.3f}; held-out output {tuple(output.shape)}")
