@@ -1,6 +1,6 @@
 """Which DARK decode rules hold under noise and near the border: the measurement behind ``codecs.DARK``.
 
-    python benchmarks/dark_rules.py            # both tables, about a minute on 2 CPU cores
+    python benchmarks/dark_rules.py            # the three tables, a few minutes on 2 CPU cores
     python benchmarks/dark_rules.py --n 2000   # fewer keypoints per row, faster
 
 Maps: DARK targets (a Gaussian of peak 1 and sigma 2 cells at the unquantized keypoint) on a 64 x 48 heatmap,

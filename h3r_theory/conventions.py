@@ -153,6 +153,18 @@ def heatmap_extent(
     return x_box, y_box
 
 
+def in_image(xy: Tensor, input_size: Size) -> Tensor:
+    """Boolean mask (...) of the points ``xy`` (..., 2), in input pixels, inside the image box
+    ``[-0.5, W - 0.5) x [-0.5, H - 0.5)``: the points that are on the heatmap, under every convention.
+
+    Tested in input pixels, so a point exactly on the image's edge is classified exactly (through the
+    rounded affine map of :func:`input_to_heatmap` it could land an ulp on either side of the cell box).
+    """
+    W, H = check_size(input_size, "input_size")
+    x, y = xy[..., 0], xy[..., 1]
+    return (x >= -0.5) & (x < W - 0.5) & (y >= -0.5) & (y < H - 0.5)
+
+
 def on_heatmap(
     uv: Tensor, heatmap_size: Size, input_size: Size | None = None, convention: Convention = "pixel_center"
 ) -> Tensor:

@@ -65,9 +65,14 @@ def border_keypoints(n: int, seed: int, near: float = -0.5, far: float = 2.5, ax
 
 def test_dark_decodes_noiseless_targets_at_the_border_exactly():
     # argmax within 2 cells of the edge: the step on the unblurred map, exact for a Gaussian
-    uv = torch.cat((border_keypoints(1000, seed=0), border_keypoints(1000, seed=1, axis=1)), dim=1)
+    uv = torch.cat((border_keypoints(1000, 0, near=0.0), border_keypoints(1000, 1, near=0.0, axis=1)), dim=1)
     decoded = dark_codec().decode(dark_maps(uv, 0.0, seed=0))[0]
     assert cell_errors(decoded, uv).max() < 1e-6
+    # in the half-cell border band: onto the outermost cell centre, like every codec
+    band = border_keypoints(500, 2, near=-0.5, far=0.0)
+    decoded = dark_codec().decode(dark_maps(band, 0.0, seed=0))[0]
+    clamped = torch.stack((band[..., 0].clamp(0, SIZE[0] - 1), band[..., 1]), -1)
+    assert cell_errors(decoded, clamped).max() < 1e-6
     # farther in (argmax 3 cells or more from the edge), the zero-padded blur's pull toward the inside is
     # what is left: it decays from about 0.1 cell with the argmax at 3 cells (benchmarks/dark_rules.py, table 3)
     uv = border_keypoints(2000, seed=1, near=2.5, far=8.0)
@@ -110,6 +115,10 @@ def test_a_keypoint_is_on_the_heatmap_iff_it_lies_in_the_image(w, s, frac, conve
     codec = codecs.Argmax((W, W), (w, w), convention)
     # x across the image and one pixel either side of it; y fixed inside
     x = torch.linspace(-1.5, W + 0.5, 4 * W + 9, dtype=torch.float64) + frac / (4 * W)
+    # the exact edges, and no point within rounding of them (the affine map may round it onto the edge)
+    x = torch.cat(
+        (x[((x + 0.5).abs() > 1e-9) & ((x - (W - 0.5)).abs() > 1e-9)], torch.tensor([-0.5, W - 0.5]))
+    )
     kp = torch.stack((x, torch.full_like(x, W / 2)), -1)[None]
     inside = (x >= -0.5) & (x < W - 0.5)
     assert codec.expected(kp).weights[0].bool().tolist() == inside.tolist()

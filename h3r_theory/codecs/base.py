@@ -11,7 +11,8 @@ Edge semantics shared by all codecs (``u`` is a keypoint's heatmap coordinate, `
 * in the border band (inside the image but outside ``[0, w - 1]``: half a cell under ``pixel_center``, up
   to ``1 - 1/(2s)`` cells on the far side under ``msra``): cell-based codecs (:class:`Argmax`,
   :class:`RandomizedRounding`) clamp ``u`` onto ``[0, w - 1]``. Such a target is biased toward the inside,
-  because no cell centre lies beyond the outermost one;
+  because no cell centre lies beyond the outermost one. Every ``decode`` returns points inside the
+  cell-centre box ``[0, w - 1] x [0, h - 1]`` (DARK and UDP clamp their refined point onto it);
 * non-finite visible keypoints and non-finite heatmaps raise ``ValueError`` naming ``(batch, keypoint)``;
 * a constant (e.g. all-zero) heatmap carries no location: ``decode`` returns the heatmap centre with
   score 0 rather than an arbitrary cell.
@@ -189,7 +190,7 @@ class HeatmapCodec:
         check_generator(generator, keypoints.device)
         mask = check_visible(visible, keypoints)
         uv = self.to_heatmap(keypoints)
-        inside = conventions.on_heatmap(uv, self.heatmap_size, self.input_size, self.convention)
+        inside = conventions.in_image(keypoints, self.input_size)  # = on the heatmap, see heatmap_extent
         weights = mask * inside.to(mask.dtype)
         uv = torch.where(weights[..., None] > 0, uv, torch.zeros_like(uv))
         return uv, weights

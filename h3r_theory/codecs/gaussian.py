@@ -116,7 +116,9 @@ def taylor_refine(
     if border == "unblurred":
         # Centre the 3 x 3 stencil on the map: on an outermost cell this is a one-sided fit of the
         # parabola through that cell and the next two inward, exact for the log of a Gaussian.
-        ix, iy = ix.clamp(1, max(w - 2, 0)), iy.clamp(1, max(h - 2, 0))
+        # (A map under 3 cells wide has no such stencil: the argmax is kept, unrefined, below.)
+        ix = ix.clamp(1, w - 2) if w >= 3 else ix
+        iy = iy.clamp(1, h - 2) if h >= 3 else iy
     local = _blurred_3x3(heatmaps, ix, iy, blur_sigma, border)  # (B, K, 3, 3), rows = y - 1, y, y + 1
     if border == "unblurred" and blur_sigma > 0 and near.any():
         raw = _blurred_3x3(heatmaps, ix, iy, 0.0, "zero")
@@ -137,15 +139,15 @@ def taylor_refine(
     step = torch.stack((dx, dy), dim=-1)
     if math.isfinite(max_step):
         step = step.clamp(-max_step, max_step)
-    step = torch.where(ok[..., None], step, torch.zeros_like(step))
-    uv = torch.stack((ix, iy), dim=-1).to(heatmaps.dtype) + step
+    uv = torch.where(ok[..., None], torch.stack((ix, iy), dim=-1).to(heatmaps.dtype) + step, peak_uv)
     if border == "unblurred":
         # The unblurred step is noisy (its curvature can come out near 0): near the border it may move the
         # estimate at most one cell from the argmax, the reach of a noiseless map's step.
         bounded = torch.minimum(torch.maximum(uv, peak_uv - 1), peak_uv + 1)
         uv = torch.where(near[..., None], bounded, uv)
-    # A keypoint that was on the map lies in its box [-0.5, w - 0.5]: a step beyond it is noise.
-    return torch.stack((uv[..., 0].clamp(-0.5, w - 0.5), uv[..., 1].clamp(-0.5, h - 0.5)), dim=-1)
+    # Every codec decodes inside the cell-centre box [0, w - 1] x [0, h - 1] (the package's edge semantics:
+    # a keypoint in the half-cell border band decodes onto the outermost cell centre, not beyond it).
+    return torch.stack((uv[..., 0].clamp(0, w - 1), uv[..., 1].clamp(0, h - 1)), dim=-1)
 
 
 def _blurred_3x3(heatmaps: Tensor, ix: Tensor, iy: Tensor, blur_sigma: float, border: str) -> Tensor:
@@ -193,8 +195,9 @@ class DARK(Gaussian):
     * The Newton step is not clamped. Under noise the argmax can land more than a cell from the mode (1.1 %
       of keypoints at sd 0.05, 10.5 % at 0.1), and a +-1-cell clamp then cuts a correct step short: worst
       error 0.48 vs 0.18 cells at sd 0.05, 1.03 vs 0.37 at 0.1 (identical at sd 0 and 0.02). The result
-      is only kept inside the map's box ``[-0.5, w - 0.5]``, where a keypoint that was on the map lies, so
-      it is never worse than the unclamped step.
+      is only kept inside the cell-centre box ``[0, w - 1] x [0, h - 1]``, as for every codec (see
+      :mod:`~h3r_theory.codecs.base`: a keypoint in the half-cell border band decodes onto the outermost
+      cell centre), which never moves it away from a keypoint inside that box.
     * Near the border (argmax fewer than ``margin = 3`` cells from an edge cell) the step is taken on the
       *unblurred* map, whose log is exactly quadratic for a Gaussian, with the 3 x 3 stencil moved onto
       the map when the argmax is an outermost cell (a one-sided fit), bounded to one cell from the argmax.

@@ -30,8 +30,8 @@ def argmax_cells(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
     Two levels instead of one ``max(dim=-1)`` over the flattened map: the row maxima (``amax``, a vectorised
     reduction that reads the maps once), the first row holding the largest of them, then the first column
-    of that row. On CPU this is about 1.5x one memory pass where ``torch.max(dim=-1)`` with indices is 2-4x
-    (``benchmarks/codecs.py`` prints both).
+    of that row. On CPU this is faster than ``torch.max(dim=-1)`` with indices; ``benchmarks/codecs.py``
+    prints both as multiples of one memory pass.
     """
     h, w = heatmaps.shape[-2:]
     lead = heatmaps.shape[:-2]
@@ -62,8 +62,8 @@ def map_logsumexp(heatmaps: Tensor, peak: Tensor, chunk_cells: int = 1 << 16) ->
     """log(sum(exp(map))) of every map (B, K, h, w) -> (B, K), given its maximum ``peak`` (B, K).
 
     The softmax normaliser of a logit map, which the scores need. ``torch.logsumexp`` over a large batch
-    builds a full-size temporary (and spends most of its time allocating it); here the maps are processed
-    in chunks of about ``chunk_cells`` cells through one reused buffer that stays in cache.
+    builds full-size temporaries; here the maps are processed in chunks of about ``chunk_cells`` cells
+    through one reused buffer small enough to stay in cache (``benchmarks/codecs.py`` times this part).
     """
     h, w = heatmaps.shape[-2:]
     flat = heatmaps.reshape(-1, h * w)
