@@ -1,28 +1,25 @@
 """Solutions to the exercises of notebook 07 (human pose: MPII and COCO).
 
-Run from the repository root:  python notebooks/solutions/07_human_pose.py   (about a minute on a 2-core CPU).
+Run from the repository root:  python notebooks/solutions/07_human_pose.py   (no training; seconds of CPU).
 Exercises 1-2 need ../shared/data/real_samples (they print a reason and skip without it). Each solution
 asserts its answer.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from h3r_theory import codecs, conventions, metrics
-from trainers import engine
-from trainers.build import build_datasets, heatmap_size_for
+from trainers.build import heatmap_size_for
 from trainers.config import load_config
+from trainers.data.flip_pairs import FLIP_PAIRS
 from trainers.data.transforms import invert, transform_points
-from trainers.evaluate import dataset_metrics, evaluate
+from trainers.evaluate import dataset_metrics
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_samples"
-STEPS = int(os.environ.get("H3R_SOLUTION_STEPS", "150"))
 
 
 def round_trip(name, keypoints, visible, input_size, heatmap_size, expected=False):
@@ -39,7 +36,6 @@ def exercise_1() -> None:
         return
     from trainers.data import mpii
     from trainers.data.dataset import LandmarkDataset
-    from trainers.data.flip_pairs import FLIP_PAIRS
 
     folder = REAL / "mmpose" / "mpii"
     people = mpii.load_mpii_json(folder / "test_mpii.json", folder)
@@ -76,7 +72,6 @@ def exercise_2() -> None:
         return
     from trainers.data import coco
     from trainers.data.dataset import LandmarkDataset
-    from trainers.data.flip_pairs import FLIP_PAIRS
 
     records = coco.load_coco_keypoints(subset, subset.parent)
     ds = LandmarkDataset(records, input_size=(192, 256), train=False, flip_pairs=FLIP_PAIRS["coco"])
@@ -139,29 +134,32 @@ def exercise_3() -> None:
 
 
 def exercise_4() -> None:
-    """Flip test. Under the pixel-centre convention the mirrored heatmap lies exactly on the direct one
-    (offset 0), so averaging needs no shift; under 'msra' (u = x / s) it would be (s - 1) / s cells off, and
-    trainers.evaluate.predict refuses rather than average two misaligned maps."""
-    config = load_config(
-        "synthetic",
-        [
-            f"train.max_steps={STEPS}",
-            "train.progress=false",
-            "train.eval_every=0",
-            "train.checkpoint_every=0",
-            "data.options.num_eval=128",
-            f"train.out_dir={tempfile.mkdtemp()}",
-        ],
-    )
-    result = engine.train(config)
-    (eval_set,) = build_datasets(config, ["eval"])
-    for flip in (False, True):
-        e = evaluate(result.model, result.codec, eval_set, flip_test=flip)
-        print(f"[4] flip_test={flip}: mean error {e['mean_error_px']:.3f} px")
-    offsets = {c: conventions.heatmap_flip_offset((64, 64), (16, 16), c) for c in ("pixel_center", "msra")}
-    for convention, offset in offsets.items():
-        print(f"[4] heatmap flip offset under {convention!r}: {offset:.3f} cells")
-    assert offsets["pixel_center"] == 0.0 and abs(offsets["msra"] - 3 / 4) < 1e-12  # (s - 1) / s at s = 4
+    """Flip test. Under the pixel-centre convention the mirrored-back maps of the mirrored persons equal the
+    direct maps, so averaging them needs no shift. Under ``msra`` (u = x / s) mirroring a point gives
+    u' = (W - 1 - x) / s while mirroring its cell gives w - 1 - x / s: they differ by (s - 1) / s cells,
+    (s - 1) input pixels, which is what trainers.evaluate.predict refuses to average."""
+    pairs = FLIP_PAIRS["coco"]
+    g = torch.Generator().manual_seed(0)
+    # Keypoints well inside the 192 x 256 crop, so that no codec clamps them to the border cells.
+    kp = 16 + torch.rand(64, 17, 2, generator=g, dtype=torch.float64) * torch.tensor([160.0, 224.0])
+    vis = torch.ones(64, 17, dtype=torch.float64)
+    mirrored = conventions.swap_pairs(conventions.flip_x(kp, 192), pairs, dim=-2)
+    gaps = {}
+    for convention in ("pixel_center", "msra"):
+        rr = codecs.build(
+            "randomized_rounding", input_size=(192, 256), heatmap_size=(48, 64), convention=convention
+        )
+        direct = rr.decode(rr.expected(kp, vis).heatmaps, activation="probabilities")[0]
+        back_maps = conventions.flip_heatmaps(rr.expected(mirrored, vis).heatmaps, pairs)
+        back = rr.decode(back_maps, activation="probabilities")[0]
+        gaps[convention] = float((back - direct)[..., 0].abs().max())
+        offset = conventions.heatmap_flip_offset((192, 256), (48, 64), convention)
+        print(
+            f"[4] {convention:>12s}: mirrored-back decode off by {gaps[convention]:.4f} input px "
+            f"(flip offset {offset:.3f} cells = {offset * 4:.3f} px at stride 4)"
+        )
+    assert gaps["pixel_center"] < 1e-9
+    assert abs(gaps["msra"] - 3.0) < 1e-9  # (s - 1) input px at s = 4
 
 
 def exercise_5() -> None:
