@@ -676,7 +676,9 @@ if HAVE_REAL:
 # %%
 if pose_predictions:
     short = lambda r: r["benchmark"].split(" vs")[0].replace("COCO ", "").replace(" 256 PCKh@0.1", "")  # noqa: E731
-    labels = [short(r).replace(",", "") + ("*" if "without" in r["source"] else "") for r in pose_predictions]
+    labels = [
+        short(r).replace(",", "\n") + ("*" if "without" in r["source"] else "") for r in pose_predictions
+    ]
     figure = plotting.line_plot(
         np.arange(len(pose_predictions)),
         {
