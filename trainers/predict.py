@@ -33,6 +33,7 @@ import dataclasses
 import inspect
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +51,7 @@ from .config import Config, load_config
 from .data import transforms
 from .data.dataset import LandmarkDataset
 from .data.parsing import read_json
-from .data.records import load_image, make_record
+from .data.records import ImageRef, load_image, make_record
 from .distributed import local_device, unwrap
 from .evaluate import predict
 from .runtime import amp_dtype, batches
@@ -204,7 +205,7 @@ def check_box_in_image(box: np.ndarray, width: int, height: int, where: str) -> 
 class Instance:
     """One crop to predict: which image, which record of which dataset, and its COCO ids."""
 
-    image: Path
+    image: ImageRef  # a file, or an image inside a MATLAB file (COFW)
     image_id: object
     dataset: LandmarkDataset
     index: int
@@ -259,11 +260,11 @@ def dataset_instances(config: Config, root: Path, split: str) -> list[Instance]:
     out = []
     for i, record in enumerate(dataset.records):
         image_id = record.extras.get("image_id", i)
-        out.append(Instance(Path(str(record.image)), image_id, dataset, i))
+        out.append(Instance(record.image, image_id, dataset, i))
     return out
 
 
-# -- model ----------------------------------------------------------------------------------------------------
+# -- model ---------------------------------------------------------------------------------------------------
 def decode_options(codec: HeatmapCodec, config: Config, decoder: str | None) -> dict:
     """The decoder options of ``--decoder NAME``: the codec's own name is its configured decoder; a
     :class:`RandomizedRounding` codec also offers each of its ``method`` s (window, topk, 2x2)."""
@@ -346,7 +347,7 @@ def predict_instances(
     return pred, scores, matrices
 
 
-# -- outputs --------------------------------------------------------------------------------------------------
+# -- outputs -------------------------------------------------------------------------------------------------
 def crop_box(matrix: torch.Tensor, input_size: Sequence[int]) -> list[float]:
     """COCO ``[x, y, w, h]`` (original pixels) of the region the network saw: the input box mapped back."""
     W, H = input_size
@@ -358,6 +359,11 @@ def crop_box(matrix: torch.Tensor, input_size: Sequence[int]) -> list[float]:
     return [round(float(v), 3) for v in (low[0], low[1], high[0] - low[0], high[1] - low[1])]
 
 
+def _plain(value):
+    """A numpy scalar (an id read from a .mat or .npy file) as the Python number JSON can write."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def coco_results(
     instances: Sequence[Instance], pred: torch.Tensor, scores: torch.Tensor, matrices: torch.Tensor
 ) -> list[dict]:
@@ -367,7 +373,7 @@ def coco_results(
         triples = torch.cat([pred[n], scores[n][:, None]], dim=-1).reshape(-1)
         out.append(
             {
-                "image_id": inst.image_id,
+                "image_id": _plain(inst.image_id),
                 "file_name": str(inst.image),
                 "category_id": 1,
                 "bbox": crop_box(matrices[n], inst.dataset.input_size),
@@ -397,7 +403,8 @@ def overlay_figure(
     for kp in keypoints:
         for a, b in skeleton:
             ax.plot(kp[[a, b], 0], kp[[a, b], 1], color="#1f77b4", lw=1.2 * scale**0.5)
-        ax.scatter(kp[:, 0], kp[:, 1], s=6.0 * scale, color="#d62728", edgecolors="white", linewidths=0.3)
+        # cyan with a dark rim: readable on the coloured blobs of the synthetic faces and on photographs
+        ax.scatter(kp[:, 0], kp[:, 1], s=16.0 * scale, color="#00e5ff", edgecolors="black", linewidths=0.6)
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
     ax.set_axis_off()
@@ -407,21 +414,23 @@ def overlay_figure(
 def write_outputs(
     out_dir: Path, instances: Sequence[Instance], pred: torch.Tensor, results: list[dict], skeleton
 ) -> dict:
-    """``predictions.json`` and one overlay PNG per image; returns ``{"predictions": path, "overlays": [...]}``."""
+    """Write ``predictions.json`` and one overlay PNG per image; returns their paths
+    ``{"predictions": path, "overlays": [path, ...]}``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "predictions.json"
     json_path.write_text(json.dumps(results, indent=1) + "\n")
-    by_image: dict[Path, list[int]] = {}
+    by_image: dict[ImageRef, list[int]] = {}
     for n, inst in enumerate(instances):
         by_image.setdefault(inst.image, []).append(n)
     (out_dir / "overlays").mkdir(exist_ok=True)
     used: set[str] = set()
     overlays = []
     for image, rows in by_image.items():
-        name, k = image.stem, 1
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(image)).stem)  # "file.mat:IsT[3]" -> a file name
+        name, k = stem, 1
         while name in used:  # the same stem in two folders
             k += 1
-            name = f"{image.stem}_{k}"
+            name = f"{stem}_{k}"
         used.add(name)
         fig = overlay_figure(load_image(image), [pred[n].numpy() for n in rows], skeleton)
         path = out_dir / "overlays" / f"{name}.png"
