@@ -211,7 +211,7 @@ def test_decoder_and_flip_equal_evaluation(trained, tmp_path, capsys, decoder, f
     assert not np.array_equal(coords, default)  # the option reached the decoder
 
 
-# -- the real sample images, with their boxes -----------------------------------------------------------------
+# -- the real sample images, with their boxes ----------------------------------------------------------------
 def real_config(tmp_path: Path, name: str, flip: bool) -> tuple[Path, object]:
     path = tmp_path / f"{name}.yaml"
     path.write_text(
@@ -303,7 +303,7 @@ def test_dataset_root_and_split(tmp_path, capsys):
     np.testing.assert_array_equal(coords, ref["predictions"]["pred"])
 
 
-# -- bad input: one line, exit status 2 ------------------------------------------------------------------------
+# -- bad input: one line, exit status 2 ----------------------------------------------------------------------
 def test_bad_inputs_exit_2_with_one_line(trained, tmp_path, capsys):
     cfg, ck, image = trained["config_path"], trained["checkpoint"], trained["images"][0]
     out = tmp_path / "out"
