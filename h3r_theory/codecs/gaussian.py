@@ -202,11 +202,12 @@ class DARK(Gaussian):
       *unblurred* map, whose log is exactly quadratic for a Gaussian, with the 3 x 3 stencil moved onto
       the map when the argmax is an outermost cell (a one-sided fit), bounded to one cell from the argmax.
       A blur there sees zeros beyond the border and pulls the estimate inward; reflect, replicate and
-      normalised padding pull it outward, worse still. Keypoints within 2 cells of the edge, mean error in
-      cells at sd 0 / 0.02 / 0.05 / 0.1: no refinement 0.38 / 0.40 / 0.49 / 0.65, zero padding
-      0.44 / 0.45 / 0.48 / 0.56, skipping refinement within 2 cells (the peer toolbox's rule)
-      0.38 / 0.40 / 0.49 / 0.64, this rule 0.00 / 0.15 / 0.37 / 0.61. It loses to zero padding at sd 0.1,
-      and its worst case under noise is larger (2.3 vs 1.5 cells at sd 0.05): the price of the unblurred step.
+      normalised padding of the blur are worse still (table 2 of the script). Keypoints within 2 cells of the edge (the half-cell
+      border band included), mean error in cells at sd 0 / 0.02 / 0.05 / 0.1: no refinement
+      0.38 / 0.40 / 0.49 / 0.65, zero padding 0.44 / 0.45 / 0.48 / 0.56, skipping refinement within 2 cells
+      (the peer toolbox's rule) 0.38 / 0.40 / 0.49 / 0.64, this rule 0.05 / 0.16 / 0.34 / 0.53 (at sd 0 all
+      of it from the border band, whose keypoints decode onto the outermost cell centre). Its worst case
+      under noise is larger (2.2 vs 1.5 cells at sd 0.05): the price of the unblurred step.
     * Farther in, the zero-padded blur's inward pull is what is left on a noiseless map: up to 0.11 cell
       with the argmax 3 cells from the edge, under 0.02 from 4 cells. A larger margin removes it but costs
       more under noise (table 3 of the script: margin 3 is the best mean at sd 0.02, margins 4-6 are worse
