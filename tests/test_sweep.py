@@ -17,6 +17,9 @@ from trainers import sweep as sw
 TINY = {
     "title": "tiny test sweep",
     "strides": [4, 8],
+    "seeds": [0, 1],
+    "input_sizes": [48, 32],
+    "input_seeds": [0],
     "models": [
         {"name": "argmax", "codec": "argmax"},
         {
@@ -25,22 +28,39 @@ TINY = {
             "options": {"sigma": 1.0},
             "decoders": [{"name": "gaussian_argmax", "codec": "gaussian"}, {"name": "dark", "codec": "dark"}],
         },
-        {"name": "randomized_rounding", "codec": "randomized_rounding"},
+        {
+            "name": "randomized_rounding",
+            "codec": "randomized_rounding",
+            "decoders": [
+                {"name": "randomized_rounding"},
+                {"name": "rr_2x2", "decode": {"method": "2x2"}},
+                {"name": "rr_2x2_T", "decode": {"method": "2x2"}, "calibrated": True},
+            ],
+        },
+        {"name": "rr_expected", "codec": "randomized_rounding", "options": {"target": "expected"}},
     ],
     "model_width": 4,
     "jitter_shifts": [0.0, 0.5],
     "eval_batch_size": 16,
+    "temperature_samples": 16,
+    "latency_repeats": 1,
     "base": {
         "data": {
             "name": "synthetic",
             "input_size": [32, 32],
-            "options": {"num_train": 32, "num_eval": 16, "num_keypoints": 4},
+            "options": {
+                "num_train": 32,
+                "num_eval": 16,
+                "num_keypoints": 4,
+                "noise_distribution": "gaussian",
+            },
         },
         "model": {"name": "tiny"},
         "train": {"seed": 0, "device": "cpu", "batch_size": 8, "max_steps": 3, "log_every": 1},
         "eval": {"batch_size": 16},
     },
 }
+DECODERS = ["argmax", "gaussian_argmax", "dark", "randomized_rounding", "rr_2x2", "rr_2x2_T", "rr_expected"]
 
 
 @pytest.fixture(scope="module")
@@ -51,30 +71,177 @@ def tiny_sweep(tmp_path_factory):
     return out, record
 
 
-def test_tiny_sweep_writes_table_csv_json_md_and_figure(tiny_sweep):
+def test_tiny_sweep_writes_tables_csv_json_md_and_figures(tiny_sweep):
     out, record = tiny_sweep
     results = out / "results"
-    decoders = ["argmax", "gaussian_argmax", "dark", "randomized_rounding"]
-    with (results / "sweep.csv").open() as f:
+    with (results / "runs.csv").open() as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == sw.COLUMNS
         rows = list(reader)
-    expected = sorted((d, s) for d in decoders for s in (4, 8))
-    assert sorted((r["codec"], int(r["stride"])) for r in rows) == expected
-    numeric = [c for c in sw.COLUMNS if c not in ("codec", "trained_as", "heatmap")]
+    # 2 seeds x 2 strides at 32 px, plus the input sweep's 48 px point at stride 4 (seed 0 only).
+    expected = sorted(
+        [(d, s, 32, seed) for d in DECODERS for s in (4, 8) for seed in (0, 1)]
+        + [(d, 4, 48, 0) for d in DECODERS]
+    )
+    assert sorted((r["codec"], int(r["stride"]), int(r["input"]), int(r["seed"])) for r in rows) == expected
+    numeric = [
+        c for c in sw.COLUMNS if c not in ("sweep", "codec", "model", "trained_as", "target", "heatmap")
+    ]
     for row in rows:
         for column in numeric:
+            if column == "temperature" and row["trained_as"] != "randomized_rounding":
+                assert math.isnan(float(row[column]))
+                continue
             assert math.isfinite(float(row[column])), (row["codec"], row["stride"], column, row[column])
-        assert row["heatmap"] == {4: "8x8", 8: "4x4"}[int(row["stride"])]
+        assert (
+            row["heatmap"]
+            == {(4, 32): "8x8", (8, 32): "4x4", (4, 48): "12x12"}[(int(row["stride"]), int(row["input"]))]
+        )
         assert int(row["steps"]) == 3
     saved = json.loads((results / "sweep.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(record["rows"]))
-    assert saved["machine"] and saved["wall_seconds"] > 0
-    assert set(saved["targets"]) >= {"rr_flat", "rr_vs_argmax", "rr_ratio_coarse_to_fine"}
+    assert saved["machine"] and saved["wall_seconds"] > 0 and saved["cpu_seconds"] > 0
+    with (results / "sweep.csv").open() as f:
+        summary = list(csv.DictReader(f))
+    assert len(summary) == len(DECODERS) * 3  # (stride 4, 32), (stride 8, 32), (stride 4, 48)
     table = (results / "sweep.md").read_text()
-    assert table.startswith("| codec / decoder |") and table.count("\n| ") == len(rows)  # one line per row
-    png = (results / "sweep.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 200_000
+    assert table.startswith("Stride sweep (input 32 px):") and "Input sweep (stride 4):" in table
+    assert "| best RR at stride 8 / vanilla floor | <= 0.3 |" in table and "Cramer-Rao" in table
+    assert "Signed error (cells" in table and saved["machine"] in table
+    for name in ("sweep.png", "flops.png", "conditional.png"):
+        png = (results / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 300_000, name
+
+
+def test_compute_columns_are_measured_per_run(tiny_sweep):
+    _, record = tiny_sweep
+    rows = record["rows"]
+    for row in rows:
+        assert row["gflops"] > 0 and row["params"] > 0 and row["latency_ms_cpu"] > 0
+        assert row["train_cpu_seconds"] > 0 and row["train_seconds"] > 0
+
+    def flops(stride, size):
+        return {
+            r["gflops"]
+            for r in rows
+            if r["codec"] == "argmax" and (r["stride"], r["input"]) == (stride, size)
+        }
+
+    assert len(flops(4, 32)) == 1  # FLOPs do not depend on the seed
+    # The tiny CNN is fully convolutional: its FLOPs grow with the pixel count (48^2 / 32^2 = 2.25).
+    assert flops(4, 48).pop() / flops(4, 32).pop() == pytest.approx(2.25, rel=0.05)
+    assert flops(8, 32).pop() <= flops(4, 32).pop()
+    ref = [s for s in record["summary"] if (s["codec"], s["stride"], s["input"]) == ("argmax", 4, 48)][0]
+    assert ref["error_vs_ref"] == pytest.approx(1.0) and ref["gflops_vs_ref"] == pytest.approx(1.0)
+
+
+def test_bound_column_is_the_rms_error_over_the_rms_cramer_rao_bound(tiny_sweep):
+    _, record = tiny_sweep
+    from trainers.bound import dataset_bound
+    from trainers.build import build_datasets
+
+    config = sw.sweep_from_dict(TINY, "TINY")
+    _, eval_set = build_datasets(sw.base_config(config.base, seed=1), ["train", "eval"])
+    bound = dataset_bound(eval_set)
+    rms_bound = float(bound.pow(2).mean().sqrt())  # every keypoint of the tiny set is visible
+    for row in record["rows"]:
+        if row["seed"] == 1:
+            assert row["rms_bound_px"] == pytest.approx(rms_bound, rel=1e-9)
+        assert 0 < row["rms_bound_px"] < 1.0  # a fraction of a pixel at noise 0.03
+        assert row["error_over_bound"] == pytest.approx(row["rms_error_px"] / row["rms_bound_px"])
+        assert row["rms_error_px"] >= row["mean_error_px"] - 1e-12  # RMS >= mean
+
+
+def test_summary_gives_the_mean_and_t_interval_over_seeds(tiny_sweep):
+    from trainers.sweep_stats import mean_interval
+
+    _, record = tiny_sweep
+    for s in record["summary"]:
+        values = [
+            r["mean_error_px"]
+            for r in record["rows"]
+            if (r["codec"], r["stride"], r["input"]) == (s["codec"], s["stride"], s["input"])
+        ]
+        assert s["n"] == len(values) == (1 if s["input"] == 48 else 2)
+        expected = mean_interval(values)
+        assert s["mean_error_px"] == pytest.approx(expected["mean"])
+        if s["n"] > 1:
+            assert s["mean_error_px_low"] == pytest.approx(expected["low"])
+            assert s["mean_error_px_low"] <= s["mean_error_px"] <= s["mean_error_px_high"]
+        else:
+            assert math.isnan(s["mean_error_px_low"])
+    names = {t["name"] for t in record["targets"]}
+    assert {"best RR at stride 4 / vanilla floor", "best RR at stride 8 / vanilla floor"} <= names
+    assert all(t["met"] in (True, False) for t in record["targets"])
+
+
+def test_conditional_error_counts_every_labelled_keypoint_once_per_axis(tiny_sweep):
+    _, record = tiny_sweep
+    per_run = {}
+    for c in record["conditional"]:
+        key = (c["codec"], c["stride"], c["input"], c["seed"], c["axis"])
+        per_run[key] = per_run.get(key, 0) + c["count"]
+        assert c["count"] == 0 or abs(c["signed_error_cells"]) <= c["abs_error_cells"] + 1e-12
+    assert len(per_run) == len(record["rows"]) * 2
+    assert set(per_run.values()) == {16 * 4}  # 16 held-out faces x 4 keypoints, all visible
+    one = sw.pooled_conditional(record["conditional"], "rr_2x2", 8, 32)
+    assert int(one["count"].sum()) == 2 * 2 * 16 * 4  # two seeds, two axes
+
+
+def test_temperature_is_fitted_stored_in_the_checkpoint_and_used(tiny_sweep):
+    from trainers import checkpoint
+
+    out, record = tiny_sweep
+    rr = [
+        r
+        for r in record["rows"]
+        if r["model"] == "randomized_rounding" and r["seed"] == 0 and r["input"] == 32
+    ]
+    stored = checkpoint.load(out / "randomized_rounding_s4_in32_seed0" / "last.pt")["decode"]["temperature"]
+    row = [r for r in rr if r["stride"] == 4][0]
+    assert row["temperature"] == stored > 0
+    assert all(math.isnan(r["temperature"]) for r in record["rows"] if r["trained_as"] == "argmax")
+
+
+def test_calibrated_decoder_divides_the_logits_by_the_temperature():
+    from h3r_theory import codecs
+
+    codec = codecs.build("randomized_rounding", input_size=(32, 32), heatmap_size=(8, 8))
+    run = sw._model_run(
+        {"name": "rr", "codec": "randomized_rounding", "decoders": [{"name": "c", "calibrated": True}]}, "t"
+    )
+    decoders = sw.build_decoders(run, codec, temperature=1.7)
+    assert decoders["c"][1] == {"temperature": 1.7}
+    with pytest.raises(ValueError, match="no temperature"):
+        sw.build_decoders(run, codec, temperature=None)
+
+
+def test_jitter_uses_exactly_re_rendered_faces():
+    from trainers.data.synthetic import SyntheticLandmarks
+
+    data = SyntheticLandmarks(4, (32, 32), num_keypoints=4, seed=3, split="val")
+    base = data.batch([0, 1])
+    images, keypoints = sw._shifted_batch(data, [0, 1], (0.25, -0.5), base)
+    moved = data.batch([0, 1], shift=(0.25, -0.5))
+    assert torch.equal(images, moved["image"]) and not torch.equal(images, base["image"])
+    assert torch.allclose(keypoints, base["keypoints"] + torch.tensor([0.25, -0.5]), atol=1e-5)
+
+
+def test_sweep_jobs_cover_both_sweeps_once():
+    config = sw.sweep_from_dict(TINY, "TINY")
+    jobs = sw.sweep_jobs(config, 32)
+    keys = [(j["run"].name, j["stride"], j["input"], j["seed"]) for j in jobs]
+    assert len(keys) == len(set(keys)) == 4 * (2 * 2 + 1)
+    assert sum(1 for k in keys if k[2] == 48) == 4
+
+
+def test_measurement_agrees_with_evaluate(tiny_sweep):
+    """The sweep's own evaluation path (one forward per shift, several decoders) reproduces
+    ``trainers.evaluate.evaluate``'s error at zero shift for the codec a model was trained with."""
+    _, record = tiny_sweep
+    for row in record["rows"]:
+        if row["codec"] == row["model"] or row["codec"] == "dark":  # decoded by the training codec
+            assert row["mean_error_px"] == pytest.approx(row["train_mean_error_px"], rel=1e-9, abs=1e-9)
 
 
 def test_vanilla_floor_column_is_the_exact_mean_rounding_error_times_stride(tiny_sweep):
@@ -86,26 +253,17 @@ def test_vanilla_floor_column_is_the_exact_mean_rounding_error_times_stride(tiny
         assert row["error_over_floor"] == pytest.approx(row["mean_error_px"] / row["floor_px"])
 
 
-def test_sweep_measurement_agrees_with_evaluate(tiny_sweep):
-    """The sweep's own evaluation path (one forward per shift, several decoders) reproduces
-    ``trainers.evaluate.evaluate``'s error at zero shift for the codec a model was trained with."""
-    _, record = tiny_sweep
-    for row in record["rows"]:
-        if row["codec"] in ("argmax", "dark", "randomized_rounding"):  # decoded by the training codec
-            assert row["mean_error_px"] == pytest.approx(row["train_mean_error_px"], rel=1e-9, abs=1e-9)
-
-
 def test_same_data_and_initialisation_across_strides_and_codecs(tiny_sweep):
     out, _ = tiny_sweep
-    # Tiny's parameters do not depend on the stride, so every run must start from the same parameters: check
-    # that two runs at different strides and codecs were configured with the same seed and data.
+    # Tiny's parameters do not depend on the stride, so every run of a seed must start from the same
+    # parameters: check that two runs at different strides and codecs were configured alike.
     configs = [
         json.loads((out / name / "config.json").read_text())
-        for name in ("argmax_s4", "randomized_rounding_s8")
+        for name in ("argmax_s4_in32_seed1", "randomized_rounding_s8_in32_seed1")
     ]
     for key in ("data", "optim"):
         assert configs[0][key] == configs[1][key]
-    assert configs[0]["train"]["seed"] == configs[1]["train"]["seed"]
+    assert configs[0]["train"]["seed"] == configs[1]["train"]["seed"] == 1
     assert (configs[0]["model"]["output_stride"], configs[1]["model"]["output_stride"]) == (4, 8)
 
 
@@ -130,21 +288,51 @@ def test_shift_grid_covers_every_pair_once():
     assert len(grid) == 9 and len(set(grid)) == 9 and grid[0] == (0.0, 0.0)
 
 
-def test_targets_are_computed_from_the_rows():
-    rows = [
-        {"codec": c, "stride": s, "mean_error_px": e}
-        for c, s, e in [
-            ("randomized_rounding", 4, 2.0),
-            ("randomized_rounding", 16, 2.2),
-            ("argmax", 16, 6.5),
-        ]
+def _target_rows(errors):
+    return [
+        {
+            "codec": c,
+            "trained_as": c,
+            "stride": s,
+            "input": 128,
+            "seed": seed,
+            "mean_error_px": e,
+            "sweep": "stride",
+        }
+        for (c, s), per_seed in errors.items()
+        for seed, e in enumerate(per_seed)
     ]
-    t = sw.targets(rows)
-    assert t["rr_ratio_coarse_to_fine"] == pytest.approx(1.1) and t["rr_flat"] is True
-    assert t["rr_over_argmax_coarse"] == pytest.approx(2.2 / 6.5) and t["rr_vs_argmax"] is True
-    rows[1]["mean_error_px"] = 3.5
-    t = sw.targets(rows)
-    assert t["rr_flat"] is False and t["rr_vs_argmax"] is False
+
+
+def test_targets_are_measured_checks_from_the_rows():
+    rr, am = "randomized_rounding", "argmax"
+    errors = {(rr, 4): [0.40, 0.42, 0.44], (rr, 8): [0.60, 0.62, 0.64], (rr, 16): [1.0, 1.1, 1.2]}
+    errors.update({(am, 4): [1.5, 1.6, 1.55], (am, 8): [3.1, 3.2, 3.0], (am, 16): [6.1, 6.2, 6.0]})
+    rows = _target_rows(errors)
+    for r in rows:
+        r.update(floor_px=sw.quantization_floor(r["stride"]), gflops=1.0, params=1, latency_ms_cpu=1.0)
+        r.update(
+            heatmap="", model=r["codec"], target="", error_over_bound=4.0, rms_bound_px=0.1, temperature=1.0
+        )
+        r.update(nme=0.0, jitter_sd_px=0.0)
+    t = {c["name"]: c for c in sw.targets(sw.summarize_rows(rows), rows, 128)}
+    assert t["best RR at stride 16 / vanilla floor"]["value"] == pytest.approx(
+        1.1 / sw.quantization_floor(16)
+    )
+    assert t["best RR at stride 16 / vanilla floor"]["met"] is True
+    assert t["best RR at stride 8 vs argmax at stride 4 (px)"]["met"] is True
+    ratio = t["RR stride 16 / stride 4 error ratio (randomized_rounding)"]
+    assert (
+        ratio["value"] == pytest.approx((1.0 / 0.40 + 1.1 / 0.42 + 1.2 / 0.44) / 3) and ratio["met"] is True
+    )
+    assert "[" in ratio["measured"]  # the interval is given with the verdict
+    bound = [c for n, c in t.items() if "Cramer-Rao" in n][0]
+    assert bound["met"] is True and "randomized_rounding" in bound["name"]
+    for r in rows:
+        if r["codec"] == rr and r["stride"] == 16:
+            r["mean_error_px"] *= 1.5
+    t = {c["name"]: c for c in sw.targets(sw.summarize_rows(rows), rows, 128)}
+    assert t["RR stride 16 / stride 4 error ratio (randomized_rounding)"]["met"] is False
 
 
 def test_bundled_configs_load_and_keep_stride_the_only_difference():
@@ -174,6 +362,13 @@ def test_bundled_configs_load_and_keep_stride_the_only_difference():
         ({"models": [{"name": "a", "codec": "argmax"}, {"name": "a", "codec": "dark"}]}, "unique"),
         ({"base": {"train": {"batch_sise": 4}}}, "batch_sise"),
         ({"jitter_shifts": []}, "jitter_shifts"),
+        ({"seeds": []}, "seeds"),
+        ({"seeds": [0, 0]}, "repeat"),
+        ({"input_sizes": [30]}, "multiple of input_stride"),
+        (
+            {"models": [{"name": "a", "codec": "argmax", "decoders": [{"name": "b", "calibrated": True}]}]},
+            "calibrated",
+        ),
     ],
 )
 def test_bad_sweep_configs_fail_naming_the_problem(change, message):
