@@ -1,8 +1,13 @@
 """Property tests for heatmap codecs, yours or this package's: the codec invariants as a library.
 
->>> from h3r_theory.testing import check_codec, Claims
->>> report = check_codec(MyCodec, Claims(round_trip_cells=0.5))   # a codec class or factory
->>> print(report.card()); assert report.holds
+>>> from h3r_theory import codecs
+>>> from h3r_theory.testing import Claims, check_codec
+>>> report = check_codec(codecs.Argmax, Claims(round_trip_cells=0.5), only=["round_trip"])
+>>> report.holds  # print(report.card()) shows one line per invariant
+True
+
+Pass your own codec class (or any factory ``(input_size, heatmap_size) -> codec``) in place of
+``codecs.Argmax``, and leave out ``only`` to run every invariant.
 
 * :mod:`~h3r_theory.testing.invariants`: one function per invariant, each returning an
   :class:`InvariantResult` (holds or not, the worst error in cells and pixels, a shrunk counterexample).
@@ -10,7 +15,7 @@
 * :mod:`~h3r_theory.testing.adapters`: plain functions and the per-instance numpy protocol.
 * :func:`codec_test_suite`: a pytest test in one line; ``h3r-check-codec`` on the command line.
 
-Needs hypothesis (``pip install "hypothesis>=6.100"``), which the test extra ``[dev]`` installs.
+Needs hypothesis (``pip install "hypothesis>=6.100"``), which the extras ``[testing]`` and ``[dev]`` install.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ try:
     import hypothesis  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without hypothesis installed
     raise ImportError(
-        'h3r_theory.testing needs hypothesis: pip install "hypothesis>=6.100" (or h3r-theory[dev])'
+        'h3r_theory.testing needs hypothesis: pip install "hypothesis>=6.100" (or h3r-theory[testing])'
     ) from exc
 
 from .adapters import function_codec, numpy_codec
