@@ -27,13 +27,15 @@ NOTEBOOK_SWEEP = (
 
 
 def tiny_sweep(steps: int) -> dict:
-    """The notebook's tiny sweep (argmax and randomized rounding, strides 4/8/16, 64 x 64 input)."""
+    """The notebook's tiny sweep (argmax and randomized rounding, strides 4/8, 64 x 64 input, one seed)."""
     overrides = [
-        "strides=[4, 8, 16]",
+        "strides=[4, 8]",
+        "seeds=[0]",
+        "input_sizes=[]",
         "jitter_shifts=[0.0, 0.5]",
         "base.data.input_size=[64, 64]",
         "base.train.batch_size=16",
-        "base.data.options={num_train: 2048, num_eval: 128, num_keypoints: 12}",
+        "base.data.options={num_train: 2048, num_eval: 128, num_keypoints: 12, noise_distribution: gaussian}",
         f"base.train.max_steps={steps}",
         "base.train.log_every=10",
         "base.optim.warmup_steps=10",
@@ -46,41 +48,34 @@ def tiny_sweep(steps: int) -> dict:
 
 
 def exercise_1() -> None:
-    """Longer training. With more steps the randomized-rounding errors drop at every stride, most at the
-    coarse strides, where learning a sub-cell distribution from random one-hot samples needs the most steps;
-    argmax stays pinned near its floor. Failed 'flatness' checks of a short run are an under-training effect
-    when they turn into passes (or shrink) with more steps, which is what this prints."""
+    """Longer training: the tiny sweep at 150 and 600 steps, printed side by side. What it asserts is only
+    what the answer rests on, measured here: more steps lower randomized rounding's error at the coarsest
+    stride. Whether the coarse/fine ratio falls too is printed, not assumed."""
     coarse = {}
     for steps in (150, 600):
         record = tiny_sweep(steps)
-        t = record["targets"]
-        coarse[steps] = next(
-            r["mean_error_px"]
-            for r in record["rows"]
-            if r["codec"] == "randomized_rounding" and r["stride"] == 16
-        )
+        rows = [r for r in record["summary"] if r["codec"] == "randomized_rounding"]
+        fine, coarse_row = min(rows, key=lambda r: r["stride"]), max(rows, key=lambda r: r["stride"])
+        coarse[steps] = coarse_row["mean_error_px"]
         print(
-            f"[1] {steps} steps: RR coarse/fine {t.get('rr_ratio_coarse_to_fine', float('nan')):.2f} "
-            f"(flat: {t.get('rr_flat')}), RR/argmax at the coarsest "
-            f"{t.get('rr_over_argmax_coarse', float('nan')):.2f} "
-            f"(<= 0.5: {t.get('rr_vs_argmax')})"
+            f"[1] {steps} steps: RR {fine['mean_error_px']:.3f} px at stride {fine['stride']}, "
+            f"{coarse_row['mean_error_px']:.3f} px at stride {coarse_row['stride']} "
+            f"(ratio {coarse_row['mean_error_px'] / fine['mean_error_px']:.2f})"
         )
-        for r in record["rows"]:
-            print(
-                f"      {r['codec']:>20s} stride {r['stride']:2d}: {r['mean_error_px']:.3f} px "
-                f"(floor {FLOOR_CELLS * r['stride']:.3f}), jitter {r['jitter_sd_px']:.3f} px"
-            )
+        for t in record["targets"]:
+            print(f"      {t['name']}: {t['measured']} ({'met' if t['met'] else 'not met'})")
     assert coarse[600] < coarse[150], "longer training must lower randomized rounding's coarse-stride error"
 
 
 def exercise_2() -> None:
     """The full default sweep. The Gaussian target of the 'gaussian' model is centred at the UNQUANTIZED
     position (DARK's target), so the map itself holds the sub-cell position: decoded by DARK's Taylor step it
-    behaves like randomized rounding (flat), decoded by plain argmax it behaves like vanilla (the floor)."""
+    escapes the floor, decoded by plain argmax it cannot. Where DARK beats randomized rounding is read off the
+    printed table (with its intervals), not assumed."""
     record = sweep_module.run_sweep(
         sweep_module.load_sweep(None, [f"out_dir={tempfile.mkdtemp()}"]), progress=True
     )
-    print(json.dumps(record["targets"], indent=2))
+    print(sweep_module.format_table(record))
 
 
 def exercise_3() -> None:
@@ -105,10 +100,9 @@ def exercise_4() -> None:
     on the floor at every stride (b ~ 0.38); randomized rounding is below it beyond a small stride, and
     the further below the coarser the grid."""
     record = json.loads(NOTEBOOK_SWEEP.read_text()) if NOTEBOOK_SWEEP.is_file() else tiny_sweep(150)
-    for name in dict.fromkeys(r["codec"] for r in record["rows"]):
-        pts = sorted(
-            (r["stride"], r["mean_error_px"] / r["stride"]) for r in record["rows"] if r["codec"] == name
-        )
+    rows = record.get("summary", record["rows"])
+    for name in dict.fromkeys(r["codec"] for r in rows):
+        pts = sorted((r["stride"], r["mean_error_px"] / r["stride"]) for r in rows if r["codec"] == name)
         s = np.array([p[0] for p in pts], float)
         e = np.array([p[1] for p in pts])
         a, b = np.linalg.lstsq(np.stack([1 / s, np.ones_like(s)], 1), e, rcond=None)[0]
