@@ -1,6 +1,6 @@
 """The teaching notebooks: each .ipynb agrees with its jupytext .py pair, is stored executed with outputs, and
 follows the conventions of notebooks/README.md. The notebooks themselves run under nbval
-(``pytest --nbval-lax notebooks``); the exercise solutions of notebooks 01-05 run here.
+(``pytest --nbval-lax notebooks``); the exercise solutions run here, the training ones with cheap settings.
 
 These checks read files only (no kernel), so they take about a second, plus the solutions.
 """
@@ -17,20 +17,35 @@ import pytest
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-#: The notebooks whose exercise solutions this file runs (01-05 are cheap: pure theory and small simulations).
-SOLUTIONS_RUN_HERE = (
+#: The theory notebooks (pure theory and small simulations): their numbers are deterministic.
+THEORY_NOTEBOOKS = (
     "01_quantization_error",
     "02_randomized_rounding",
     "03_proofs",
     "04_codec_zoo",
     "05_loss_decoder_consistency",
 )
+#: The notebooks whose exercise solutions this file runs.
+SOLUTIONS_RUN_HERE = (
+    *THEORY_NOTEBOOKS,
+    "06_train_face_landmarks",
+    "07_human_pose",
+    "09_authors_release",
+    "10_theory_vs_benchmarks",
+)
+#: Environment of the solutions that train: few steps, enough for their assertions to hold (06's solution
+#: asserts that randomized rounding beats argmax: after 60 steps of the tiny CNN its mean error is about
+#: 12 % lower, measured with torch 2.13 on CPU).
+CHEAP_SETTINGS = {"06_train_face_landmarks": {"H3R_SOLUTION_STEPS": "60"}}
 #: Teaching notebooks whose deterministic numbers must be held by nbval (at least this many checked cells).
-MIN_CHECKED_CELLS = {stem: 2 for stem in SOLUTIONS_RUN_HERE}
+MIN_CHECKED_CELLS = {stem: 2 for stem in THEORY_NOTEBOOKS}
 MAX_BYTES = 1_000_000
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
-# Things whose output changes from run to run; a checked cell must not print them.
-NONDETERMINISTIC_CODE = ("perf_counter", "time.time(", "timeit", "datetime.now", "id(")
+# Things whose output changes from run to run; a checked cell must not print them. Regular expressions:
+# ``\bid\(`` is the builtin id(), not the end of meshgrid( or sigmoid(.
+NONDETERMINISTIC_CODE = tuple(
+    re.compile(p) for p in (r"perf_counter", r"time\.time\(", r"timeit", r"datetime\.now", r"\bid\(")
+)
 MEMORY_ADDRESS = re.compile(r"at 0x[0-9a-fA-F]{6,}")
 
 
@@ -158,8 +173,8 @@ def test_checked_cells_are_deterministic(path: Path):
     )
     for cell in checked:
         for token in NONDETERMINISTIC_CODE:
-            assert token not in cell.source, (
-                f"{path.name}: a checked cell uses {token!r}: {cell.source[:120]!r}"
+            assert not token.search(cell.source), (
+                f"{path.name}: a checked cell uses {token.pattern!r}: {cell.source[:120]!r}"
             )
         match = MEMORY_ADDRESS.search(_text_outputs(cell))
         assert match is None, f"{path.name}: a checked cell prints a memory address {match.group(0)!r}"
@@ -169,8 +184,18 @@ def test_checked_cells_are_deterministic(path: Path):
             assert cell.source.lstrip().startswith(CHECK_MARKER), f"{path.name}: marker not on the first line"
 
 
+def test_nondeterminism_patterns():
+    """The patterns catch what they name and nothing that merely ends like it."""
+    fired = lambda code: [p.pattern for p in NONDETERMINISTIC_CODE if p.search(code)]
+    assert fired("print(id(x))") == [r"\bid\("]
+    assert fired("t = time.perf_counter()") == ["perf_counter"]
+    assert fired("u, v = torch.meshgrid(a, b); y = torch.sigmoid(z); w = grid(3)") == []
+
+
 @pytest.mark.parametrize("stem", SOLUTIONS_RUN_HERE)
-def test_solutions_run(stem: str, capsys):
+def test_solutions_run(stem: str, capsys, monkeypatch, one_thread):
     """Each solution script asserts its own answers; running it checks that they still hold."""
+    for key, value in CHEAP_SETTINGS.get(stem, {}).items():
+        monkeypatch.setenv(key, value)
     runpy.run_path(str(NOTEBOOK_DIR / "solutions" / f"{stem}.py"), run_name="__main__")
     assert capsys.readouterr().out.strip(), f"solutions/{stem}.py printed no answers"
