@@ -1074,11 +1074,14 @@ def plot_sweep(record: dict, paths: dict[str, Path]) -> dict[str, Path]:
     fig = sweep_stats.figure_error_vs_stride(rows, bound_px=bound, title=title)
     fig.axes[0].title.set_fontsize("small")
     fig.savefig(paths["png"], dpi=90)
-    # Error vs FLOPs: the main decoders (one per model) of both sweeps.
+    # Error vs FLOPs: the main decoder of each model, one line per sweep (the shared point is on both).
     main = {m["decoders"][0]["name"] for m in record["sweep"]["models"]}
-    flops_rows = _figure_rows(summary, lambda r: r["codec"] in main)
-    for r in flops_rows:
-        r["label"] = f"s{r['stride']}/{r['input']}px"
+    flops_rows = []
+    for r in _figure_rows(summary, lambda r: r["codec"] in main):
+        if "stride" in r["sweep"] and r["input"] == base:
+            flops_rows.append({**r, "codec": f"{r['codec']}, strides", "label": f"s{r['stride']}"})
+        if "input" in r["sweep"]:
+            flops_rows.append({**r, "codec": f"{r['codec']}, inputs", "label": f"{r['input']}px"})
     fig = sweep_stats.figure_error_vs_flops(flops_rows, label_key="label", title="error vs forward FLOPs")
     fig.savefig(paths["flops"], dpi=90)
     stride_rows = [r for r in summary if "stride" in r["sweep"] and r["input"] == base]
