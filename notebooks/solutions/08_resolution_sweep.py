@@ -27,7 +27,7 @@ NOTEBOOK_SWEEP = (
 
 
 def tiny_sweep(steps: int) -> dict:
-    """The notebook's tiny sweep (argmax and randomized rounding, strides 4/8, 64 x 64 input, one seed)."""
+    """A tiny sweep like the notebook's (argmax and RR, strides 4/8, 64 x 64 input), one seed."""
     overrides = [
         "strides=[4, 8]",
         "seeds=[0]",
