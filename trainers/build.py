@@ -8,6 +8,7 @@ through these functions, so a setting means the same thing everywhere.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +20,18 @@ from h3r_theory import codecs, conventions, losses
 from h3r_theory.codecs import HeatmapCodec
 
 from .config import Config, DataConfig, OptimConfig
+
+
+def check_options(target: Callable, options: dict, key: str, fixed: Sequence[str] = ()) -> None:
+    """Refuse an option ``target`` does not take, naming the config key (``codec.options.sigmaa``) and
+    listing the valid names; ``fixed`` are parameters the builder itself passes (not user options)."""
+    params = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [n for n, p in params.items() if n not in ("self", *fixed) and p.kind is not p.VAR_POSITIONAL]
+    unknown = [name for name in options if name not in valid]
+    if unknown:
+        raise ValueError(f"unknown option {key}.{unknown[0]}; valid options: {', '.join(valid)}")
 
 
 def build_datasets(config: Config, splits: Sequence[str] = ("train", "eval")) -> list:
@@ -38,6 +51,7 @@ def build_datasets(config: Config, splits: Sequence[str] = ("train", "eval")) ->
 
             options = dict(d.options)
             num_train, num_eval = options.pop("num_train", 2048), options.pop("num_eval", 256)
+            check_options(SyntheticLandmarks, options, "data.options", fixed=("num_samples", "split"))
             if d.input_size is not None:
                 options["image_size"] = tuple(d.input_size)
             options.setdefault("seed", config.train.seed)
@@ -72,6 +86,7 @@ def _real_dataset(d: DataConfig, split: str, train: bool):
             f"dataset {d.name!r} split {split!r} under {d.root} has no records ({records.summary()})"
         )
     options = dict(d.options)
+    check_options(LandmarkDataset, options, "data.options", fixed=("records", "train", "flip_pairs"))
     if d.input_size is not None:
         options["input_size"] = tuple(d.input_size)
     flip_pairs = flip_pairs_for(d.name, records[0].num_keypoints)
@@ -96,9 +111,42 @@ def heatmap_size_for(input_size: Sequence[int], output_stride: int) -> tuple[int
 def build_codec(config: Config, input_size: Sequence[int]) -> HeatmapCodec:
     """The codec named in ``config.codec`` for this input size and the model's output stride."""
     heatmap_size = heatmap_size_for(input_size, config.model.output_stride)
-    return codecs.build(
-        config.codec.name, input_size=tuple(input_size), heatmap_size=heatmap_size, **config.codec.options
-    )
+    if config.codec.name in codecs.CODECS:
+        check_options(
+            codecs.CODECS[config.codec.name],
+            config.codec.options,
+            "codec.options",
+            ("input_size", "heatmap_size"),
+        )
+    try:
+        return codecs.build(
+            config.codec.name, input_size=tuple(input_size), heatmap_size=heatmap_size, **config.codec.options
+        )
+    except TypeError as exc:
+        raise ValueError(f"codec.options={config.codec.options}: {exc}") from None
+
+
+def check_evaluation(config: Config, codec: HeatmapCodec, num_keypoints: int) -> None:
+    """Fail now, not after training, when the evaluation settings cannot run: decode a small map with
+    ``eval.decode`` (unknown or invalid decoder options), and refuse ``eval.flip_test`` under a convention
+    whose flipped heatmap is not exactly aligned (see ``trainers.evaluate.predict``)."""
+    decode = dict(config.eval.decode)
+    check_options(type(codec).decode, decode, "eval.decode", fixed=("heatmaps", "activation"))
+    w, h = codec.heatmap_size
+    g = torch.Generator().manual_seed(0)
+    maps = 0.05 + 0.9 * torch.rand(1, num_keypoints, h, w, generator=g)
+    activation = "probabilities" if config.model.head == "binary" else codec.default_activation
+    try:
+        codec.decode(maps, activation=activation, **decode)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"eval.decode={decode}: {exc}") from None
+    if config.eval.flip_test:
+        offset = conventions.heatmap_flip_offset(codec.input_size, codec.heatmap_size, codec.convention)
+        if offset != 0.0:
+            raise ValueError(
+                f"eval.flip_test=true is exact only under the pixel_center/udp conventions; codec convention "
+                f"{codec.convention!r} puts the flipped heatmap {offset:.3f} cells off"
+            )
 
 
 def build_network(config: Config, num_keypoints: int, width: int | None = None) -> nn.Module:
@@ -167,8 +215,10 @@ def make_scheduler(
 
 
 def loss_for(codec: HeatmapCodec, head: str) -> tuple[str, Callable]:
-    """The loss of a codec: its default loss for a heatmap head; per-cell BCE for the two-channel binary
-    head (B, K, 2, h, w) of the authors' release, whose channel 1 then reads as a probability."""
+    """The loss of a codec: its default loss for a heatmap head; per-cell BCE
+    (:func:`h3r_theory.losses.binary_cross_entropy`) for this package's two-channel ``binary`` head
+    (B, K, 2, h, w), whose channel 1 then reads as a probability. That head has the authors' H3R head's
+    outputs in another order (see ``trainers.models.layers.KeypointHead``); the release's loss is unknown."""
     if head == "binary":
         return "binary_cross_entropy", losses.LOSSES["binary_cross_entropy"]
     return losses.default_loss(codec)

@@ -12,6 +12,7 @@ read with ``torch.load(weights_only=True)``, which refuses to unpickle arbitrary
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -63,12 +64,39 @@ def _fsync_dir(directory: Path) -> None:
 def load(path: PathLike, map_location: str | torch.device | None = "cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``; a missing or unreadable file gets a clear error."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a folder, not a file (h3r-train writes OUT_DIR/last.pt)")
     if not path.is_file():
         raise ValueError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not a pickle of objects: a damaged or foreign file
+            raise ValueError(
+                f"cannot read checkpoint {path}: not a torch checkpoint ({_first_line(exc)})"
+            ) from None
+        # torch's text suggests retrying with weights_only=False, which would run whatever the file holds.
+        raise ValueError(
+            f"refused checkpoint {path}: it holds objects other than tensors, numbers and strings, and "
+            f"loading those could run code ({_first_line(exc)})"
+        ) from None
     except Exception as exc:  # corrupted, truncated or not a torch file
-        raise ValueError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"cannot read checkpoint {path}: {type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """What went wrong in one line, without torch's advice on how to load the file unsafely.
+
+    For a refused pickle that is the name of the refused object ("Unsupported global: GLOBAL x.Y ...",
+    cut before torch's suggestion to allow-list it); otherwise the first line that gives no advice.
+    """
+    text = str(exc)
+    if "Unsupported global:" in text:
+        return "Unsupported global:" + text.split("Unsupported global:", 1)[1].split(" was not")[0]
+    advice = ("weights_only", "can still be loaded", "trusted source", "safe_globals")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if not any(a in line for a in advice)]
+    return lines[0] if lines else type(exc).__name__
 
 
 # -- random-number state ---------------------------------------------------------------------------------
@@ -118,6 +146,9 @@ def save_checkpoint(
         "rng": rng_state(),
         "config": config.to_json(),
         "format": 1,
+        # Bit-for-bit resume holds for a fixed thread count and torch version; a resume warns when they differ.
+        "threads": torch.get_num_threads(),
+        "torch_version": str(torch.__version__),
     }
     return save_atomic(state, path)
 
@@ -125,7 +156,44 @@ def save_checkpoint(
 def load_weights(model: torch.nn.Module, path: PathLike) -> dict:
     """Load the model parameters of a checkpoint (``weights_only=True``); returns the checkpoint dict."""
     state = load(path)
-    if "model" not in state:
-        raise ValueError(f"{path} is not an h3r-train checkpoint (no 'model' entry; keys: {sorted(state)})")
+    if not isinstance(state, dict) or "model" not in state:
+        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path} is not an h3r-train checkpoint (no 'model' entry; keys: {keys})")
+    problems = state_dict_mismatch(unwrap(model).state_dict(), state["model"])
+    if problems:
+        raise ValueError(f"checkpoint {path} does not fit this model ({problems}); same config as training?")
     unwrap(model).load_state_dict(state["model"])
     return state
+
+
+def state_dict_mismatch(expected: dict, stored: dict, shown: int = 3) -> str:
+    """A one-line account of missing keys, unexpected keys and shape mismatches ("" when they fit)."""
+    if not isinstance(stored, dict):
+        return f"'model' is a {type(stored).__name__}, not a state dict"
+    missing = [k for k in expected if k not in stored]
+    unexpected = [k for k in stored if k not in expected]
+    shapes = [
+        f"{k} {tuple(stored[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in stored and hasattr(stored[k], "shape") and tuple(stored[k].shape) != tuple(v.shape)
+    ]
+
+    def part(label: str, items: list) -> str:
+        more = f" and {len(items) - shown} more" if len(items) > shown else ""
+        return f"{len(items)} {label}: {', '.join(items[:shown])}{more}"
+
+    return "; ".join(
+        part(label, items)
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shapes differ", shapes))
+        if items
+    )
+
+
+def environment_differences(state: dict) -> list[str]:
+    """What differs from the thread count and torch version the checkpoint was written under."""
+    diffs = []
+    if "threads" in state and int(state["threads"]) != torch.get_num_threads():
+        diffs.append(f"torch threads {state['threads']} -> {torch.get_num_threads()}")
+    if "torch_version" in state and state["torch_version"] != str(torch.__version__):
+        diffs.append(f"torch {state['torch_version']} -> {torch.__version__}")
+    return diffs

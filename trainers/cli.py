@@ -6,12 +6,17 @@
 
 CONFIG is a YAML file or the name of a bundled config (``synthetic``, ``wflw``, ``300w``, ``cofw``, ``aflw``,
 ``mpii``, ``coco``); ``key=value`` overrides any setting by its dotted path (``codec.name=gaussian``).
-A bad config or missing data ends with the error message and exit status 2, without a traceback.
+Exit status: 0 done; 2 a user error (bad config, option or path, missing data, a checkpoint that is
+missing, unreadable or of another model, an output folder in use or holding another run), printed as one
+line without a traceback; 1 the disk filled up (the last checkpoint is intact); 130 Ctrl-C, after the
+checkpoint of the last completed step was written (resume with ``train.resume=auto``).
+``h3r-train --overwrite`` starts afresh in a folder that holds another run.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -28,6 +33,12 @@ def _parser(prog: str, with_checkpoint: bool) -> argparse.ArgumentParser:
     )
     p.add_argument("config", help="YAML config file, or a bundled config name (synthetic, wflw, 300w, ...)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. codec.name=gaussian")
+    if not with_checkpoint:
+        p.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="start afresh even if train.out_dir holds another run (its files are replaced)",
+        )
     if with_checkpoint:
         p.add_argument("--checkpoint", required=True, help="checkpoint written by h3r-train (last.pt)")
         p.add_argument(
@@ -50,17 +61,52 @@ def _leave_process_group() -> None:
         dist.destroy_process_group()
 
 
+def _failure(prog: str, exc: BaseException) -> int | None:
+    """One line on stderr and the exit status for an error a user can act on; None for a bug (re-raise)."""
+    from .engine import TrainingInterrupted
+
+    if isinstance(exc, TrainingInterrupted):
+        saved = (
+            f"checkpoint of step {exc.step} saved to {exc.checkpoint}" if exc.checkpoint else "no checkpoint"
+        )
+        print(
+            f"{prog}: interrupted at step {exc.step}; {saved} (resume with train.resume=auto)",
+            file=sys.stderr,
+        )
+        return 130
+    if isinstance(exc, KeyboardInterrupt):
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(
+            f"{prog}: error: disk full{where}; free space, then resume (the last checkpoint is intact)",
+            file=sys.stderr,
+        )
+        return 1
+    if isinstance(exc, OSError):  # a path that cannot be read or written: the user's to fix
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"{prog}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    if isinstance(exc, ValueError):
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return None
+
+
 def train_main(argv: Sequence[str] | None = None) -> int:
-    """``h3r-train CONFIG [key=value ...]``: train, then print the final metrics as JSON."""
-    args = _parser("h3r-train", with_checkpoint=False).parse_args(argv)
+    """``h3r-train CONFIG [key=value ...] [--overwrite]``: train, then print the final metrics as JSON."""
+    args = _parser("h3r-train", with_checkpoint=False).parse_intermixed_args(argv)
     try:
         config = load_config(args.config, args.overrides)
         from .engine import train
 
-        result = train(config)
-    except ValueError as exc:
-        print(f"h3r-train: error: {exc}", file=sys.stderr)
-        return 2
+        result = train(config, overwrite=args.overwrite)
+    except (ValueError, OSError, KeyboardInterrupt) as exc:
+        status = _failure("h3r-train", exc)
+        if status is None:
+            raise
+        return status
     finally:
         _leave_process_group()
     final = {k: v for k, v in result.final.items() if k != "predictions"}
@@ -80,21 +126,30 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 def eval_main(argv: Sequence[str] | None = None) -> int:
     """``h3r-eval CONFIG --checkpoint PATH [key=value ...]``: print (and optionally save) the metrics."""
-    args = _parser("h3r-eval", with_checkpoint=True).parse_args(argv)
+    args = _parser("h3r-eval", with_checkpoint=True).parse_intermixed_args(argv)
     try:
         config = load_config(args.config, args.overrides)
         from .evaluate import evaluate_checkpoint
 
         result = evaluate_checkpoint(config, Path(args.checkpoint), shift=tuple(args.shift))
-    except ValueError as exc:
-        print(f"h3r-eval: error: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError, KeyboardInterrupt) as exc:
+        status = _failure("h3r-eval", exc)
+        if status is None:
+            raise
+        return status
     finally:
         _leave_process_group()
     text = json.dumps(result, indent=2)
+    print(text, flush=True)  # printed first: an unwritable --output must not lose the metrics
     if args.output:
-        Path(args.output).write_text(text + "\n")
-    print(text)
+        try:
+            Path(args.output).write_text(text + "\n")
+        except OSError as exc:
+            print(
+                f"h3r-eval: error: cannot write --output {args.output}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 2
     return 0
 
 

@@ -11,17 +11,29 @@ The data flow of every step (see ``docs/design.md``)::
 What is built comes from :mod:`trainers.build`; what is measured from :mod:`trainers.evaluate`. This file
 holds the run itself: the loop, resume and checkpoints.
 
-Reproducibility: with a fixed seed on CPU a run is bit-for-bit deterministic, and a run that is stopped
-and resumed from its checkpoint ends with the same parameters as an uninterrupted one (tested). The data
-order is a pure function of (seed, epoch), the random targets of randomized rounding come from a
-generator seeded by (seed, step, rank), and the checkpoint holds every other piece of state.
+Reproducibility: with a fixed seed, thread count and torch version on CPU a run is bit-for-bit
+deterministic, and a run that is stopped and resumed from its checkpoint ends with the same parameters as an
+uninterrupted one, with or without DataLoader workers (tested). The data order is a pure function of
+(seed, epoch), each training sample's augmentation of (seed, epoch, sample index), the random targets of
+randomized rounding come from a generator seeded by (seed, step, rank), and the checkpoint holds every other
+piece of state (and the thread count and torch version, which a resume compares).
+
+Safety (see :mod:`trainers.run_folder`): everything is built and checked (datasets and their options, codec,
+decoder options, the checkpoint to resume and its stored config) before the first file is written; the
+output folder is locked while the run uses it and a finished or started run is never overwritten without
+``overwrite=True``; the final checkpoint is written before the final evaluation; Ctrl-C saves a checkpoint
+of the last completed step before it stops the run (:class:`TrainingInterrupted`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import math
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -33,11 +45,20 @@ from h3r_theory.codecs import HeatmapCodec
 
 from . import checkpoint as ckpt
 from . import distributed as dist_utils
-from .build import build_codec, build_datasets, build_network, loss_for, make_optimizer, make_scheduler
+from .build import (
+    build_codec,
+    build_datasets,
+    build_network,
+    check_evaluation,
+    loss_for,
+    make_optimizer,
+    make_scheduler,
+)
 from .config import Config
 from .evaluate import evaluate
-from .logging_utils import JsonlLogger, read_jsonl
+from .logging_utils import JsonlLogger, read_jsonl, write_text_atomic
 from .plotting import save_curves
+from .run_folder import RUN_FILES, config_differences, note, open_run_folder
 from .runtime import amp_dtype, autocast, batches, to_device
 
 
@@ -60,6 +81,68 @@ class RunResult:
     checkpoint: Path | None = None
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train`, raised after the checkpoint of the last completed step was written."""
+
+    def __init__(self, step: int, checkpoint: Path | None) -> None:
+        super().__init__(step, checkpoint)
+        self.step, self.checkpoint = step, checkpoint
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Hold a SIGINT that arrives inside the block until the block is done (then raise it), so that an
+    optimizer update or a checkpoint write is never cut in half. Only the main thread can take signals."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+        signal.SIG_IGN,
+        None,
+    ):  # not the main thread, or SIGINT is ignored (nohup, a background job): nothing to defer
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _all_finite(value) -> bool:
+    """Whether every floating tensor in ``value`` (a tensor, a dict of them or an object holding them) is finite."""
+    if isinstance(value, torch.Tensor):
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if hasattr(value, "__dict__"):
+        return all(_all_finite(v) for v in vars(value).values() if isinstance(v, torch.Tensor))
+    return True
+
+
+def _nonfinite_loss_message(loss: float, step: int, epoch: int, batch: dict, enc, model, config) -> str:
+    """Say what is known when the loss is not finite: the step, and whether this step's inputs, targets and
+    the parameters were finite. Only a step whose data were finite points at the optimisation settings."""
+    where = f"training loss is {loss} at step {step} (epoch {epoch})"
+    inputs_ok = _all_finite({k: batch[k] for k in ("image", "keypoints", "visible")})
+    targets_ok = _all_finite(enc)
+    if not inputs_ok or not targets_ok:
+        bad = [name for name, ok in (("inputs", inputs_ok), ("targets", targets_ok)) if not ok]
+        indices = batch.get("index")
+        samples = f" (samples {torch.as_tensor(indices).tolist()})" if indices is not None else ""
+        return (
+            f"{where}: this step's {' and '.join(bad)} are not finite{samples}: bad data, not the optimiser"
+        )
+    params_ok = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    state = "finite" if params_ok else "NOT finite (an earlier step already failed)"
+    return (
+        f"{where}: this step's inputs and targets are finite and the parameters are {state}; the loss is "
+        f"checked every train.log_every={config.train.log_every} steps, so an earlier batch may be the "
+        f"cause. If the data are clean, the optimisation diverged: lower optim.lr (now {config.optim.lr}) "
+        "or set optim.grad_clip"
+    )
+
+
 def seed_everything(seed: int) -> None:
     """Seed python's, numpy's and torch's global generators (model initialisation, CPU augmentation)."""
     random.seed(seed)
@@ -67,9 +150,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _resume(path: Path, model, optimizer, scheduler, scaler, total_steps: int) -> int:
-    """Restore a checkpoint into the run's objects and the global RNGs; returns its step."""
+def _resume(path: Path, model, optimizer, scheduler, scaler, total_steps: int, config: Config) -> int:
+    """Restore a checkpoint into the run's objects and the global RNGs; returns its step.
+
+    Refused (ValueError, saying what differs) when the config stored in the checkpoint differs from
+    ``config`` in a setting that shapes the trained parameters; a different thread count or torch version
+    is allowed but noted, since bit-for-bit equality with an uninterrupted run then no longer holds."""
+    state = ckpt.load(path)
+    if isinstance(state, dict) and isinstance(state.get("config"), str):
+        diffs = config_differences(state["config"], json.loads(config.to_json()))
+        if diffs:
+            raise ValueError(
+                f"cannot resume from {path}: its run had other settings ({'; '.join(diffs)}); use the "
+                "same settings, or a new train.out_dir without train.resume"
+            )
     state = ckpt.load_weights(model, path)
+    env = ckpt.environment_differences(state)
+    if env:
+        note(f"resuming {path} under {', '.join(env)}: the result can differ in the last bits")
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
@@ -87,9 +185,12 @@ def _resume_path(resume: str | None, out_dir: Path) -> Path | None:
     return Path(resume) if resume is not None else None
 
 
-def _final_from_log(path: Path) -> dict:
-    """The last evaluation in a run's log: a run resumed after it finished does not evaluate again."""
-    last_eval = next((r for r in reversed(read_jsonl(path)) if r.get("kind") == "eval"), {})
+def _final_from_log(path: Path, at_step: int) -> dict:
+    """The evaluation logged at ``at_step``: a run resumed after it finished does not evaluate again
+    (unless that evaluation never completed: then {} and the caller evaluates)."""
+    last_eval = next(
+        (r for r in reversed(read_jsonl(path)) if r.get("kind") == "eval" and r.get("step") == at_step), {}
+    )
     return {k: v for k, v in last_eval.items() if k not in ("kind", "step", "epoch")}
 
 
@@ -100,25 +201,39 @@ def train(
     train_set=None,
     eval_set=None,
     stop_after_steps: int | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
-    """Train ``config`` to the end (or resume it), evaluate, save, log and plot. Returns a RunResult.
+    """Train ``config`` to the end (or resume it), save, evaluate, log and plot. Returns a RunResult.
 
     ``model``, ``train_set`` and ``eval_set`` replace what the config would build (the sweep and the tests
     pass their own). ``stop_after_steps`` stops the loop after that global step as if the process had been
     killed there (after the checkpoint of that step, if one is due): the schedule still spans the full run,
-    which is what makes "stop, then resume" comparable with an uninterrupted run.
+    which is what makes "stop, then resume" comparable with an uninterrupted run. ``overwrite`` allows
+    starting afresh in a folder that holds another run (its files are replaced); without it that is refused.
     """
-    t0 = time.perf_counter()
     tc = config.train
     on_cuda = tc.device.startswith("cuda") or (tc.device == "auto" and torch.cuda.is_available())
     info = dist_utils.setup("cuda" if on_cuda else "cpu")
     device = dist_utils.local_device(tc.device, info)
     out_dir = Path(tc.out_dir)
+    lock = None
     if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(config.to_json())
+        lock = open_run_folder(out_dir, resuming=tc.resume is not None, overwrite=overwrite)
+    try:
+        return _train(config, info, device, out_dir, model, train_set, eval_set, stop_after_steps, overwrite)
+    finally:
+        if lock is not None:
+            lock.release()
 
-    # -- data, codec, model ---------------------------------------------------------------------------------
+
+def _train(
+    config, info, device, out_dir, model, train_set, eval_set, stop_after_steps, overwrite
+) -> RunResult:
+    """The body of :func:`train`, run while the output folder is locked."""
+    t0 = time.perf_counter()
+    tc = config.train
+
+    # -- data, codec, model: everything built and checked before the first file is written ----------------
     seed_everything(tc.seed)
     if train_set is None or eval_set is None:
         built = build_datasets(
@@ -130,6 +245,7 @@ def train(
     loss_name, loss_fn = loss_for(codec, config.model.head)
     if model is None:
         model = build_network(config, train_set.num_keypoints)
+    check_evaluation(config, codec, eval_set.num_keypoints)
     channels_last = tc.channels_last and device.type == "cuda"
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
 
@@ -148,7 +264,14 @@ def train(
 
     # -- resume, DDP, logs ----------------------------------------------------------------------------------
     resume = _resume_path(tc.resume, out_dir)
-    step = _resume(resume, model, optimizer, scheduler, scaler, total_steps) if resume is not None else 0
+    step = 0
+    if resume is not None:
+        step = _resume(resume, model, optimizer, scheduler, scaler, total_steps, config)
+    if info.is_main:  # every check passed: now the folder may change
+        if resume is None:
+            for name in (*RUN_FILES, "curves.png"):
+                (out_dir / name).unlink(missing_ok=True)  # a run being replaced (overwrite=True) or restarted
+        write_text_atomic(out_dir / "config.json", config.to_json())
     ddp_model = model
     if info.enabled:
         ddp_model = nn.parallel.DistributedDataParallel(
@@ -182,83 +305,105 @@ def train(
             logger.log({"kind": "eval", "step": at_step, "epoch": at_step // steps_per_epoch, **result})
         return result
 
+    saved_step = step if resume is not None else None
+
     def checkpoint_now(at_step: int) -> None:
+        nonlocal saved_step
         if info.is_main:
-            ckpt.save_checkpoint(
-                out_dir / "last.pt",
-                model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                scaler=scaler,
-                step=at_step,
-                config=config,
-            )
+            with _deferred_interrupt():
+                ckpt.save_checkpoint(
+                    out_dir / "last.pt",
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    scaler=scaler,
+                    step=at_step,
+                    config=config,
+                )
+        saved_step = at_step
         dist_utils.barrier(info)
 
     # -- the loop -------------------------------------------------------------------------------------------
     final: dict = {}
     stopped = False
-    while step < total_steps and not stopped:
-        epoch, start = divmod(step, steps_per_epoch)
-        index_lists = dist_utils.train_batches(len(train_set), tc.batch_size, tc.seed, epoch, info, start)
-        index_lists = index_lists[: total_steps - step]
-        epoch_seed = dist_utils.mix_seed(tc.seed, epoch)
-        for batch in batches(train_set, index_lists, config.data.num_workers, seed=epoch_seed):
-            ddp_model.train()
-            batch = to_device(batch, device, channels_last)
-            # Targets on the training device, from a generator seeded by (seed, step, rank): reproducible,
-            # independent of how many steps ran before a resume, different on each DDP process.
-            generator = torch.Generator(device).manual_seed(dist_utils.step_seed(tc.seed, step, info.rank))
-            enc = codec.encode(batch["keypoints"], batch["visible"], generator=generator)
-            with autocast(device, amp):
-                output = ddp_model(batch["image"])
-            loss = loss_fn(output.float(), enc)  # the loss in float32, outside autocast
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.optim.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
+    try:
+        while step < total_steps and not stopped:
+            epoch, start = divmod(step, steps_per_epoch)
+            index_lists = dist_utils.train_batches(len(train_set), tc.batch_size, tc.seed, epoch, info, start)
+            index_lists = index_lists[: total_steps - step]
+            epoch_seed = dist_utils.mix_seed(tc.seed, epoch)
+            if hasattr(train_set, "set_augmentation_seed"):  # before the loader copies it to its workers
+                train_set.set_augmentation_seed(epoch_seed)
+            for batch in batches(train_set, index_lists, config.data.num_workers, seed=epoch_seed):
+                ddp_model.train()
+                batch = to_device(batch, device, channels_last)
+                # Targets on the training device, from a generator seeded by (seed, step, rank): reproducible,
+                # independent of how many steps ran before a resume, different on each DDP process.
+                generator = torch.Generator(device).manual_seed(
+                    dist_utils.step_seed(tc.seed, step, info.rank)
+                )
+                enc = codec.encode(batch["keypoints"], batch["visible"], generator=generator)
+                with autocast(device, amp):
+                    output = ddp_model(batch["image"])
+                loss = loss_fn(output.float(), enc)  # the loss in float32, outside autocast
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                with _deferred_interrupt():  # an update is applied whole, or not at all
+                    if config.optim.grad_clip is not None:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                    step += 1
 
-            if step % max(1, tc.log_every) == 0 or step == total_steps:
-                mean_loss = float(dist_utils.all_reduce_mean(loss.detach(), info))
-                if not math.isfinite(mean_loss):  # checked at log steps only: a sync per step costs on GPU
-                    raise ValueError(
-                        f"training loss is {mean_loss} at step {step} (epoch {epoch}); lower "
-                        f"optim.lr (now {config.optim.lr}) or set optim.grad_clip"
-                    )
-                if logger is not None:
-                    lr = scheduler.get_last_lr()[0]
-                    logger.log(
-                        {
-                            "kind": "train",
-                            "step": step,
-                            "epoch": epoch,
-                            "loss": mean_loss,
-                            "lr": lr,
-                            "loss_name": loss_name,
-                        }
-                    )
+                if step % max(1, tc.log_every) == 0 or step == total_steps:
+                    mean_loss = float(dist_utils.all_reduce_mean(loss.detach(), info))
+                    if not math.isfinite(
+                        mean_loss
+                    ):  # checked at log steps only: a sync per step costs on GPU
+                        raise ValueError(
+                            _nonfinite_loss_message(mean_loss, step, epoch, batch, enc, model, config)
+                        )
+                    if logger is not None:
+                        lr = scheduler.get_last_lr()[0]
+                        logger.log(
+                            {
+                                "kind": "train",
+                                "step": step,
+                                "epoch": epoch,
+                                "loss": mean_loss,
+                                "lr": lr,
+                                "loss_name": loss_name,
+                            }
+                        )
+                    if progress is not None:
+                        progress.set_postfix(loss=f"{mean_loss:.4f}")
                 if progress is not None:
-                    progress.set_postfix(loss=f"{mean_loss:.4f}")
-            if progress is not None:
-                progress.update(1)
-            if step == total_steps:
-                final = run_eval(step)
-            elif tc.eval_every and step % tc.eval_every == 0:
-                run_eval(step)
-            if step == total_steps or (tc.checkpoint_every and step % tc.checkpoint_every == 0):
-                checkpoint_now(step)
-            if stop_after_steps is not None and step >= stop_after_steps:
-                stopped = True
-                break
+                    progress.update(1)
+                # The checkpoint first: a failing evaluation must not lose the trained model.
+                if step == total_steps or (tc.checkpoint_every and step % tc.checkpoint_every == 0):
+                    checkpoint_now(step)
+                if step == total_steps:
+                    final = run_eval(step)
+                elif tc.eval_every and step % tc.eval_every == 0:
+                    run_eval(step)
+                if stop_after_steps is not None and step >= stop_after_steps:
+                    stopped = True
+                    break
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.close()
+        if step > 0 and saved_step != step:
+            checkpoint_now(step)
+        last = out_dir / "last.pt"
+        raise TrainingInterrupted(step, last if last.is_file() else None) from None
     if progress is not None:
         progress.close()
     if not final and not stopped and logger is not None:
-        final = _final_from_log(logger.path)
+        final = _final_from_log(logger.path, at_step=step)
+        if not final and step == total_steps:  # the final evaluation of a finished run did not complete
+            final = run_eval(step)
 
     history = read_jsonl(out_dir / "metrics.jsonl") if info.is_main else []
     if info.is_main and history:
@@ -278,4 +423,4 @@ def train(
     )
 
 
-__all__ = ["RunResult", "seed_everything", "train"]
+__all__ = ["RunResult", "TrainingInterrupted", "seed_everything", "train"]

@@ -3,13 +3,15 @@
 
 Each line is ``{"kind": "train" | "eval", "step": int, "epoch": int, ...numbers}``; a resumed run appends to
 the same file after dropping the lines logged past the checkpoint it resumed from, so the file always
-describes one uninterrupted history.
+describes one uninterrupted history. A last line torn by a kill during its write is one of those lines (it
+was logged after the checkpoint, or the checkpoint would have been written after it): a resume drops it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 
@@ -20,10 +22,10 @@ class JsonlLogger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is None:
-            self.path.write_text("")
+            write_text_atomic(self.path, "")
         elif self.path.exists():
-            kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            kept = [r for r in read_jsonl(self.path, drop_torn_tail=True) if r.get("step", 0) <= resume_step]
+            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def log(self, record: dict) -> None:
         with self.path.open("a") as f:
@@ -42,14 +44,28 @@ def _plain(record: dict) -> dict:
     return out
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """All records of a metrics file; a malformed line fails with its line number."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` through a temporary file in the same folder (never half-written)."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: str | Path, drop_torn_tail: bool = False) -> list[dict]:
+    """All records of a metrics file; a malformed line fails with its line number.
+
+    ``drop_torn_tail``: a malformed LAST line (a write cut short by a kill) is dropped instead; a malformed
+    line anywhere else still fails.
+    """
     records = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    lines = Path(path).read_text().splitlines()
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as exc:
+            if drop_torn_tail and number == len(lines):
+                break
             raise ValueError(f"{path}:{number}: not a JSON line: {exc}") from None
     return records

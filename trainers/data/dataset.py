@@ -10,6 +10,13 @@ the pixels and maps the keypoints with that same matrix, then applies photometri
     matrix    float64 (2, 3) ORIGINAL image pixels -> input pixels (invert it to map predictions back)
     index     int, index into ``dataset.records``
 
+Random augmentation is a pure function of ``(augmentation_seed, index)``: each training item draws from its
+own ``torch.Generator`` seeded by :func:`sample_seed`, and the engine sets ``augmentation_seed`` from
+``(train.seed, epoch)`` before each epoch (:meth:`LandmarkDataset.set_augmentation_seed`). Which DataLoader
+worker loads an item, and how many items that worker loaded before, cannot change it, so a run resumed
+mid-epoch with ``num_workers > 0`` sees the same samples as an uninterrupted one. Left unset (None), items
+draw from torch's global generator, as a plain Dataset would.
+
 When a sample is flipped, its keypoints and visibility are also permuted by ``flip_pairs`` (left stays
 left in the mirrored image), so the k-th output is always the k-th landmark of the markup; the mirror is
 inside ``matrix``. Flip is a training augmentation; evaluation samples are never flipped.
@@ -28,6 +35,21 @@ from h3r_theory.conventions import check_size, flip_permutation
 from .records import LandmarkRecord, check_images_exist, load_image
 from .specs import SPECS
 from .transforms import color_jitter, crop_matrix, random_affine_params, transform_points, warp_image
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    """One step of the SplitMix64 mixer (Steele, Lea & Flood 2014) on a 64-bit integer."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def sample_seed(augmentation_seed: int, index: int) -> int:
+    """The 63-bit generator seed of item ``index`` under ``augmentation_seed`` (a pure function of both)."""
+    return _splitmix64(_splitmix64(int(augmentation_seed) & _MASK64) ^ (int(index) & _MASK64)) >> 1
 
 
 def normalizer(record: LandmarkRecord) -> float:
@@ -109,11 +131,23 @@ class LandmarkDataset(Dataset):
             raise ValueError("flip_prob > 0 needs flip_pairs (use flip_prob=0 for a markup without pairs)")
         self.color = float(color)
         self.dtype = dtype
+        self.augmentation_seed: int | None = None
         if check_images:
             check_images_exist(self.records)
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def set_augmentation_seed(self, seed: int | None) -> None:
+        """Seed of this epoch's augmentation (item ``i`` then draws from ``sample_seed(seed, i)``).
+
+        Set it before the DataLoader starts its workers: each worker gets a copy of the dataset."""
+        self.augmentation_seed = None if seed is None else int(seed)
+
+    def _generator(self, index: int) -> torch.Generator | None:
+        if self.augmentation_seed is None:
+            return None
+        return torch.Generator().manual_seed(sample_seed(self.augmentation_seed, index))
 
     @property
     def dataset_name(self) -> str:
@@ -140,14 +174,15 @@ class LandmarkDataset(Dataset):
         record = self.records[index]
         pixels = load_image(record.image)
         image = torch.from_numpy(pixels).permute(2, 0, 1).to(self.dtype).div_(255.0)[None]
-        M, flipped = self.matrix_for(index)
+        generator = self._generator(index) if self.train else None
+        M, flipped = self.matrix_for(index, generator)
         image = warp_image(image, M[None], self.input_size)
         keypoints = transform_points(torch.as_tensor(record.keypoints, dtype=self.dtype)[None], M[None])[0]
         visible = torch.as_tensor(record.visibility > 0, dtype=self.dtype)
         if flipped:
             keypoints, visible = keypoints[self._perm], visible[self._perm]
         if self.train and self.color > 0:
-            image = color_jitter(image, self.color, self.color, self.color)
+            image = color_jitter(image, self.color, self.color, self.color, generator=generator)
         keypoints = torch.where(visible[:, None] > 0, keypoints, torch.zeros_like(keypoints))
         return {
             "image": image[0],
