@@ -17,7 +17,8 @@ fi
 "$PY" -c "import torch; print(torch.cuda.get_device_name(0), torch.__version__)" | tee "$OUT/machine.txt"
 
 echo "== 1. CUDA tests" | tee "$OUT/tests.txt"
-timeout 120 "$PY" -m pytest -q -p no:cacheprovider tests/test_compute.py tests/test_engine.py tests/test_codecs.py \
+timeout 120 "$PY" -m pytest -q -p no:cacheprovider \
+  tests/test_compute.py tests/test_engine.py tests/test_codecs.py \
   -k "cuda or gpu or amp" 2>&1 | tail -20 | tee -a "$OUT/tests.txt"
 
 echo "== 2. shortened h3r-sweep --full"
