@@ -54,9 +54,18 @@ def spatial_softmax_cross_entropy(logits: Tensor, target: Tensor, weights: Tenso
 def binary_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
     """Per-cell binary cross-entropy with logits, averaged over cells then over weighted keypoints.
 
-    ``logits`` and ``target`` are (B, K, h, w), or (B, K, 2, h, w) for the two-channel binary head of the
-    authors' release, whose channel 1 is "keypoint here" and channel 0 its complement: there the target of
-    channel 0 is ``1 - target``.
+    Args:
+        logits: (B, K, h, w) one sigmoid per cell, or (B, K, 2, h, w) for this package's two-channel
+            ``binary`` head (``trainers.models.layers.KeypointHead``, keypoint-major), whose channel 1 is
+            "keypoint here" and channel 0 its complement: there channel 0's target is ``1 - target``. The
+            two channels are two independent sigmoids, not a softmax pair. (The authors' H3R release has a
+            head of the same 2K outputs, class-major, but ships no training code: its loss is not known.)
+        target: (B, K, h, w) per-cell targets in [0, 1] (a randomized-rounding sample, or its expectation).
+        weights: (B, K) keypoint weights.
+
+    The optimum is ``sigmoid(channel 1) = E[target]`` per cell. It is only reached in practice when the
+    logits start near the prior of a cell (about ``log(1 / (h w))``, not 0): the binary head starts there
+    (``KeypointHead``; why, and the measurement, in its docstring and tests/test_binary_head.py).
     """
     if logits.dim() == 5:
         target = torch.stack((1 - target, target), dim=2)

@@ -47,7 +47,7 @@ class DataConfig:
 class ModelConfig:
     name: str = "tiny"  # "tiny", "hrnet_w18", "hrnet_w32", "mobilenetv2"
     output_stride: int = 4  # heatmap_size = input_size // output_stride
-    head: str = "heatmap"  # "heatmap" or "binary" (two-channel head of the authors' release)
+    head: str = "heatmap"  # "heatmap" or "binary": 2 logits per keypoint and cell (see models.layers)
     pretrained: str | None = None  # path to local weights; nothing is ever downloaded
 
 

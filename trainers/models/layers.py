@@ -13,6 +13,7 @@ with ``align_corners=False``; both keep every cell centred where the convention 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -99,18 +100,41 @@ def fuse_to_stride(features: Sequence[Tensor], strides: Sequence[int], to_stride
     return torch.cat([resample(f, s, to_stride) for f, s in zip(features, strides, strict=True)], dim=1)
 
 
+def binary_prior_logit(num_cells: int) -> float:
+    """Log-odds ``log(1 / (num_cells - 1))`` that one cell of a map of ``num_cells`` holds the keypoint.
+
+    A keypoint falls in exactly one of the ``h * w`` cells, so before seeing an image each cell is the
+    keypoint's with probability ``1 / (h w)``: the logit a calibrated per-cell classifier starts from
+    (about -5.5 for 16 x 16 cells, -8.3 for 64 x 64).
+    """
+    if not isinstance(num_cells, int) or num_cells < 2:
+        raise ValueError(f"num_cells must be an int >= 2, got {num_cells!r}")
+    return -math.log(num_cells - 1)
+
+
 class KeypointHead(nn.Module):
     """1x1 conv from features to per-keypoint logits.
 
     ``kind="heatmap"``: one channel per keypoint, output (B, K, h, w) -- Gaussian targets (MSE) or the
     logits of a spatial softmax (randomized rounding, argmax, soft-argmax).
-    ``kind="binary"``: two logits per keypoint and cell, output (B, K, 2, h, w) as in the authors' H3R
-    release (a per-cell two-class classifier); channel ``2k + c`` of the conv is class ``c`` of keypoint k,
-    where class 1 means "the keypoint is in this cell" and class 0 its complement (as
-    :func:`h3r_theory.losses.binary_cross_entropy` and the engine's ``sigmoid(output[:, :, 1])`` read it).
+    ``kind="binary"``: two logits per keypoint and cell, output (B, K, 2, h, w), **keypoint-major**: conv
+    channel ``2k + c`` is class ``c`` of keypoint ``k``, where class 1 means "the keypoint is in this cell"
+    and class 0 its complement (as :func:`h3r_theory.losses.binary_cross_entropy` trains them and the
+    engine's ``sigmoid(output[:, :, 1])`` reads them). The authors' H3R release has the same 2K outputs
+    laid out **class-major**, (N, 2, K, H, W) (conv channel ``cK + k``): its last conv loads here after
+    permuting the output channels (ours ``2k + c`` <- theirs ``cK + k``), and the outputs then agree after
+    ``.permute(0, 2, 1, 3, 4)`` (checked in notebook 09). The release ships no training code, so how its
+    two channels were trained is not known.
 
-    The conv starts near zero (std 1e-3, bias 0) so initial logits are flat: a uniform spatial softmax and
-    a near-zero regression target, neither favouring any cell.
+    Initialisation. The conv weight starts near zero (std 1e-3) so initial maps are flat: a uniform spatial
+    softmax and a near-zero regression target, neither favouring any cell. The heatmap head's bias is 0.
+    The binary head's bias is set to the prior log-odds of a cell, :func:`binary_prior_logit` of ``h * w``
+    (channel 1 to it, channel 0 to minus it), the first time the head runs in training mode, when the map
+    size is known; a bias that was loaded (``load_state_dict`` with this head's keys) or set by hand
+    (anything but all zeros) is left alone. Why: from bias 0 every cell starts at probability 1/2 instead
+    of 1/(h w), and in the measured runs training never recovered (tests/test_binary_head.py: ``engine.train``
+    on the synthetic set stays above 10 px from bias 0 and reaches the heatmap head's error from the prior;
+    the loss's reduction, mean or sum over cells, and BCE vs a 2-class softmax changed nothing).
     """
 
     def __init__(self, in_channels: int, num_keypoints: int, kind: str = "heatmap") -> None:
@@ -125,8 +149,31 @@ class KeypointHead(nn.Module):
         self.conv = nn.Conv2d(in_channels, channels, kernel_size=1)
         nn.init.normal_(self.conv.weight, std=1e-3)
         nn.init.zeros_(self.conv.bias)
+        # The prior depends on h * w, which only the first input tells: see the class docstring.
+        self.prior_pending = kind == "binary"
+
+    @torch.no_grad()
+    def init_prior(self, num_cells: int) -> None:
+        """Binary head: bias of channel 1 <- ``binary_prior_logit(num_cells)``, channel 0 <- its negative,
+        so that ``sigmoid`` of each channel starts at that channel's prior; marks the prior as set."""
+        if self.kind != "binary":
+            raise ValueError(f"init_prior applies to the binary head only, this head is {self.kind!r}")
+        prior = binary_prior_logit(num_cells)
+        bias = self.conv.bias.view(self.num_keypoints, 2)  # keypoint-major: (k, c) <- channel 2k + c
+        bias[:, 0], bias[:, 1] = -prior, prior
+        self.prior_pending = False
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        if prefix + "conv.bias" in state_dict:  # loaded weights keep their own bias
+            self.prior_pending = False
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.prior_pending and self.training:
+            if self.conv.bias.any():  # set by hand before training: respected
+                self.prior_pending = False
+            else:
+                self.init_prior(x.shape[-2] * x.shape[-1])
         out = self.conv(x)
         if self.kind == "binary":
             B, _, h, w = out.shape
