@@ -75,8 +75,14 @@ def check_generator(generator: object, device: torch.device, name: str = "genera
         raise ValueError(f"{name} is on {generator.device} but keypoints are on {device}")
 
 
-def check_heatmaps(heatmaps: Tensor, heatmap_size: tuple[int, int], name: str = "heatmaps") -> Tensor:
-    """Check ``heatmaps`` is a finite floating (B, K, h, w) tensor with ``(w, h) == heatmap_size``."""
+def check_heatmaps(
+    heatmaps: Tensor, heatmap_size: tuple[int, int], name: str = "heatmaps", finite: bool = True
+) -> Tensor:
+    """Check ``heatmaps`` is a finite floating (B, K, h, w) tensor with ``(w, h) == heatmap_size``.
+
+    ``finite=False`` checks only the type, shape and dtype: for a caller that reduces the maps anyway and
+    checks the result with :func:`check_heatmap_peaks` instead of reading every cell a second time.
+    """
     w, h = heatmap_size
     if not isinstance(heatmaps, Tensor):
         raise ValueError(
@@ -89,14 +95,31 @@ def check_heatmaps(heatmaps: Tensor, heatmap_size: tuple[int, int], name: str = 
         )
     if not heatmaps.is_floating_point():
         raise ValueError(f"{name} must be a floating tensor (float32 or float64), got {heatmaps.dtype}")
+    if not finite:
+        return heatmaps
     # Fast path: a sum is finite iff every term is (a 50M-cell isfinite() mask costs ~50x more). A finite
     # map whose sum overflows falls through to the exact per-map scan, which then finds nothing.
     if not torch.isfinite(heatmaps.sum()):
-        finite = torch.isfinite(heatmaps).flatten(-2).all(dim=-1)
-        if not finite.all():
-            b, k = _first_index(~finite)
+        finite_maps = torch.isfinite(heatmaps).flatten(-2).all(dim=-1)
+        if not finite_maps.all():
+            b, k = _first_index(~finite_maps)
             raise ValueError(f"{name} has a non-finite value in the map at (batch, keypoint) = ({b}, {k})")
     return heatmaps
+
+
+def check_heatmap_peaks(peaks: Tensor, name: str = "heatmaps") -> Tensor:
+    """Check the maxima (B, K) of heatmaps are finite, naming the first map whose maximum is not.
+
+    A NaN or +inf anywhere in a map makes its maximum NaN or +inf (NaN propagates through ``max``), so this
+    refuses the same maps as :func:`check_heatmaps` from B x K values instead of every cell. The one
+    difference: a map whose maximum is finite may hold -inf cells (masked logits: ``exp(-inf) = 0``, and
+    probability decoders clamp negatives to 0); a map that is -inf everywhere is refused.
+    """
+    bad = ~torch.isfinite(peaks)
+    if bad.any():
+        b, k = _first_index(bad)
+        raise ValueError(f"{name} has a non-finite value in the map at (batch, keypoint) = ({b}, {k})")
+    return peaks
 
 
 def check_positive(value: object, name: str = "sigma", zero: bool = False, unit: str = "cells") -> float:

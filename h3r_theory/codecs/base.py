@@ -13,7 +13,8 @@ Edge semantics shared by all codecs (``u`` is a keypoint's heatmap coordinate, `
   :class:`RandomizedRounding`) clamp ``u`` onto ``[0, w - 1]``. Such a target is biased toward the inside,
   because no cell centre lies beyond the outermost one. Every ``decode`` returns points inside the
   cell-centre box ``[0, w - 1] x [0, h - 1]`` (DARK and UDP clamp their refined point onto it);
-* non-finite visible keypoints and non-finite heatmaps raise ``ValueError`` naming ``(batch, keypoint)``;
+* non-finite visible keypoints and heatmaps holding NaN or +inf raise ``ValueError`` naming
+  ``(batch, keypoint)`` (-inf cells are accepted in a map whose maximum is finite: a masked logit);
 * a constant (e.g. all-zero) heatmap carries no location: ``decode`` returns the heatmap centre with
   score 0 rather than an arbitrary cell.
 
@@ -31,7 +32,7 @@ import torch
 from torch import Tensor
 
 from .. import conventions
-from ..checks import check_generator, check_heatmaps, check_keypoints, check_visible
+from ..checks import check_generator, check_heatmap_peaks, check_heatmaps, check_keypoints, check_visible
 from .peaks import Peak, argmax_cells, constant_maps
 
 ACTIVATIONS = ("probabilities", "logits")
@@ -156,9 +157,11 @@ class HeatmapCodec:
         activation = self.default_activation if activation is None else activation
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        check_heatmaps(heatmaps, self.heatmap_size)
+        check_heatmaps(heatmaps, self.heatmap_size, finite=False)
         maps = heatmaps.float() if heatmaps.dtype in HALF_DTYPES else heatmaps
         peak = Peak(*argmax_cells(maps))
+        # NaN or +inf anywhere in a map makes its peak non-finite: checked on the (B, K) peaks, not per cell.
+        check_heatmap_peaks(peak.value)
         uv, scores = self._decode_cells(maps, activation, peak, **options)
         # A constant map has no peak: report the centre of the heatmap, with zero confidence.
         constant = constant_maps(maps, peak.ix, peak.iy)

@@ -26,15 +26,23 @@ def argmax_cells(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         heatmaps: (B, K, h, w).
     Returns:
         ``ix`` and ``iy`` (B, K) long cell indices, and the peak values (B, K). Ties go to the first cell
-        in row-major order, the same on CPU and CUDA.
+        in row-major order, the same on CPU and CUDA. A NaN counts as the maximum (its map's peak value is
+        NaN), so a map holding NaN or +inf anywhere has a non-finite peak: :meth:`HeatmapCodec.decode
+        <h3r_theory.codecs.base.HeatmapCodec.decode>` checks the input's finiteness on the peaks alone.
 
-    Two levels instead of one ``max(dim=-1)`` over the flattened map: the row maxima (``amax``, a vectorised
-    reduction that reads the maps once), the first row holding the largest of them, then the first column
-    of that row. On CPU this is faster than ``torch.max(dim=-1)`` with indices; ``benchmarks/codecs.py``
-    prints both as multiples of one memory pass.
+    On CPU (float32, float64) this is numpy's ``argmax`` over the flattened maps: a single read of every
+    cell, where torch's reductions over a short last axis (``amax(-1)`` over 48 cells, ``max(dim=-1)``)
+    take two to four memory passes (``benchmarks/codecs.py`` prints them side by side). Elsewhere: the row
+    maxima (``amax``), the first row holding the largest of them, then the first column of that row.
     """
     h, w = heatmaps.shape[-2:]
     lead = heatmaps.shape[:-2]
+    if heatmaps.device.type == "cpu" and heatmaps.dtype in (torch.float32, torch.float64):
+        flat = heatmaps.reshape(-1, h * w)  # a view for contiguous maps
+        index = torch.from_numpy(flat.detach().numpy().argmax(-1))  # first maximum; NaN wins, as in torch
+        peak = flat.gather(-1, index[:, None])[:, 0]
+        ix, iy = index % w, torch.div(index, w, rounding_mode="floor")
+        return ix.reshape(lead), iy.reshape(lead), peak.reshape(lead)
     maps = heatmaps.reshape(-1, h, w)
     row_max = maps.amax(-1)  # (N, h)
     iy = row_max.argmax(-1)  # first row that holds the peak
@@ -58,12 +66,15 @@ def constant_maps(heatmaps: Tensor, ix: Tensor, iy: Tensor) -> Tensor:
     return constant
 
 
-def map_logsumexp(heatmaps: Tensor, peak: Tensor, chunk_cells: int = 1 << 16) -> Tensor:
+def map_logsumexp(heatmaps: Tensor, peak: Tensor, chunk_cells: int = 1 << 18) -> Tensor:
     """log(sum(exp(map))) of every map (B, K, h, w) -> (B, K), given its maximum ``peak`` (B, K).
 
     The softmax normaliser of a logit map, which the scores need. ``torch.logsumexp`` over a large batch
     builds full-size temporaries; here the maps are processed in chunks of about ``chunk_cells`` cells
-    through one reused buffer small enough to stay in cache (``benchmarks/codecs.py`` times this part).
+    (1 MB of float32) through one reused buffer small enough to stay in cache. Each chunk costs three torch
+    calls, so smaller chunks pay the per-call overhead more often: 2^16 cells took 7.3 memory passes on the
+    loaded 2-core machine where 2^18 took 2.6 and 2^20, out of cache, 10 (``benchmarks/codecs.py`` times this
+    part; it varies with the machine and its load).
     """
     h, w = heatmaps.shape[-2:]
     flat = heatmaps.reshape(-1, h * w)
