@@ -49,6 +49,22 @@ def test_binary_cross_entropy_two_channel_head_uses_the_complement():
     assert two.item() == pytest.approx(math.log(2))
 
 
+def test_binary_cross_entropy_two_channels_are_two_sigmoids_not_a_softmax_pair():
+    """The (B, K, 2, h, w) loss is the mean of two independent BCEs (channel 1 vs t, channel 0 vs 1 - t);
+    adding the same constant to both channels, which a 2-class softmax would not see, changes it."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 2, 4, 5, generator=g, dtype=torch.float64)
+    target = torch.rand(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    weights = torch.ones(2, 3, dtype=torch.float64)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    two_sigmoids = (
+        bce(logits[:, :, 1], target, reduction="none") + bce(logits[:, :, 0], 1 - target, reduction="none")
+    ).mean() / 2
+    torch.testing.assert_close(losses.binary_cross_entropy(logits, target, weights), two_sigmoids)
+    shifted = losses.binary_cross_entropy(logits + 1.0, target, weights)
+    assert abs(shifted.item() - two_sigmoids.item()) > 1e-3
+
+
 def test_mse_and_coordinate_l1_hand_values():
     assert losses.mse(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), torch.ones(1, 1)).item() == 1.0
     l1 = losses.coordinate_l1(
