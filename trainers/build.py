@@ -78,9 +78,11 @@ def _real_dataset(d: DataConfig, split: str, train: bool):
             f"pass data.root=/path/to/{d.name} (nothing is downloaded)"
         )
     try:
-        records = load_dataset(d.name, Path(d.root).expanduser(), split)
+        # check_images: every missing image is reported now, all at once, not hours into training
+        records = load_dataset(d.name, Path(d.root).expanduser(), split, check_images=True)
     except FileNotFoundError as exc:
-        raise ValueError(f"dataset {d.name!r} (split {split!r}) not found: {exc}") from exc
+        one_line = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        raise ValueError(f"dataset {d.name!r} (split {split!r}) not found: {one_line}") from None
     if not records:
         raise ValueError(
             f"dataset {d.name!r} split {split!r} under {d.root} has no records ({records.summary()})"

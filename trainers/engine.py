@@ -58,7 +58,7 @@ from .config import Config
 from .evaluate import evaluate
 from .logging_utils import JsonlLogger, read_jsonl, write_text_atomic
 from .plotting import save_curves
-from .run_folder import RUN_FILES, config_differences, note, open_run_folder
+from .run_folder import RUN_FILES, config_differences, note, open_run_folder, refuse_if_in_use
 from .runtime import amp_dtype, autocast, batches, to_device
 
 
@@ -216,20 +216,15 @@ def train(
     info = dist_utils.setup("cuda" if on_cuda else "cpu")
     device = dist_utils.local_device(tc.device, info)
     out_dir = Path(tc.out_dir)
-    lock = None
     if info.is_main:
-        lock = open_run_folder(out_dir, resuming=tc.resume is not None, overwrite=overwrite)
-    try:
-        return _train(config, info, device, out_dir, model, train_set, eval_set, stop_after_steps, overwrite)
-    finally:
-        if lock is not None:
-            lock.release()
+        refuse_if_in_use(out_dir)  # read-only and at once: a second run into a busy folder builds nothing
+    return _train(config, info, device, out_dir, model, train_set, eval_set, stop_after_steps, overwrite)
 
 
 def _train(
     config, info, device, out_dir, model, train_set, eval_set, stop_after_steps, overwrite
 ) -> RunResult:
-    """The body of :func:`train`, run while the output folder is locked."""
+    """The body of :func:`train`: build and check, then lock the output folder and run."""
     t0 = time.perf_counter()
     tc = config.train
 
@@ -262,165 +257,179 @@ def _train(
     # Loss scaling is needed for float16 only; bfloat16 has float32's exponent range.
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
-    # -- resume, DDP, logs ----------------------------------------------------------------------------------
-    resume = _resume_path(tc.resume, out_dir)
-    step = 0
-    if resume is not None:
-        step = _resume(resume, model, optimizer, scheduler, scaler, total_steps, config)
-    if info.is_main:  # every check passed: now the folder may change
-        if resume is None:
-            for name in (*RUN_FILES, "curves.png"):
-                (out_dir / name).unlink(missing_ok=True)  # a run being replaced (overwrite=True) or restarted
-        write_text_atomic(out_dir / "config.json", config.to_json())
-    ddp_model = model
-    if info.enabled:
-        ddp_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    logger = None
-    if info.is_main:
-        logger = JsonlLogger(out_dir / "metrics.jsonl", resume_step=step if resume is not None else None)
-    progress = None
-    if tc.progress and info.is_main:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(
-            total=total_steps, initial=step, desc=f"train {config.codec.name}", dynamic_ncols=True
-        )
-
-    def run_eval(at_step: int) -> dict:
-        result = evaluate(
-            model,
-            codec,
-            eval_set,
-            config.eval,
-            device=device,
-            amp=amp,
-            channels_last=channels_last,
-            num_workers=config.data.num_workers,
-            info=info,
-            out_dir=out_dir,
-        )
-        if logger is not None:
-            logger.log({"kind": "eval", "step": at_step, "epoch": at_step // steps_per_epoch, **result})
-        return result
-
-    saved_step = step if resume is not None else None
-
-    def checkpoint_now(at_step: int) -> None:
-        nonlocal saved_step
-        if info.is_main:
-            with _deferred_interrupt():
-                ckpt.save_checkpoint(
-                    out_dir / "last.pt",
-                    model=model,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    scaler=scaler,
-                    step=at_step,
-                    config=config,
-                )
-        saved_step = at_step
-        dist_utils.barrier(info)
-
-    # -- the loop -------------------------------------------------------------------------------------------
-    final: dict = {}
-    stopped = False
+    # -- the output folder: checked and locked only now, after everything above was built and checked ------
+    lock = (
+        open_run_folder(out_dir, resuming=tc.resume is not None, overwrite=overwrite)
+        if info.is_main
+        else None
+    )
     try:
-        while step < total_steps and not stopped:
-            epoch, start = divmod(step, steps_per_epoch)
-            index_lists = dist_utils.train_batches(len(train_set), tc.batch_size, tc.seed, epoch, info, start)
-            index_lists = index_lists[: total_steps - step]
-            epoch_seed = dist_utils.mix_seed(tc.seed, epoch)
-            if hasattr(train_set, "set_augmentation_seed"):  # before the loader copies it to its workers
-                train_set.set_augmentation_seed(epoch_seed)
-            for batch in batches(train_set, index_lists, config.data.num_workers, seed=epoch_seed):
-                ddp_model.train()
-                batch = to_device(batch, device, channels_last)
-                # Targets on the training device, from a generator seeded by (seed, step, rank): reproducible,
-                # independent of how many steps ran before a resume, different on each DDP process.
-                generator = torch.Generator(device).manual_seed(
-                    dist_utils.step_seed(tc.seed, step, info.rank)
-                )
-                enc = codec.encode(batch["keypoints"], batch["visible"], generator=generator)
-                with autocast(device, amp):
-                    output = ddp_model(batch["image"])
-                loss = loss_fn(output.float(), enc)  # the loss in float32, outside autocast
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                with _deferred_interrupt():  # an update is applied whole, or not at all
-                    if config.optim.grad_clip is not None:
-                        scaler.unscale_(optimizer)
-                        nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    step += 1
+        # -- resume, DDP, logs ----------------------------------------------------------------------------------
+        resume = _resume_path(tc.resume, out_dir)
+        step = 0
+        if resume is not None:
+            step = _resume(resume, model, optimizer, scheduler, scaler, total_steps, config)
+        if info.is_main:  # every check passed: now the folder may change
+            if resume is None:
+                for name in (*RUN_FILES, "curves.png"):
+                    (out_dir / name).unlink(
+                        missing_ok=True
+                    )  # a run being replaced (overwrite=True) or restarted
+            write_text_atomic(out_dir / "config.json", config.to_json())
+        ddp_model = model
+        if info.enabled:
+            ddp_model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        logger = None
+        if info.is_main:
+            logger = JsonlLogger(out_dir / "metrics.jsonl", resume_step=step if resume is not None else None)
+        progress = None
+        if tc.progress and info.is_main:
+            from tqdm.auto import tqdm
 
-                if step % max(1, tc.log_every) == 0 or step == total_steps:
-                    mean_loss = float(dist_utils.all_reduce_mean(loss.detach(), info))
-                    if not math.isfinite(
-                        mean_loss
-                    ):  # checked at log steps only: a sync per step costs on GPU
-                        raise ValueError(
-                            _nonfinite_loss_message(mean_loss, step, epoch, batch, enc, model, config)
-                        )
-                    if logger is not None:
-                        lr = scheduler.get_last_lr()[0]
-                        logger.log(
-                            {
-                                "kind": "train",
-                                "step": step,
-                                "epoch": epoch,
-                                "loss": mean_loss,
-                                "lr": lr,
-                                "loss_name": loss_name,
-                            }
-                        )
+            progress = tqdm(
+                total=total_steps, initial=step, desc=f"train {config.codec.name}", dynamic_ncols=True
+            )
+
+        def run_eval(at_step: int) -> dict:
+            result = evaluate(
+                model,
+                codec,
+                eval_set,
+                config.eval,
+                device=device,
+                amp=amp,
+                channels_last=channels_last,
+                num_workers=config.data.num_workers,
+                info=info,
+                out_dir=out_dir,
+            )
+            if logger is not None:
+                logger.log({"kind": "eval", "step": at_step, "epoch": at_step // steps_per_epoch, **result})
+            return result
+
+        saved_step = step if resume is not None else None
+
+        def checkpoint_now(at_step: int) -> None:
+            nonlocal saved_step
+            if info.is_main:
+                with _deferred_interrupt():
+                    ckpt.save_checkpoint(
+                        out_dir / "last.pt",
+                        model=model,
+                        optimizer=optimizer,
+                        scheduler=scheduler,
+                        scaler=scaler,
+                        step=at_step,
+                        config=config,
+                    )
+            saved_step = at_step
+            dist_utils.barrier(info)
+
+        # -- the loop -------------------------------------------------------------------------------------------
+        final: dict = {}
+        stopped = False
+        try:
+            while step < total_steps and not stopped:
+                epoch, start = divmod(step, steps_per_epoch)
+                index_lists = dist_utils.train_batches(
+                    len(train_set), tc.batch_size, tc.seed, epoch, info, start
+                )
+                index_lists = index_lists[: total_steps - step]
+                epoch_seed = dist_utils.mix_seed(tc.seed, epoch)
+                if hasattr(train_set, "set_augmentation_seed"):  # before the loader copies it to its workers
+                    train_set.set_augmentation_seed(epoch_seed)
+                for batch in batches(train_set, index_lists, config.data.num_workers, seed=epoch_seed):
+                    ddp_model.train()
+                    batch = to_device(batch, device, channels_last)
+                    # Targets on the training device, from a generator seeded by (seed, step, rank): reproducible,
+                    # independent of how many steps ran before a resume, different on each DDP process.
+                    generator = torch.Generator(device).manual_seed(
+                        dist_utils.step_seed(tc.seed, step, info.rank)
+                    )
+                    enc = codec.encode(batch["keypoints"], batch["visible"], generator=generator)
+                    with autocast(device, amp):
+                        output = ddp_model(batch["image"])
+                    loss = loss_fn(output.float(), enc)  # the loss in float32, outside autocast
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    with _deferred_interrupt():  # an update is applied whole, or not at all
+                        if config.optim.grad_clip is not None:
+                            scaler.unscale_(optimizer)
+                            nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+                        scaler.step(optimizer)
+                        scaler.update()
+                        scheduler.step()
+                        step += 1
+
+                    if step % max(1, tc.log_every) == 0 or step == total_steps:
+                        mean_loss = float(dist_utils.all_reduce_mean(loss.detach(), info))
+                        if not math.isfinite(
+                            mean_loss
+                        ):  # checked at log steps only: a sync per step costs on GPU
+                            raise ValueError(
+                                _nonfinite_loss_message(mean_loss, step, epoch, batch, enc, model, config)
+                            )
+                        if logger is not None:
+                            lr = scheduler.get_last_lr()[0]
+                            logger.log(
+                                {
+                                    "kind": "train",
+                                    "step": step,
+                                    "epoch": epoch,
+                                    "loss": mean_loss,
+                                    "lr": lr,
+                                    "loss_name": loss_name,
+                                }
+                            )
+                        if progress is not None:
+                            progress.set_postfix(loss=f"{mean_loss:.4f}")
                     if progress is not None:
-                        progress.set_postfix(loss=f"{mean_loss:.4f}")
-                if progress is not None:
-                    progress.update(1)
-                # The checkpoint first: a failing evaluation must not lose the trained model.
-                if step == total_steps or (tc.checkpoint_every and step % tc.checkpoint_every == 0):
-                    checkpoint_now(step)
-                if step == total_steps:
-                    final = run_eval(step)
-                elif tc.eval_every and step % tc.eval_every == 0:
-                    run_eval(step)
-                if stop_after_steps is not None and step >= stop_after_steps:
-                    stopped = True
-                    break
-    except KeyboardInterrupt:
+                        progress.update(1)
+                    # The checkpoint first: a failing evaluation must not lose the trained model.
+                    if step == total_steps or (tc.checkpoint_every and step % tc.checkpoint_every == 0):
+                        checkpoint_now(step)
+                    if step == total_steps:
+                        final = run_eval(step)
+                    elif tc.eval_every and step % tc.eval_every == 0:
+                        run_eval(step)
+                    if stop_after_steps is not None and step >= stop_after_steps:
+                        stopped = True
+                        break
+        except KeyboardInterrupt:
+            if progress is not None:
+                progress.close()
+            if step > 0 and saved_step != step:
+                checkpoint_now(step)
+            last = out_dir / "last.pt"
+            raise TrainingInterrupted(step, last if last.is_file() else None) from None
         if progress is not None:
             progress.close()
-        if step > 0 and saved_step != step:
-            checkpoint_now(step)
-        last = out_dir / "last.pt"
-        raise TrainingInterrupted(step, last if last.is_file() else None) from None
-    if progress is not None:
-        progress.close()
-    if not final and not stopped and logger is not None:
-        final = _final_from_log(logger.path, at_step=step)
-        if not final and step == total_steps:  # the final evaluation of a finished run did not complete
-            final = run_eval(step)
+        if not final and not stopped and logger is not None:
+            final = _final_from_log(logger.path, at_step=step)
+            if not final and step == total_steps:  # the final evaluation of a finished run did not complete
+                final = run_eval(step)
 
-    history = read_jsonl(out_dir / "metrics.jsonl") if info.is_main else []
-    if info.is_main and history:
-        save_curves(history, out_dir / "curves.png", title=f"{config.data.name} / {config.codec.name}")
-    dist_utils.barrier(info)
-    last = out_dir / "last.pt"
-    return RunResult(
-        config=config,
-        model=model,
-        codec=codec,
-        out_dir=out_dir,
-        steps=step,
-        seconds=time.perf_counter() - t0,
-        history=history,
-        final=final,
-        checkpoint=last if last.is_file() else None,
-    )
+        history = read_jsonl(out_dir / "metrics.jsonl") if info.is_main else []
+        if info.is_main and history:
+            save_curves(history, out_dir / "curves.png", title=f"{config.data.name} / {config.codec.name}")
+        dist_utils.barrier(info)
+        last = out_dir / "last.pt"
+        return RunResult(
+            config=config,
+            model=model,
+            codec=codec,
+            out_dir=out_dir,
+            steps=step,
+            seconds=time.perf_counter() - t0,
+            history=history,
+            final=final,
+            checkpoint=last if last.is_file() else None,
+        )
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 __all__ = ["RunResult", "TrainingInterrupted", "seed_everything", "train"]

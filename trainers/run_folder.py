@@ -77,6 +77,35 @@ class RunLock:
         self.release()
 
 
+def _owner(path: Path) -> tuple[int | None, str]:
+    """(pid, host) written in a lock file; (None, "?") when it is empty or garbled."""
+    fields = path.read_text().split()
+    pid = int(fields[0]) if fields and fields[0].isdigit() else None
+    return pid, fields[1] if len(fields) > 1 else "?"
+
+
+def _in_use_message(folder: Path, path: Path, pid: int | None, host: str) -> str:
+    return (
+        f"output folder {folder} is in use by another run (pid {pid} on {host}, lock {path}); "
+        "wait for it, use another train.out_dir, or delete the lock if that run is gone"
+    )
+
+
+def _alive(pid: int | None, host: str) -> bool:
+    return pid is not None and (host != socket.gethostname() or _pid_alive(pid))
+
+
+def refuse_if_in_use(folder: Path) -> None:
+    """ValueError when a live run holds ``folder``'s lock (reads only; :func:`acquire_lock` takes it)."""
+    path = folder / LOCK_NAME
+    try:
+        pid, host = _owner(path)
+    except (FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError):
+        return
+    if _alive(pid, host):
+        raise ValueError(_in_use_message(folder, path, pid, host))
+
+
 def acquire_lock(folder: Path) -> RunLock:
     """Create ``folder/.lock`` exclusively; a live owner -> ValueError, a dead one -> taken over (noted)."""
     path = folder / LOCK_NAME
@@ -86,16 +115,11 @@ def acquire_lock(folder: Path) -> RunLock:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             try:
-                fields = path.read_text().split()
+                pid, host = _owner(path)
             except FileNotFoundError:  # released between our open and read: try again
                 continue
-            pid = int(fields[0]) if fields and fields[0].isdigit() else None
-            host = fields[1] if len(fields) > 1 else "?"
-            if pid is not None and (host != socket.gethostname() or _pid_alive(pid)):
-                raise ValueError(
-                    f"output folder {folder} is in use by another run (pid {pid} on {host}, lock {path}); "
-                    "wait for it, use another train.out_dir, or delete the lock if that run is gone"
-                ) from None
+            if _alive(pid, host):
+                raise ValueError(_in_use_message(folder, path, pid, host)) from None
             note(f"taking over the lock of a run that is no longer running (pid {pid}) in {folder}")
             path.unlink(missing_ok=True)
             continue
@@ -171,4 +195,12 @@ def config_differences(stored: dict | str, current: dict) -> list[str]:
     return diffs
 
 
-__all__ = ["RunLock", "acquire_lock", "clean_orphans", "config_differences", "note", "open_run_folder"]
+__all__ = [
+    "RunLock",
+    "acquire_lock",
+    "clean_orphans",
+    "config_differences",
+    "note",
+    "open_run_folder",
+    "refuse_if_in_use",
+]
