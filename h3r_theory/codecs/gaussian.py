@@ -27,7 +27,7 @@ from torch import Tensor
 from ..checks import check_positive
 from .argmax import quantize
 from .base import Encoded, HeatmapCodec
-from .peaks import Peak, gather_window, gaussian_kernel_1d, gaussian_maps
+from .peaks import Peak, gather_patch, gather_window, gaussian_kernel_1d, gaussian_maps
 
 
 class Gaussian(HeatmapCodec):
@@ -158,20 +158,22 @@ def _blurred_3x3(heatmaps: Tensor, ix: Tensor, iy: Tensor, blur_sigma: float, bo
         return values.unflatten(-1, (3, 3))
     kernel_radius = max(1, int(3 * blur_sigma + 0.5))  # taps beyond 3 sigma weigh < 1 %
     window = kernel_radius + 1
-    values, _, _, inside = gather_window(heatmaps, ix, iy, window, pad)
     size = 2 * window + 1
-    patch = values.unflatten(-1, (size, size))  # (B, K, size, size)
+    patch, inside_x, inside_y = gather_patch(heatmaps, ix, iy, window, pad)  # (B, K, size, size)
     kernel = gaussian_kernel_1d(blur_sigma, kernel_radius, heatmaps)
     # M[o, t] = kernel[t - o] maps the patch rows t to the blurred rows o = -1, 0, 1 (offset by window).
     taps = torch.arange(size, device=heatmaps.device) - window
     rel = taps[None, :] - torch.arange(-1, 2, device=heatmaps.device)[:, None] + kernel_radius
     valid = (rel >= 0) & (rel <= 2 * kernel_radius)
     M = torch.where(valid, kernel[rel.clamp(0, 2 * kernel_radius)], torch.zeros((), dtype=kernel.dtype))
+    if pad == "zero":
+        # The patch holds the nearest on-map cell beyond the border: zero those cells.
+        inside = inside_y[..., :, None] & inside_x[..., None, :]
+        patch = torch.where(inside, patch, torch.zeros((), dtype=patch.dtype))
     blurred = torch.einsum("ot,bkts,ps->bkop", M, patch, M)
     if border == "normalized":
         # The on-map mask of a window is separable (a box): blur its row and column profiles separately.
-        mask = inside.unflatten(-1, (size, size)).to(patch.dtype)
-        rows, cols = mask[..., :, window], mask[..., window, :]  # (B, K, size): y profile, x profile
+        rows, cols = inside_y.to(patch.dtype), inside_x.to(patch.dtype)  # (B, K, size): y profile, x profile
         weight = (
             torch.einsum("ot,bkt->bko", M, rows)[..., :, None]
             * torch.einsum("ps,bks->bkp", M, cols)[..., None, :]

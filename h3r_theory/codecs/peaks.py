@@ -130,6 +130,58 @@ def gather_window(
     return values, x, y, inside
 
 
+def gather_patch(
+    heatmaps: Tensor, ix: Tensor, iy: Tensor, radius: int, border: str = "zero"
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The (2r+1) x (2r+1) patch around ``(ix, iy)`` of every map: the cells of :func:`gather_window`.
+
+    A patch that lies on the map is a strided view of it (``unfold``), copied out by one indexing with
+    three (B K,) indices; only the patches that cross the border are gathered cell by cell, with a
+    (B, K, 2r+1, 2r+1) index built one axis at a time. On 64 x 48 maps the first is about five times
+    faster than the second (both move the same values, so the result is the same bit for bit).
+
+    Args:
+        heatmaps: (B, K, h, w); ix, iy: (B, K) long centre cells; border: ``"zero"``, ``"reflect"`` or
+            ``"replicate"``, as in :func:`gather_window`.
+    Returns:
+        ``patch`` (B, K, 2r+1, 2r+1), rows y - r .. y + r, columns x - r .. x + r, and ``inside_x``,
+        ``inside_y`` (B, K, 2r+1) bool, False for columns and rows beyond the border. Under ``"zero"`` the
+        off-map cells of ``patch`` hold the nearest on-map cell's value, not 0: the caller applies the masks
+        (their outer product is the window's ``inside`` mask).
+    """
+    h, w = heatmaps.shape[-2:]
+    size = 2 * radius + 1
+    span = torch.arange(-radius, radius + 1, device=heatmaps.device)
+    x = ix[..., None] + span
+    y = iy[..., None] + span
+    inside_x, inside_y = (x >= 0) & (x < w), (y >= 0) & (y < h)
+    if size > h or size > w:
+        return _indexed_patch(heatmaps, x, y, border), inside_x, inside_y
+    maps = heatmaps.reshape(-1, h, w)
+    x0 = (ix - radius).clamp(0, w - size).reshape(-1)  # the on-map patch nearest to the wanted one
+    y0 = (iy - radius).clamp(0, h - size).reshape(-1)
+    windows = maps.unfold(1, size, 1).unfold(2, size, 1)  # (N, h - S + 1, w - S + 1, S, S), a view
+    patch = windows[torch.arange(maps.shape[0], device=maps.device), y0, x0]  # (N, S, S)
+    crosses = ((x0 != ix.reshape(-1) - radius) | (y0 != iy.reshape(-1) - radius)).nonzero()[:, 0]
+    if crosses.numel():
+        n = maps.shape[0]
+        patch[crosses] = _indexed_patch(
+            maps[crosses, None], x.reshape(n, 1, size)[crosses], y.reshape(n, 1, size)[crosses], border
+        )[:, 0]
+    return patch.reshape(*ix.shape, size, size), inside_x, inside_y
+
+
+def _indexed_patch(heatmaps: Tensor, x: Tensor, y: Tensor, border: str) -> Tensor:
+    """(B, K, S, S) cells at rows ``y`` and columns ``x`` (B, K, S), off-map ones mapped per ``border``."""
+    h, w = heatmaps.shape[-2:]
+    if border == "reflect":
+        x, y = _reflect(x, w), _reflect(y, h)
+    x, y = x.clamp(0, w - 1), y.clamp(0, h - 1)
+    index = (y * w)[..., :, None] + x[..., None, :]  # (B, K, S, S) flat cell indices
+    size = x.shape[-1]
+    return heatmaps.flatten(-2).gather(-1, index.flatten(-2)).unflatten(-1, (size, size))
+
+
 def _reflect(t: Tensor, size: int) -> Tensor:
     """Indices mirrored about cells 0 and size - 1 (one reflection; farther ones are clamped by the caller)."""
     t = torch.where(t < 0, -t, t)
