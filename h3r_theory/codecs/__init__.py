@@ -17,15 +17,32 @@ True
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from .argmax import Argmax, quantize
 from .base import Encoded, HeatmapCodec
 from .gaussian import DARK, UDP, Gaussian
 from .randomized_rounding import RandomizedRounding, fit_temperature
 from .soft_argmax import SoftArgmax, soft_argmax_cells
 
-CODECS: dict[str, type[HeatmapCodec]] = {
-    cls.name: cls for cls in (RandomizedRounding, Argmax, Gaussian, DARK, UDP, SoftArgmax)
-}
+# Every module of this package is imported, and every HeatmapCodec subclass defined in one that declares its
+# own ``name`` is registered: adding a codec is one new module (and its test), with no list to edit here.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+
+def _package_codecs(cls: type[HeatmapCodec]):
+    for sub in cls.__subclasses__():
+        if sub.__module__.startswith(f"{__name__}.") and "name" in vars(sub):
+            yield sub
+        yield from _package_codecs(sub)
+
+
+CODECS: dict[str, type[HeatmapCodec]] = {}
+for _cls in _package_codecs(HeatmapCodec):
+    if CODECS.setdefault(_cls.name, _cls) is not _cls:
+        raise ImportError(f"two codecs are named {_cls.name!r}: {CODECS[_cls.name]} and {_cls}")
 
 
 def available() -> list[str]:
