@@ -166,19 +166,26 @@ def gather_patch(
     if crosses.numel():
         n = maps.shape[0]
         patch[crosses] = _indexed_patch(
-            maps[crosses, None], x.reshape(n, 1, size)[crosses], y.reshape(n, 1, size)[crosses], border
-        )[:, 0]
+            maps, x.reshape(n, size)[crosses], y.reshape(n, size)[crosses], border, crosses
+        )
     return patch.reshape(*ix.shape, size, size), inside_x, inside_y
 
 
-def _indexed_patch(heatmaps: Tensor, x: Tensor, y: Tensor, border: str) -> Tensor:
-    """(B, K, S, S) cells at rows ``y`` and columns ``x`` (B, K, S), off-map ones mapped per ``border``."""
+def _indexed_patch(heatmaps: Tensor, x: Tensor, y: Tensor, border: str, maps: Tensor | None = None) -> Tensor:
+    """Cells at rows ``y`` and columns ``x`` (..., S), off-map ones mapped per ``border``: (..., S, S).
+
+    Without ``maps``, ``heatmaps`` is (B, K, h, w) and ``x, y`` are (B, K, S); with ``maps`` (M,) long,
+    ``heatmaps`` is (N, h, w), ``x, y`` are (M, S) and patch ``m`` is read from map ``maps[m]`` (no copy of
+    those maps is made).
+    """
     h, w = heatmaps.shape[-2:]
     if border == "reflect":
         x, y = _reflect(x, w), _reflect(y, h)
     x, y = x.clamp(0, w - 1), y.clamp(0, h - 1)
-    index = (y * w)[..., :, None] + x[..., None, :]  # (B, K, S, S) flat cell indices
+    index = (y * w)[..., :, None] + x[..., None, :]  # (..., S, S) cell indices within a map
     size = x.shape[-1]
+    if maps is not None:
+        return heatmaps.reshape(-1)[index + (maps * (h * w))[:, None, None]]
     return heatmaps.flatten(-2).gather(-1, index.flatten(-2)).unflatten(-1, (size, size))
 
 
