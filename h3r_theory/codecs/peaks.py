@@ -32,7 +32,7 @@ def argmax_cells(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
     On CPU (float32, float64) this is numpy's ``argmax`` over the flattened maps: a single read of every
     cell, where torch's reductions over a short last axis (``amax(-1)`` over 48 cells, ``max(dim=-1)``)
-    take two to four memory passes (``benchmarks/codecs.py`` prints them side by side). Elsewhere: the row
+    take more than one memory pass (``benchmarks/codecs.py`` prints them side by side). Elsewhere: the row
     maxima (``amax``), the first row holding the largest of them, then the first column of that row.
     """
     h, w = heatmaps.shape[-2:]
@@ -72,9 +72,8 @@ def map_logsumexp(heatmaps: Tensor, peak: Tensor, chunk_cells: int = 1 << 18) ->
     The softmax normaliser of a logit map, which the scores need. ``torch.logsumexp`` over a large batch
     builds full-size temporaries; here the maps are processed in chunks of about ``chunk_cells`` cells
     (1 MB of float32) through one reused buffer small enough to stay in cache. Each chunk costs three torch
-    calls, so smaller chunks pay the per-call overhead more often: 2^16 cells took 7.3 memory passes on the
-    loaded 2-core machine where 2^18 took 2.6 and 2^20, out of cache, 10 (``benchmarks/codecs.py`` times this
-    part; it varies with the machine and its load).
+    calls, so much smaller chunks pay the per-call overhead more often and much larger ones fall out of
+    cache (``benchmarks/codecs.py`` times this part as a multiple of a memory pass).
     """
     h, w = heatmaps.shape[-2:]
     flat = heatmaps.reshape(-1, h * w)
@@ -137,8 +136,9 @@ def gather_patch(
 
     A patch that lies on the map is a strided view of it (``unfold``), copied out by one indexing with
     three (B K,) indices; only the patches that cross the border are gathered cell by cell, with a
-    (B, K, 2r+1, 2r+1) index built one axis at a time. On 64 x 48 maps the first is about five times
-    faster than the second (both move the same values, so the result is the same bit for bit).
+    (B, K, 2r+1, 2r+1) index built one axis at a time, which costs several full-size integer operations
+    per cell. Both copy the same values, so the result is the same bit for bit (``benchmarks/codecs.py``
+    times this part).
 
     Args:
         heatmaps: (B, K, h, w); ix, iy: (B, K) long centre cells; border: ``"zero"``, ``"reflect"`` or
