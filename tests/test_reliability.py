@@ -318,6 +318,9 @@ def test_eval_takes_overrides_after_the_checkpoint_and_prints_before_writing(tmp
     captured = capsys.readouterr()
     assert json.loads(captured.out) == metrics  # the metrics were printed although the file was not written
     assert "cannot write --output" in captured.err
+    # a bad decoder option is named in one line before the model is even built
+    assert cli.eval_main([*argv, "eval.decode.bogus=1"]) == 2
+    assert "eval.decode.bogus" in _one_line(capsys)
 
 
 def test_full_disk_gets_one_line_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):

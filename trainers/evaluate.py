@@ -25,7 +25,7 @@ from h3r_theory import conventions, metrics
 from h3r_theory.codecs import HeatmapCodec
 
 from . import distributed as dist_utils
-from .build import build_codec, build_datasets, build_network
+from .build import build_codec, build_datasets, build_network, check_evaluation
 from .checkpoint import load_weights
 from .config import Config, EvalConfig
 from .data import transforms
@@ -293,6 +293,7 @@ def evaluate_checkpoint(
     device = dist_utils.local_device(config.train.device, info)
     (eval_set,) = build_datasets(config, ["eval"])
     codec = build_codec(config, eval_set.input_size)
+    check_evaluation(config, codec, eval_set.num_keypoints)  # a bad eval.decode fails before any work
     torch.manual_seed(config.train.seed)
     model = build_network(config, eval_set.num_keypoints)
     load_weights(model, Path(checkpoint_path))
