@@ -63,7 +63,7 @@ def _leave_process_group() -> None:
 
 def _failure(prog: str, exc: BaseException) -> int | None:
     """One line on stderr and the exit status for an error a user can act on; None for a bug (re-raise)."""
-    from .engine import TrainingInterrupted
+    from .guards import TrainingInterrupted
 
     if isinstance(exc, TrainingInterrupted):
         saved = (

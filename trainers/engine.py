@@ -22,18 +22,15 @@ Safety (see :mod:`trainers.run_folder`): everything is built and checked (datase
 decoder options, the checkpoint to resume and its stored config) before the first file is written; the
 output folder is locked while the run uses it and a finished or started run is never overwritten without
 ``overwrite=True``; the final checkpoint is written before the final evaluation; Ctrl-C saves a checkpoint
-of the last completed step before it stops the run (:class:`TrainingInterrupted`).
+of the last completed step before it stops the run (:class:`~trainers.guards.TrainingInterrupted`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import random
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -56,6 +53,7 @@ from .build import (
 )
 from .config import Config
 from .evaluate import evaluate
+from .guards import TrainingInterrupted, deferred_interrupt, nonfinite_loss_message
 from .logging_utils import JsonlLogger, read_jsonl, write_text_atomic
 from .plotting import save_curves
 from .run_folder import RUN_FILES, config_differences, note, open_run_folder, refuse_if_in_use
@@ -79,68 +77,6 @@ class RunResult:
     history: list = dataclasses.field(default_factory=list)
     final: dict = dataclasses.field(default_factory=dict)
     checkpoint: Path | None = None
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`train`, raised after the checkpoint of the last completed step was written."""
-
-    def __init__(self, step: int, checkpoint: Path | None) -> None:
-        super().__init__(step, checkpoint)
-        self.step, self.checkpoint = step, checkpoint
-
-
-@contextlib.contextmanager
-def _deferred_interrupt():
-    """Hold a SIGINT that arrives inside the block until the block is done (then raise it), so that an
-    optimizer update or a checkpoint write is never cut in half. Only the main thread can take signals."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
-        signal.SIG_IGN,
-        None,
-    ):  # not the main thread, or SIGINT is ignored (nohup, a background job): nothing to defer
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
-
-
-def _all_finite(value) -> bool:
-    """Whether every floating tensor in ``value`` (a tensor, a dict of them or an object holding them) is finite."""
-    if isinstance(value, torch.Tensor):
-        return not value.is_floating_point() or bool(torch.isfinite(value).all())
-    if isinstance(value, dict):
-        return all(_all_finite(v) for v in value.values())
-    if hasattr(value, "__dict__"):
-        return all(_all_finite(v) for v in vars(value).values() if isinstance(v, torch.Tensor))
-    return True
-
-
-def _nonfinite_loss_message(loss: float, step: int, epoch: int, batch: dict, enc, model, config) -> str:
-    """Say what is known when the loss is not finite: the step, and whether this step's inputs, targets and
-    the parameters were finite. Only a step whose data were finite points at the optimisation settings."""
-    where = f"training loss is {loss} at step {step} (epoch {epoch})"
-    inputs_ok = _all_finite({k: batch[k] for k in ("image", "keypoints", "visible")})
-    targets_ok = _all_finite(enc)
-    if not inputs_ok or not targets_ok:
-        bad = [name for name, ok in (("inputs", inputs_ok), ("targets", targets_ok)) if not ok]
-        indices = batch.get("index")
-        samples = f" (samples {torch.as_tensor(indices).tolist()})" if indices is not None else ""
-        return (
-            f"{where}: this step's {' and '.join(bad)} are not finite{samples}: bad data, not the optimiser"
-        )
-    params_ok = all(bool(torch.isfinite(p).all()) for p in model.parameters())
-    state = "finite" if params_ok else "NOT finite (an earlier step already failed)"
-    return (
-        f"{where}: this step's inputs and targets are finite and the parameters are {state}; the loss is "
-        f"checked every train.log_every={config.train.log_every} steps, so an earlier batch may be the "
-        f"cause. If the data are clean, the optimisation diverged: lower optim.lr (now {config.optim.lr}) "
-        "or set optim.grad_clip"
-    )
 
 
 def seed_everything(seed: int) -> None:
@@ -314,7 +250,7 @@ def _train(
         def checkpoint_now(at_step: int) -> None:
             nonlocal saved_step
             if info.is_main:
-                with _deferred_interrupt():
+                with deferred_interrupt():
                     ckpt.save_checkpoint(
                         out_dir / "last.pt",
                         model=model,
@@ -354,7 +290,7 @@ def _train(
                     loss = loss_fn(output.float(), enc)  # the loss in float32, outside autocast
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
-                    with _deferred_interrupt():  # an update is applied whole, or not at all
+                    with deferred_interrupt():  # an update is applied whole, or not at all
                         if config.optim.grad_clip is not None:
                             scaler.unscale_(optimizer)
                             nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
@@ -369,7 +305,7 @@ def _train(
                             mean_loss
                         ):  # checked at log steps only: a sync per step costs on GPU
                             raise ValueError(
-                                _nonfinite_loss_message(mean_loss, step, epoch, batch, enc, model, config)
+                                nonfinite_loss_message(mean_loss, step, epoch, batch, enc, model, config)
                             )
                         if logger is not None:
                             lr = scheduler.get_last_lr()[0]

@@ -1,5 +1,7 @@
 """``h3r-predict``: run a trained model on image files, folders or a dataset split, and write what it sees.
 
+Usage::
+
     h3r-predict CONFIG --checkpoint runs/synthetic/last.pt photo.png folder/ [--out DIR]
         [--boxes boxes.json] [--decoder NAME] [--flip] [--set key=value ...]
     h3r-predict wflw --checkpoint last.pt /data/WFLW --split test      # the dataset's own boxes
@@ -81,7 +83,7 @@ class Markup:
         flip_pairs: left/right pairs for the flip test.
         skeleton: limbs drawn on the overlays (empty for faces).
         input_size: the network input ``(W, H)``.
-        options: the :class:`LandmarkDataset` keyword arguments of evaluation (``padding``, ...).
+        options: the :class:`~trainers.data.dataset.LandmarkDataset` keyword arguments of evaluation (``padding``, ...).
     """
 
     name: str

@@ -147,7 +147,7 @@ def bound_ratio(pred: Tensor, gt: Tensor, visible: Tensor, bound: Tensor) -> dic
     """Error as a multiple of the Cramer-Rao bound over the labelled keypoints.
 
     ``pred``, ``gt`` (N, K, 2) px; ``visible`` (N, K); ``bound`` (N, K) the per-keypoint RMS 2-D bound px
-    (:func:`trainers.bound.dataset_bound`). Returns ``rms_error_px`` = sqrt(mean |e|^2), ``rms_bound_px`` =
+    (:func:`trainers.bound.dataset_bound`). Returns ``rms_error_px`` = ``sqrt(mean |e|^2)``, ``rms_bound_px`` =
     sqrt(mean bound^2), their ratio ``error_over_bound`` (>= 1 for any unbiased estimator, in expectation),
     and ``mean_error_px`` / ``mean_bound_px`` for reference.
     """
