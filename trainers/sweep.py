@@ -1067,7 +1067,12 @@ def _figure_rows(summary: Sequence[dict], keep) -> list[dict]:
 def plot_sweep(record: dict, paths: dict[str, Path]) -> dict[str, Path]:
     """The figures of :func:`write_results` from the record's summary (mean over seeds, 95 % bands)."""
     summary, base = record["summary"], record["base_input"]
-    rows = _figure_rows(summary, lambda r: "stride" in r["sweep"] and r["input"] == base)
+    # One line per model, read by its own decoder (the first listed) plus the vanilla reading of the Gaussian
+    # maps: every decoder of every model is in the tables and the conditional figure, 18 lines here are not.
+    main = {m["decoders"][0]["name"] for m in record["sweep"]["models"]} | {"gaussian_argmax"}
+    rows = _figure_rows(
+        summary, lambda r: "stride" in r["sweep"] and r["input"] == base and r["codec"] in main
+    )
     bounds = [r["rms_bound_px"] for r in rows if not math.isnan(r["rms_bound_px"])]
     bound = math.fsum(bounds) / len(bounds) if bounds else None
     title = f"{record.get('title', 'sweep')}\n{record.get('machine', '')}"
