@@ -76,6 +76,9 @@ def map_logsumexp(heatmaps: Tensor, peak: Tensor, chunk_cells: int = 1 << 18) ->
     cache (``benchmarks/codecs.py`` times this part as a multiple of a memory pass).
     """
     h, w = heatmaps.shape[-2:]
+    if torch.is_grad_enabled() and (heatmaps.requires_grad or peak.requires_grad):
+        # The in-place buffer below cannot carry gradients; a differentiable decode takes torch's own.
+        return torch.logsumexp(heatmaps.flatten(-2), dim=-1)
     flat = heatmaps.reshape(-1, h * w)
     top = peak.reshape(-1, 1)
     rows = max(1, chunk_cells // (h * w))
