@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trainers import distributed
-from trainers.data import synthetic
+from trainers.data import dataset, synthetic
 from trainers.seeding import mix_seed, splitmix64
 
 seeds = st.integers(min_value=-(2**63), max_value=2**64 - 1)
@@ -33,3 +33,6 @@ def test_mix_seed_depends_on_the_order_of_its_salts():
 def test_every_user_draws_from_the_one_mixer():
     assert synthetic.item_seed(3, "val", 7) == mix_seed(3, synthetic.SPLITS["val"], 7)
     assert distributed.step_seed(5, 11, rank=1) == mix_seed(5, 11, 1_001)
+    assert dataset.sample_seed(9, 4) == mix_seed(9, 4)
+    # the chain the augmentation seeds were drawn from before they used the shared mixer: unchanged values
+    assert dataset.sample_seed(9, 4) == splitmix64(splitmix64(9) ^ 4) >> 1

@@ -32,24 +32,15 @@ from torch.utils.data import Dataset
 
 from h3r_theory.conventions import check_size, flip_permutation
 
+from ..seeding import mix_seed
 from .records import LandmarkRecord, check_images_exist, load_image
 from .specs import SPECS
 from .transforms import color_jitter, crop_matrix, random_affine_params, transform_points, warp_image
 
-_MASK64 = (1 << 64) - 1
-
-
-def _splitmix64(x: int) -> int:
-    """One step of the SplitMix64 mixer (Steele, Lea & Flood 2014) on a 64-bit integer."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
 
 def sample_seed(augmentation_seed: int, index: int) -> int:
     """The 63-bit generator seed of item ``index`` under ``augmentation_seed`` (a pure function of both)."""
-    return _splitmix64(_splitmix64(int(augmentation_seed) & _MASK64) ^ (int(index) & _MASK64)) >> 1
+    return mix_seed(augmentation_seed, index)
 
 
 def normalizer(record: LandmarkRecord) -> float:
