@@ -77,6 +77,7 @@ from .config import (
     set_dotted_value,
 )
 from .data import transforms
+from .data.batch_cache import BatchCache
 from .engine import seed_everything, train
 from .evaluate import dataset_metrics, to_maps, translate_images
 from .runtime import batches
@@ -624,7 +625,10 @@ def run_sweep(sweep: SweepConfig, progress: bool = True, log=print, command: str
         config.train.progress = progress  # the step bar of this run
         key = (seed, size)
         if key not in data_cache:  # one train and one held-out set per (seed, size): every codec sees them
-            train_set, eval_set = build_datasets(config, ["train", "eval"])
+            data_cache.clear()  # the jobs of one (seed, size) are consecutive: free the last one's batches
+            train_set, eval_set = (
+                BatchCache(d) if hasattr(d, "batch") else d for d in build_datasets(config, ["train", "eval"])
+            )
             bound = None
             if sweep.bound and getattr(eval_set, "noise_distribution", None) == "gaussian":
                 from .bound import dataset_bound

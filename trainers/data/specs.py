@@ -303,7 +303,10 @@ def get_spec(name: str) -> DatasetSpec:
 
 def spec_of(dataset) -> DatasetSpec | None:
     """The spec of a dataset object: its ``dataset_name`` (a :class:`~trainers.data.dataset.LandmarkDataset`
-    takes it from its records), ``"synthetic"`` for the generated set, None for anything else (a stub)."""
+    takes it from its records), ``"synthetic"`` for the generated set, None for anything else (a stub). A
+    wrapper that holds its dataset as ``wrapped`` (:class:`~trainers.data.batch_cache.BatchCache`) has the
+    spec of what it wraps."""
+    dataset = getattr(dataset, "wrapped", dataset)
     name = getattr(dataset, "dataset_name", None)
     if name is None:
         from .synthetic import SyntheticLandmarks

@@ -555,15 +555,17 @@ def add_bank_noise(images: Tensor, bank: Tensor, picks: Tensor) -> Tensor:
 
     ``picks`` (B, 3) uniforms in [0, 1) choose the tile and the x, y offset of each crop. Why a bank:
     drawing 3 x H x W fresh numbers per image costs more than rendering the whole batch, while T x H x W
-    crops of a few tiles are plenty of variety for pixel noise. The loop is over images, not pixels.
+    crops of a few tiles are plenty of variety for pixel noise.
     """
     T, H, W = bank.shape[0], images.shape[-2], images.shape[-1]
     tile = (picks[:, 0] * T).long().tolist()
     dx = (picks[:, 1] * W).long().tolist()
     dy = (picks[:, 2] * H).long().tolist()
-    for row in range(images.shape[0]):
-        images[row].add_(bank[tile[row], :, dy[row] : dy[row] + H, dx[row] : dx[row] + W])
-    return images
+    # One stacked copy and one in-place add, not an add per image: each torch call on a (3, H, W) slice is
+    # split over the intra-op threads, and that fork/join costs more than the add itself when a core is busy
+    # (measured: 1.3 ms for a batch of 16 on one thread, 128 ms on two threads beside another process).
+    crops = torch.stack([bank[t, :, y : y + H, x : x + W] for t, x, y in zip(tile, dx, dy, strict=True)])
+    return images.add_(crops)
 
 
 def item_seed(seed: int, split: str, index: int) -> int:
