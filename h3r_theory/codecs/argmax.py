@@ -58,10 +58,14 @@ class Argmax(HeatmapCodec):
         flat = (cell[..., 1] * self.heatmap_size[0] + cell[..., 0])[..., None]
         return Encoded(weights, uv, self.heatmap_size, cells=flat, values=weights[..., None].clone())
 
+    def _needs_normaliser(self, activation: str, options: dict) -> bool:
+        return activation == "logits"
+
     def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> tuple[Tensor, Tensor]:
         """The argmax cell; score = its softmax probability (logits) or its value (probabilities)."""
         if activation == "logits":
-            scores = torch.exp(peak.value - map_logsumexp(heatmaps, peak.value))
+            lse = map_logsumexp(heatmaps, peak.value) if peak.lse is None else peak.lse
+            scores = torch.exp(peak.value - lse)
         else:
             scores = peak.value
         return torch.stack((peak.ix, peak.iy), dim=-1).to(heatmaps.dtype), scores

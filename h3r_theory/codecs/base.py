@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .. import conventions
 from ..checks import check_generator, check_heatmap_peaks, check_heatmaps, check_keypoints, check_visible
-from .peaks import Peak, argmax_cells, constant_maps
+from .peaks import Peak, constant_maps, scan_maps
 
 ACTIVATIONS = ("probabilities", "logits")
 HALF_DTYPES = (torch.float16, torch.bfloat16)  # decoded in float32, returned in their own dtype
@@ -159,7 +159,8 @@ class HeatmapCodec:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         check_heatmaps(heatmaps, self.heatmap_size, finite=False)
         maps = heatmaps.float() if heatmaps.dtype in HALF_DTYPES else heatmaps
-        peak = Peak(*argmax_cells(maps))
+        # The first maxima, and the softmax normaliser if the decoder reads it, in one pass over the maps.
+        peak = scan_maps(maps, normaliser=self._needs_normaliser(activation, options))
         # NaN or +inf anywhere in a map makes its peak non-finite: checked on the (B, K) peaks, not per cell.
         check_heatmap_peaks(peak.value)
         uv, scores = self._decode_cells(maps, activation, peak, **options)
@@ -172,12 +173,22 @@ class HeatmapCodec:
             scores = scores.masked_fill(constant, 0.0)
         return self.to_input(uv).to(heatmaps.dtype), scores.to(heatmaps.dtype)
 
+    def _needs_normaliser(self, activation: str, options: dict) -> bool:
+        """Whether ``_decode_cells`` reads ``peak.lse`` (the maps' softmax normaliser) for these settings.
+
+        :meth:`decode` then computes it in the same pass over the maps as the argmax, while each chunk of
+        maps is in cache (:func:`~h3r_theory.codecs.peaks.scan_maps`), instead of reading the maps twice.
+        """
+        return False
+
     def _decode_cells(
         self, heatmaps: Tensor, activation: str, peak: Peak, **options
     ) -> tuple[Tensor, Tensor]:
         """(B, K, h, w) -> cell coordinates (B, K, 2) and scores (B, K); inputs validated, at least float32.
 
-        ``peak`` holds the first maximum of every map, computed once by :meth:`decode`.
+        ``peak`` holds the first maximum of every map, computed once by :meth:`decode`, and its ``lse`` the
+        softmax normaliser where :meth:`_needs_normaliser` asked for it (``None`` when gradients are wanted:
+        take :func:`~h3r_theory.codecs.peaks.map_logsumexp` then).
         """
         raise NotImplementedError
 

@@ -27,7 +27,7 @@ from torch import Tensor
 from ..checks import check_positive
 from .argmax import quantize
 from .base import Encoded, HeatmapCodec
-from .peaks import Peak, gather_patch, gather_window, gaussian_kernel_1d, gaussian_maps
+from .peaks import Peak, gather_patch, gather_window, gaussian_kernel_1d, gaussian_maps, onmap_patch
 
 
 class Gaussian(HeatmapCodec):
@@ -156,21 +156,39 @@ def _blurred_3x3(heatmaps: Tensor, ix: Tensor, iy: Tensor, blur_sigma: float, bo
     if blur_sigma == 0:
         values, _, _, _ = gather_window(heatmaps, ix, iy, 1, pad)
         return values.unflatten(-1, (3, 3))
+    h, w = heatmaps.shape[-2:]
     kernel_radius = max(1, int(3 * blur_sigma + 0.5))  # taps beyond 3 sigma weigh < 1 %
     window = kernel_radius + 1
     size = 2 * window + 1
-    patch, inside_x, inside_y = gather_patch(heatmaps, ix, iy, window, pad)  # (B, K, size, size)
     kernel = gaussian_kernel_1d(blur_sigma, kernel_radius, heatmaps)
     # M[o, t] = kernel[t - o] maps the patch rows t to the blurred rows o = -1, 0, 1 (offset by window).
     taps = torch.arange(size, device=heatmaps.device) - window
     rel = taps[None, :] - torch.arange(-1, 2, device=heatmaps.device)[:, None] + kernel_radius
     valid = (rel >= 0) & (rel <= 2 * kernel_radius)
     M = torch.where(valid, kernel[rel.clamp(0, 2 * kernel_radius)], torch.zeros((), dtype=kernel.dtype))
-    if pad == "zero":
-        # The patch holds the nearest on-map cell beyond the border: zero those cells.
-        inside = inside_y[..., :, None] & inside_x[..., None, :]
-        patch = torch.where(inside, patch, torch.zeros((), dtype=patch.dtype))
-    blurred = torch.einsum("ot,bkts,ps->bkop", M, patch, M)
+    span = torch.arange(-window, window + 1, device=heatmaps.device)
+    inside_x = (ix[..., None] + span >= 0) & (ix[..., None] + span < w)  # (B, K, size): on-map columns
+    inside_y = (iy[..., None] + span >= 0) & (iy[..., None] + span < h)
+    if pad == "zero" and size <= h and size <= w:
+        # Zero padding: the on-map patch nearest to the centred one holds all of its on-map cells, the rest
+        # being zeros. So blur that patch with the kernel shifted by the same d = x0 - (ix - window) cells,
+        # its taps beyond the patch dropped (they would meet the zeros): shifted[d + window][o, t] =
+        # M[o, t + d]. This reads no cell twice and needs no cell-by-cell gather at the border.
+        patch, x0, y0 = onmap_patch(heatmaps, ix, iy, window)  # (B, K, size, size)
+        wide = M.new_zeros(3, 3 * size)
+        wide[:, size : 2 * size] = M
+        columns = torch.arange(size, device=heatmaps.device)
+        shifted = torch.stack([wide[:, size + d + columns] for d in range(-window, window + 1)])
+        My = shifted[y0 - (iy - window) + window]  # (B, K, 3, size)
+        Mx = shifted[x0 - (ix - window) + window]
+        blurred = My @ patch @ Mx.transpose(-1, -2)
+    else:
+        patch, inside_x, inside_y = gather_patch(heatmaps, ix, iy, window, pad)  # (B, K, size, size)
+        if pad == "zero":
+            # The patch holds the nearest on-map cell beyond the border: zero those cells.
+            inside = inside_y[..., :, None] & inside_x[..., None, :]
+            patch = torch.where(inside, patch, torch.zeros((), dtype=patch.dtype))
+        blurred = torch.einsum("ot,bkts,ps->bkop", M, patch, M)
     if border == "normalized":
         # The on-map mask of a window is separable (a box): blur its row and column profiles separately.
         rows, cols = inside_y.to(patch.dtype), inside_x.to(patch.dtype)  # (B, K, size): y profile, x profile

@@ -5,18 +5,36 @@ All functions work on (B, K, h, w) maps without any Python loop over keypoints.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
 
 class Peak(NamedTuple):
-    """The first maximum of every map: cells ``ix``, ``iy`` (B, K) long and the peak ``value`` (B, K)."""
+    """The first maximum of every map: cells ``ix``, ``iy`` (B, K) long and the peak ``value`` (B, K).
+
+    ``lse`` (B, K) is the softmax normaliser ``log(sum(exp(map)))`` when :func:`scan_maps` was asked for it
+    (and could compute it without gradients), else ``None``: see :func:`map_logsumexp`.
+    """
 
     ix: Tensor
     iy: Tensor
     value: Tensor
+    lse: Tensor | None = None
+
+
+#: Bytes of maps per chunk of the CPU scan: a chunk and its ``exp`` buffer (as large) stay in one core's
+#: L2 cache (2 MB on the machine of ``benchmarks/codecs.py``'s table) between the argmax and the exp.
+SCAN_CHUNK_BYTES = 1 << 18
+#: Below this many bytes of maps the scan runs on the calling thread alone: handing work to a thread
+#: costs tens of microseconds, about the time one core takes to scan this much.
+SCAN_THREAD_MIN_BYTES = 1 << 21
 
 
 def argmax_cells(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -30,19 +48,160 @@ def argmax_cells(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         NaN), so a map holding NaN or +inf anywhere has a non-finite peak: :meth:`HeatmapCodec.decode
         <h3r_theory.codecs.base.HeatmapCodec.decode>` checks the input's finiteness on the peaks alone.
 
-    On CPU (float32, float64) this is numpy's ``argmax`` over the flattened maps: a single read of every
-    cell, where torch's reductions over a short last axis (``amax(-1)`` over 48 cells, ``max(dim=-1)``)
-    take more than one memory pass (``benchmarks/codecs.py`` prints them side by side). Elsewhere: the row
-    maxima (``amax``), the first row holding the largest of them, then the first column of that row.
+    This is :func:`scan_maps` without the normaliser.
+    """
+    peak = scan_maps(heatmaps)
+    return peak.ix, peak.iy, peak.value
+
+
+def scan_maps(
+    heatmaps: Tensor, normaliser: bool = False, threads: int | None = None, chunk_rows: int | None = None
+) -> Peak:
+    """The first maximum of every map and, if ``normaliser``, its softmax normaliser, in one read of the maps.
+
+    Args:
+        heatmaps: (B, K, h, w).
+        normaliser: also compute ``lse`` (B, K) = log(sum(exp(map))), the softmax normaliser of logit maps
+            (left ``None`` when gradients are wanted: :func:`map_logsumexp` then takes torch's own).
+        threads: CPU threads to scan with (``None``: ``torch.get_num_threads()``, so ``OMP_NUM_THREADS=1``
+            keeps it on the calling thread); maps under :data:`SCAN_THREAD_MIN_BYTES` use one.
+        chunk_rows: maps per chunk on the CPU (``None``: :data:`SCAN_CHUNK_BYTES` worth).
+    Returns:
+        :class:`Peak`, ties to the first cell in row-major order, a NaN counting as the maximum.
+
+    On CPU (float32, float64) each thread takes a contiguous run of chunks and, per chunk, runs numpy's
+    ``argmax`` (a single read of every cell, where torch's reductions over a short last axis, ``amax(-1)``
+    over 48 cells or ``max(dim=-1)``, take more than one memory pass: ``benchmarks/codecs.py`` prints them
+    side by side) and, for the normaliser, ``sum(exp(map - peak))`` while the chunk is still in cache. Both
+    release the GIL, so the threads run in parallel. The chunks and the operations on each map are the same
+    for any number of threads, so the result is too, bit for bit. Elsewhere (CUDA, half precision): the
+    row maxima (``amax``), the first row holding the largest of them, then the first column of that row;
+    the normaliser is :func:`map_logsumexp`'s.
     """
     h, w = heatmaps.shape[-2:]
     lead = heatmaps.shape[:-2]
-    if heatmaps.device.type == "cpu" and heatmaps.dtype in (torch.float32, torch.float64):
-        flat = heatmaps.reshape(-1, h * w)  # a view for contiguous maps
-        index = torch.from_numpy(flat.detach().numpy().argmax(-1))  # first maximum; NaN wins, as in torch
-        peak = flat.gather(-1, index[:, None])[:, 0]
-        ix, iy = index % w, torch.div(index, w, rounding_mode="floor")
-        return ix.reshape(lead), iy.reshape(lead), peak.reshape(lead)
+    want_lse = normaliser and not (torch.is_grad_enabled() and heatmaps.requires_grad)
+    if heatmaps.device.type != "cpu" or heatmaps.dtype not in (torch.float32, torch.float64):
+        ix, iy, value = _torch_argmax_cells(heatmaps)
+        lse = map_logsumexp(heatmaps, value) if want_lse else None
+        return Peak(ix, iy, value, lse)
+    flat = heatmaps.reshape(-1, h * w)  # a view for contiguous maps
+    n = flat.shape[0]
+    maps = flat.detach()
+    if not maps.is_contiguous():
+        maps = maps.contiguous()
+    if chunk_rows is None:
+        chunk_rows = max(1, SCAN_CHUNK_BYTES // max(1, h * w * maps.element_size()))
+    index = np.empty(n, dtype=np.intp)
+    sums = torch.empty(n, dtype=maps.dtype) if want_lse else None
+    run_spans(
+        lambda start, stop: _scan_span(maps, index, sums, start, stop, chunk_rows),
+        n,
+        chunk_rows,
+        _threads_for(maps, threads),
+    )
+    flat_index = torch.from_numpy(index).to(torch.long)
+    value = flat.gather(-1, flat_index[:, None])[:, 0]  # from ``flat``: it carries gradients
+    lse = None
+    if want_lse:
+        lse = (sums.log_() + value.detach()).reshape(lead)
+    ix, iy = flat_index % w, torch.div(flat_index, w, rounding_mode="floor")
+    return Peak(ix.reshape(lead), iy.reshape(lead), value.reshape(lead), lse)
+
+
+def _scan_span(
+    maps: Tensor, index: np.ndarray, sums: Tensor | None, start: int, stop: int, chunk_rows: int
+) -> None:
+    """Maps ``start .. stop - 1`` of ``maps`` (N, h w): argmax into ``index``, sum(exp(map - peak)) into ``sums``."""
+    values = maps.numpy()
+    if sums is None:  # the argmax alone reads each cell once: no chunks needed (nor any per-chunk call)
+        np.argmax(values[start:stop], axis=-1, out=index[start:stop])
+        return
+    buffer = maps.new_empty(min(chunk_rows, stop - start), maps.shape[1])
+    for a in range(start, stop, chunk_rows):
+        b = min(a + chunk_rows, stop)
+        np.argmax(values[a:b], axis=-1, out=index[a:b])  # first maximum; a NaN wins, as in torch
+        top = torch.from_numpy(values[a:b][np.arange(b - a), index[a:b]])
+        part = buffer[: b - a]
+        torch.sub(maps[a:b], top[:, None], out=part)
+        part.exp_()
+        torch.sum(part, dim=-1, out=sums[a:b])
+
+
+def run_spans(work: Callable[[int, int], None], n: int, chunk_rows: int, threads: int | None = None) -> None:
+    """Call ``work(start, stop)`` on contiguous spans of rows ``0 .. n - 1`` covering them once, in threads.
+
+    The spans are whole chunks of ``chunk_rows`` rows, thread ``t`` of ``T`` taking chunks
+    ``t C // T .. (t + 1) C // T - 1`` of the ``C``: a row's chunk does not depend on the number of threads.
+    ``threads`` (``None``: ``torch.get_num_threads()``) is capped at the number of chunks; the calling thread
+    does the work itself when one is left, else it waits for the pool's. ``work`` must release the GIL for
+    the threads to run in parallel (numpy's and torch's array operations do), and write disjoint outputs.
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    threads = torch.get_num_threads() if threads is None else threads
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    chunks = -(-n // chunk_rows)
+    threads = max(1, min(threads, chunks))
+    spans = [
+        (t * chunks // threads * chunk_rows, min(n, (t + 1) * chunks // threads * chunk_rows))
+        for t in range(threads)
+    ]
+    spans = [(start, stop) for start, stop in spans if stop > start]
+    if len(spans) == 1:
+        work(*spans[0])
+    elif spans:
+        for future in [_scan_pool(len(spans)).submit(work, *span) for span in spans]:
+            future.result()
+
+
+def _threads_for(tensor: Tensor, threads: int | None) -> int | None:
+    """One thread for a tensor under :data:`SCAN_THREAD_MIN_BYTES`, else ``threads``."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+    return 1 if tensor.numel() * tensor.element_size() < SCAN_THREAD_MIN_BYTES else threads
+
+
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _scan_pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads whose torch operations run on that thread alone (no intra-op team).
+
+    Why: torch's intra-op thread count is per thread under OpenMP, and a worker's small chunk operations
+    spawning a team of their own would put twice as many busy threads as cores. ``torch.set_num_threads``
+    also sets the count later-created threads start with, so the caller's count is restored once every
+    worker has started (the pool starts them all at once and never starts another). One pool per process
+    (a forked child gets a fresh one: threads do not survive ``fork``).
+    """
+    key = (workers, os.getpid())
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            caller_threads = torch.get_num_threads()
+            ready = threading.Barrier(workers)
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="h3r-scan")
+
+            def start() -> None:
+                # A thread's first torch call initialises its count from the shared default, which is
+                # restored below: make that first call before setting this thread's own count.
+                torch.get_num_threads()
+                torch.set_num_threads(1)
+                ready.wait()  # every worker is busy here, so each submit below starts a new thread
+
+            for future in [pool.submit(start) for _ in range(workers)]:
+                future.result()
+            torch.set_num_threads(caller_threads)
+            _POOLS[key] = pool
+        return pool
+
+
+def _torch_argmax_cells(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The first maximum with torch operations: row maxima, the first row holding the largest, its column."""
+    h, w = heatmaps.shape[-2:]
+    lead = heatmaps.shape[:-2]
     maps = heatmaps.reshape(-1, h, w)
     row_max = maps.amax(-1)  # (N, h)
     iy = row_max.argmax(-1)  # first row that holds the peak
@@ -137,11 +296,9 @@ def gather_patch(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The (2r+1) x (2r+1) patch around ``(ix, iy)`` of every map: the cells of :func:`gather_window`.
 
-    A patch that lies on the map is a strided view of it (``unfold``), copied out by one indexing with
-    three (B K,) indices; only the patches that cross the border are gathered cell by cell, with a
-    (B, K, 2r+1, 2r+1) index built one axis at a time, which costs several full-size integer operations
-    per cell. Both copy the same values, so the result is the same bit for bit (``benchmarks/codecs.py``
-    times this part).
+    A patch that lies on the map is copied by :func:`onmap_patch`; only the patches that cross the border
+    are gathered cell by cell, with a (B, K, 2r+1, 2r+1) index built one axis at a time, which costs several
+    full-size integer operations per cell. Both copy the same values, so the result is the same bit for bit.
 
     Args:
         heatmaps: (B, K, h, w); ix, iy: (B, K) long centre cells; border: ``"zero"``, ``"reflect"`` or
@@ -160,18 +317,64 @@ def gather_patch(
     inside_x, inside_y = (x >= 0) & (x < w), (y >= 0) & (y < h)
     if size > h or size > w:
         return _indexed_patch(heatmaps, x, y, border), inside_x, inside_y
-    maps = heatmaps.reshape(-1, h, w)
-    x0 = (ix - radius).clamp(0, w - size).reshape(-1)  # the on-map patch nearest to the wanted one
-    y0 = (iy - radius).clamp(0, h - size).reshape(-1)
-    windows = maps.unfold(1, size, 1).unfold(2, size, 1)  # (N, h - S + 1, w - S + 1, S, S), a view
-    patch = windows[torch.arange(maps.shape[0], device=maps.device), y0, x0]  # (N, S, S)
-    crosses = ((x0 != ix.reshape(-1) - radius) | (y0 != iy.reshape(-1) - radius)).nonzero()[:, 0]
+    patch, x0, y0 = onmap_patch(heatmaps, ix, iy, radius)
+    n = ix.numel()
+    patch = patch.reshape(n, size, size)
+    crosses = ((x0 != ix - radius) | (y0 != iy - radius)).reshape(-1).nonzero()[:, 0]
     if crosses.numel():
-        n = maps.shape[0]
         patch[crosses] = _indexed_patch(
-            maps, x.reshape(n, size)[crosses], y.reshape(n, size)[crosses], border, crosses
+            heatmaps.reshape(-1, h, w),
+            x.reshape(n, size)[crosses],
+            y.reshape(n, size)[crosses],
+            border,
+            crosses,
         )
     return patch.reshape(*ix.shape, size, size), inside_x, inside_y
+
+
+def onmap_patch(heatmaps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The (2r+1) x (2r+1) patch of every map nearest to the one centred on ``(ix, iy)`` that lies on the map.
+
+    Args:
+        heatmaps: (B, K, h, w) with ``2r + 1 <= h, w``; ix, iy: (B, K) long centre cells.
+    Returns:
+        ``patch`` (B, K, 2r+1, 2r+1) and its first column ``x0`` and row ``y0`` (B, K) long:
+        ``x0 = clamp(ix - r, 0, w - 2r - 1)``, likewise ``y0``. It holds every on-map cell of the centred
+        patch, which is this one shifted by ``(ix - r - x0, iy - r - y0)`` cells.
+
+    On CPU (float32 and float64, without gradients) numpy's indexing of the maps' sliding-window view copies
+    the patches, in pieces split over :func:`run_spans`'s threads: on one thread about 2/3 of the time of
+    torch's indexing of ``unfold``'s view (``benchmarks/codecs.py`` times this part), which is used elsewhere
+    (CUDA, half precision, gradients wanted) and copies the same values.
+    """
+    h, w = heatmaps.shape[-2:]
+    size = 2 * radius + 1
+    if size > h or size > w:
+        raise ValueError(f"radius {radius} needs maps of at least {size} x {size} cells, got {h} x {w}")
+    x0 = (ix - radius).clamp(0, w - size)
+    y0 = (iy - radius).clamp(0, h - size)
+    maps = heatmaps.reshape(-1, h, w)
+    n = maps.shape[0]
+    numpy_path = heatmaps.device.type == "cpu" and heatmaps.dtype in (torch.float32, torch.float64)
+    if not numpy_path or (torch.is_grad_enabled() and heatmaps.requires_grad):
+        windows = maps.unfold(1, size, 1).unfold(2, size, 1)  # (N, h - S + 1, w - S + 1, S, S), a view
+        patch = windows[torch.arange(n, device=maps.device), y0.reshape(-1), x0.reshape(-1)]
+        return patch.reshape(*ix.shape, size, size), x0, y0
+    windows_np = np.lib.stride_tricks.sliding_window_view(maps.detach().numpy(), (size, size), axis=(1, 2))
+    x0_np, y0_np = x0.reshape(-1).numpy(), y0.reshape(-1).numpy()
+    patch = maps.new_empty(n, size, size)
+    out = patch.numpy()
+
+    def copy(start: int, stop: int) -> None:
+        # In pieces of about SCAN_CHUNK_BYTES: numpy's indexing has no ``out``, so each piece is built in
+        # cache and then copied into place.
+        step = max(1, SCAN_CHUNK_BYTES // (size * size * patch.element_size()))
+        for a in range(start, stop, step):
+            b = min(a + step, stop)
+            out[a:b] = windows_np[np.arange(a, b), y0_np[a:b], x0_np[a:b]]
+
+    run_spans(copy, n, max(1, -(-n // 64)), _threads_for(patch, None))
+    return patch.reshape(*ix.shape, size, size), x0, y0
 
 
 def _indexed_patch(heatmaps: Tensor, x: Tensor, y: Tensor, border: str, maps: Tensor | None = None) -> Tensor:

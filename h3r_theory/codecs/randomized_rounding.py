@@ -169,6 +169,12 @@ class RandomizedRounding(HeatmapCodec):
             heatmaps, activation, method=method, k=k, radius=radius, temperature=temperature
         )
 
+    def _needs_normaliser(self, activation: str, options: dict) -> bool:
+        # The scores of a logits decode at temperature 1 need the map's normaliser (another temperature
+        # scales the map first: _scaled_lse).
+        temperature = options.get("temperature")
+        return activation == "logits" and (self.temperature if temperature is None else temperature) == 1.0
+
     def _decode_cells(
         self,
         heatmaps: Tensor,
@@ -197,9 +203,10 @@ class RandomizedRounding(HeatmapCodec):
                 logits = logits / temperature
             weights = torch.softmax(logits, dim=-1)
             scale = 1.0 / temperature
-            lse_map = (
-                map_logsumexp(heatmaps, peak.value) if scale == 1.0 else _scaled_lse(heatmaps, peak, scale)
-            )
+            if scale != 1.0:
+                lse_map = _scaled_lse(heatmaps, peak, scale)
+            else:
+                lse_map = map_logsumexp(heatmaps, peak.value) if peak.lse is None else peak.lse
             scores = torch.exp(torch.logsumexp(logits, -1) - lse_map)
         else:
             weights = values.clamp(min=0) * inside  # cells outside the map carry no mass
