@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 08 · The resolution sweep: does randomized rounding make heatmap resolution free?
+# # 8. The resolution sweep: does randomized rounding make heatmap resolution free?
 #
 # **The claim under test** (Yu & Tao, *Heatmap Regression via Randomized Rounding*, IEEE TPAMI 2021,
 # [arXiv:2009.00225](https://arxiv.org/abs/2009.00225)): vanilla heatmap regression loses accuracy as the
@@ -25,34 +25,41 @@
 #
 # **Learning goals.** After this notebook you can
 #
-# 1. read the sweep's design: one thing changes (the heatmap stride), everything else is fixed;
-# 2. plot error against stride per codec next to the floor $0.3826 \times s$, and read the *jitter*
+# 1. read the sweep's design: one thing changes (the heatmap stride), everything else is fixed, and the
+#    record of a sweep says what it was;
+# 2. plot error against stride per decoder next to the floor $0.3826 \times s$, and read the *jitter*
 #    column (how much the error vector moves when the image moves by a fraction of a pixel);
-# 3. decide, from the numbers, whether the claim held in this run, and say what a run would need to
-#    settle it (more steps, more data, a GPU).
+# 3. decide, from the numbers and their intervals, what a sweep did and did not show, and which of its
+#    variants separates one candidate cause from another (the sampled target against its expectation, one
+#    map read by two decoders).
 #
-# The sweep itself lives in `trainers/sweep.py` (`h3r-sweep` on the command line). This notebook **reads**
-# a finished sweep when one exists (`runs/sweep/results/sweep.json`, written by `h3r-sweep`), and otherwise
-# **runs a tiny one** through the same API, small enough for a CPU test (its run time is printed). The tiny sweep
-# trains for very few steps, so its numbers are noisy; the discussion below is generated from whichever
-# numbers are there and says which sweep they came from.
+# **Where the numbers come from.** The sweep lives in `trainers/sweep.py` (`h3r-sweep` on the command line,
+# `make demo` for the default one). By default this notebook **reads** the default sweep's results as
+# committed to the repository, `docs/sweep/sweep.json`, written by `make demo` (`h3r-sweep` with
+# `trainers/configs/sweep.yaml`; `docs/sweep/README.md` tells how and where it was run). Reading takes
+# seconds, so the notebook shows the real experiment, not a toy; section 8.1 prints the record's own
+# command, machine, wall time and settings. Other sources (the parameter `SOURCE`): `"runs"` reads your own
+# `h3r-sweep` (`runs/sweep/results/sweep.json`), `"tiny"` runs a tiny sweep here through the same API (the
+# settings below; its run time is printed), `"full"` runs the default sweep here. Every sentence below that
+# states a result is generated from the record that was read, and names it.
 
 # %% tags=["parameters"]
-# H3R_NOTEBOOK_FULL=1 in the environment runs the default sweep (RUN_FULL) unless a finished one is read.
+# H3R_NOTEBOOK_FULL=1 in the environment runs the default sweep here (long: the committed record's wall time
+# is printed in section 8.1) instead of reading the committed results.
 import os
 
 FULL = os.environ.get("H3R_NOTEBOOK_FULL", "0") == "1"
-SWEEP_JSON = None  # a sweep.json to read; None = runs/sweep/results/sweep.json when it exists, else run one
-RUN_FULL = (
-    FULL  # True: with no finished sweep to read, run the default one (trainers/configs/sweep.yaml; long)
-)
+# "committed": docs/sweep/sweep.json, the default sweep as committed; "runs": runs/sweep/results/sweep.json,
+# your own h3r-sweep; "tiny": a tiny sweep run here (settings below); "full": the default sweep run here.
+SOURCE = "full" if FULL else "committed"
+SWEEP_JSON = None  # the path of any other sweep.json to read (wins over SOURCE)
 STRIDES = [4, 8]  # tiny sweep: heatmap strides (input px per cell): 16 x 16 and 8 x 8 maps at 64 px
 SEEDS = [0, 1, 2]  # tiny sweep: one run per seed (initial parameters and data), for the intervals
 STEPS = 100  # tiny sweep: training steps per (codec, stride, seed)
 BATCH_SIZE = 16  # tiny sweep: images per step
 INPUT_SIZE = 64  # tiny sweep: square input size in px (a multiple of 16)
 MODEL_WIDTH = None  # tiny sweep: stem width of the tiny CNN (None = the model's default, 16)
-JITTER_SHIFTS = [0.0, 0.5]  # tiny sweep: sub-pixel shifts per axis (px); the default sweep uses 4
+JITTER_SHIFTS = [0.0, 0.5]  # tiny sweep: sub-pixel shifts per axis (px)
 DEVICE = "auto"
 
 # %%
@@ -60,12 +67,14 @@ DEVICE = "auto"
 import contextlib
 import io
 import json
+import math
 import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
+from h3r_theory import codecs, losses
 from h3r_theory.theory.quantization import mean_quantization_error
 from trainers import plotting as pt
 from trainers import sweep as sweep_module
@@ -77,37 +86,43 @@ FLOOR_CELLS = float(mean_quantization_error("round", 2))
 print(f"vanilla floor (exact, sympy): (sqrt(2) + asinh(1)) / 6 = {FLOOR_CELLS:.6f} cells")
 
 # %% [markdown]
-# ## 1 · The experiment
+# ## 8.1 The experiment
 #
-# For each stride $s$, each training codec and each seed, the same tiny CNN (its parameters do not depend
-# on the output stride, so within a seed every run starts from the same parameters), the same data and
-# schedule; only the heatmap changes:
+# For each stride $s$, each trained model and each seed, the same tiny CNN (its parameters do not depend on
+# the output stride, so within a seed every run starts from the same parameters), the same data and
+# schedule; only the heatmap changes. A model is one training (a codec's target and that codec's loss);
+# each of its **decoders** reads the same trained maps, so two decoders of one model differ in the decoding
+# alone, and two models with the same loss and decoder (the sampled randomized-rounding target against its
+# expectation) differ in the target alone.
 #
-# | model | target | loss | decoders |
-# |---|---|---|---|
-# | `argmax` | one-hot at the rounded cell | spatial-softmax CE | peak cell |
-# | `randomized_rounding` | one-hot at a randomly rounded cell, one fresh sample per step | spatial-softmax CE | 3 x 3 window; the 2 x 2 decoder |
-# | `rr_expected` | the sample's expectation, the bilinear 4-cell distribution | spatial-softmax CE | 3 x 3 window |
-# | `gaussian` (default sweep) | Gaussian at the exact position | MSE | DARK's Taylor step; peak cell |
-#
-# Each model is measured on the held-out faces (mean error in input pixels, NME), on the same faces
+# Each decoder is measured on the held-out faces (mean error in input pixels, NME), on the same faces
 # **re-rendered** at sub-pixel shifts $(dx, dy)$ (the renderer is exact, so nothing is blurred): the
 # **jitter** is the sd of the 2-D error vector over the shifts; and against the **Cramer-Rao bound** of
 # each keypoint (the smallest RMS error an unbiased estimator can reach on these images, Gaussian pixel
 # noise). Every number is a mean over seeds with a 95 % Student-t interval.
 
 # %%
-default_json = REPO_ROOT / "runs" / "sweep" / "results" / "sweep.json"
-record, origin = None, None
-if SWEEP_JSON is not None or default_json.is_file():
-    source = Path(SWEEP_JSON) if SWEEP_JSON is not None else default_json
-    record = json.loads(source.read_text())
-    origin = f"read from `{source}`"
-    if "summary" not in record:  # written by an older h3r-sweep, without seeds or intervals
-        print(f"{source} has no 'summary' (an older sweep format): running the tiny sweep instead")
-        record = None
-if record is None:
-    if RUN_FULL:
+sources = {
+    "committed": REPO_ROOT / "docs" / "sweep" / "sweep.json",
+    "runs": REPO_ROOT / "runs" / "sweep" / "results" / "sweep.json",
+}
+if SWEEP_JSON is None and SOURCE not in (*sources, "tiny", "full"):
+    raise ValueError(f"SOURCE must be one of {[*sources, 'tiny', 'full']}, got {SOURCE!r}")
+if SWEEP_JSON is not None or SOURCE in sources:
+    path = Path(SWEEP_JSON) if SWEEP_JSON is not None else sources[SOURCE]
+    if not path.is_file():
+        raise FileNotFoundError(f"no sweep results at {path} (SOURCE={SOURCE!r}, SWEEP_JSON={SWEEP_JSON!r})")
+    record = json.loads(path.read_text())
+    if "summary" not in record:
+        raise ValueError(
+            f"{path} has no 'summary': written by an older h3r-sweep, without seeds or intervals"
+        )
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    origin = f"the sweep read from `{shown}`" + (
+        " (the committed default sweep)" if path == sources["committed"] else ""
+    )
+else:
+    if SOURCE == "full":
         sweep_config = sweep_module.load_sweep(
             None, [f"base.train.device={DEVICE}", f"out_dir={REPO_ROOT / 'runs' / 'sweep'}"]
         )
@@ -135,28 +150,57 @@ if record is None:
             "{name: rr_expected, codec: randomized_rounding, options: {target: expected}}]",
         ]
         sweep_config = sweep_module.load_sweep(None, overrides)
-        origin = (
-            f"a tiny sweep run by this notebook ({STEPS} steps of {BATCH_SIZE} images per run, "
-            f"{INPUT_SIZE} x {INPUT_SIZE} input, tiny CNN, seeds {SEEDS})"
-        )
+        origin = "a tiny sweep run by this notebook (the settings of its parameters cell)"
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         record = sweep_module.run_sweep(sweep_config, progress=False, log=lambda text: None)
     print(f"sweep finished in {time.perf_counter() - t0:.0f} s")
 rows, summary = record["rows"], record["summary"]
+design = record["sweep"]
 base = record["base_input"]
 stride_rows = [r for r in summary if "stride" in r["sweep"] and r["input"] == base]
 strides = sorted({r["stride"] for r in stride_rows})
+train, optim = design["base"]["train"], design["base"]["optim"]
 print(f"sweep: {origin}")
-print(f"title: {record.get('title')}; machine: {record.get('machine')}")
+print(f"title: {record.get('title')}; command: {record.get('command')}")
+print(f"machine: {record.get('machine')}")
 print(
-    f"{len(rows)} rows (decoder x run); strides {strides}; decoders "
-    f"{list(dict.fromkeys(r['codec'] for r in rows))}; {record.get('train_size')} training / "
-    f"{record.get('eval_size')} held-out samples per seed"
+    f"wall time {record['wall_seconds']:.0f} s (CPU {record['cpu_seconds']:.0f} s) for {len(rows)} rows (decoder x run)"
+)
+print(
+    f"stride sweep: strides {strides} at {base} x {base} px input, seeds {design['seeds']}; input sweep: "
+    f"{[s for s in design['input_sizes'] if s != base] or 'none'}"
+)
+print(
+    f"each run: {train['max_steps']} steps of {train['batch_size']} images, {optim['optimizer']} lr "
+    f"{optim['lr']:g}, {optim['schedule']} schedule; {record.get('train_size')} training / "
+    f"{record.get('eval_size')} held-out samples per seed; jitter shifts {design['jitter_shifts']} px per axis"
 )
 
+
+def loss_of(model):
+    """The loss a sweep model trains with: its codec's default loss (what ``h3r-sweep`` uses)."""
+    codec = codecs.build(model["codec"], input_size=(64, 64), heatmap_size=(16, 16), **model["options"])
+    return losses.default_loss(codec)[0]
+
+
+table = ["| model | codec (options) | loss | decoders |", "|---|---|---|---|"]
+for m in design["models"]:
+    options = ", ".join(f"{k}: {v}" for k, v in m["options"].items())
+    decoders = ", ".join(f"`{d['name']}`" for d in m["decoders"])
+    table.append(
+        f"| `{m['name']}` | `{m['codec']}` {f'({options})' if options else ''} | {loss_of(m)} | {decoders} |"
+    )
+display(Markdown("\n".join(table)))
+
 # %% [markdown]
-# ## 2 · The tables and the targets
+# In the default sweep the `gaussian` model is trained with a Gaussian centred at the **exact** keypoint
+# position (DARK's target), so its maps can hold the sub-cell position: read by DARK's Taylor step (`dark`)
+# and by the peak cell (`gaussian_argmax`), the same maps. The decoders named `_T` use a softmax temperature
+# fitted on training images; `rr_` decoders read the model trained with the sampled target, `rre_` those of
+# the model trained with its expectation. `trainers/configs/sweep.yaml` describes each one.
+#
+# ## 8.2 The tables and the targets
 #
 # Generated by `trainers.sweep.format_table` (the same text as `sweep.md`): error with its 95 % interval
 # over seeds, the error as a multiple of argmax's at the finest stride, the jitter, the error as a multiple
@@ -167,28 +211,34 @@ print(
 display(Markdown(sweep_module.format_table(record, markdown=True)))
 
 # %% [markdown]
-# ## 3 · Error against stride, with the floor and the bound
+# ## 8.3 Error against stride, with the floor and the bound
 #
-# One line per decoder (mean over seeds), its 95 % interval as a band; the dashed line is the vanilla floor,
-# the dotted one the Cramer-Rao bound (RMS) of the held-out keypoints.
+# One line per model, read by its own decoder (the first it lists), plus the Gaussian maps read by the peak
+# cell when the sweep has them (every decoder is in the tables above); the mean over seeds, its 95 %
+# interval as a band. The dashed line is the vanilla floor, the dotted one the Cramer-Rao bound (RMS) of the
+# held-out keypoints.
 
 # %%
+main_decoders = [m["decoders"][0]["name"] for m in design["models"]]
+main_decoders += ["gaussian_argmax"] if any(r["codec"] == "gaussian_argmax" for r in stride_rows) else []
+main_rows = [r for r in stride_rows if r["codec"] in main_decoders]
 figure_rows = [
     {**r, "mean": r["mean_error_px"], "low": r["mean_error_px_low"], "high": r["mean_error_px_high"]}
-    for r in stride_rows
+    for r in main_rows
 ]
-bounds = [r["rms_bound_px"] for r in stride_rows if r["rms_bound_px"] == r["rms_bound_px"]]
+bounds = [r["rms_bound_px"] for r in main_rows if not math.isnan(r["rms_bound_px"])]
 fig = sweep_stats.figure_error_vs_stride(figure_rows, bound_px=sum(bounds) / len(bounds) if bounds else None)
 pt.show(fig)
 
 # %% [markdown]
-# The same errors **in cells** (error / stride): a vanilla model cannot beat about $0.38$ cells on average,
-# whatever the stride.
+# The same errors **in cells** (error / stride). A decoder that answers a cell centre (`argmax`,
+# `gaussian_argmax`) cannot beat the dashed line on average over uniform sub-cell positions, whatever the
+# stride and however good the network (notebook 1): its answer is never nearer than the nearest cell centre.
 
 # %%
 fig, ax = plt.subplots(figsize=(5.0, 3.2))
-for name in dict.fromkeys(r["codec"] for r in stride_rows):
-    pts = sorted((r["stride"], r["mean_error_px"] / r["stride"]) for r in stride_rows if r["codec"] == name)
+for name in main_decoders:
+    pts = sorted((r["stride"], r["mean_error_px"] / r["stride"]) for r in main_rows if r["codec"] == name)
     ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
 ax.axhline(FLOOR_CELLS, color="k", ls="--", lw=1, label=f"vanilla floor {FLOOR_CELLS:.4f} cells")
 ax.set_xscale("log", base=2)
@@ -204,12 +254,14 @@ fig.tight_layout()
 pt.show(fig)
 
 # %% [markdown]
-# ## 4 · What was measured, stride by stride
+# ## 8.4 What was measured, stride by stride
 #
-# Generated from the summary: each decoder's error at the coarsest stride over its error at the finest
-# (a flat curve gives 1), its error in cells, and which differences lie outside both intervals. It states
-# measurements only; the causes of a growing error are what the default sweep's variants (sampled vs
-# expected target, the decoders, the temperature) are there to separate.
+# Generated from the record: each main decoder's error at the coarsest stride over its error at the finest
+# (a flat curve gives 1) and its error in cells; the lowest error at each stride among all decoders; then
+# the pairs of the sweep that differ in **one** thing, compared seed by seed (a seed fixes the data and the
+# initial parameters, so the per-seed difference removes what the two runs share), with the 95 % interval of
+# that difference. It states measurements only: a pair whose interval excludes 0 isolates the effect of its
+# one difference *in this sweep*, and nothing else is attributed to a cause.
 
 
 # %%
@@ -219,14 +271,23 @@ def at(codec, stride):
 
 
 def interval(r):
-    if r["mean_error_px_low"] != r["mean_error_px_low"]:  # nan: one seed
+    if math.isnan(r["mean_error_px_low"]):  # one seed: no interval
         return f"{r['mean_error_px']:.3f} px (one seed)"
     return f"{r['mean_error_px']:.3f} px [{r['mean_error_px_low']:.3f}, {r['mean_error_px_high']:.3f}]"
 
 
+def per_seed(codec, stride):
+    """{seed: mean error px} of one decoder at one stride of the stride sweep."""
+    return {
+        r["seed"]: r["mean_error_px"]
+        for r in rows
+        if r["codec"] == codec and r["stride"] == stride and r["input"] == base and "stride" in r["sweep"]
+    }
+
+
 lo, hi = strides[0], strides[-1]
 lines = []
-for name in dict.fromkeys(r["codec"] for r in stride_rows):
+for name in main_decoders:
     a, b = at(name, lo), at(name, hi)
     if a is None or b is None:
         continue
@@ -240,34 +301,63 @@ for s in strides:
     if len(ranked) < 2:
         continue
     first, second = ranked[0], ranked[1]
-    apart = first["mean_error_px_high"] < second["mean_error_px_low"]
+    if math.isnan(first["mean_error_px_low"]) or math.isnan(second["mean_error_px_low"]):
+        verdict = "one seed, no intervals"
+    elif first["mean_error_px_high"] < second["mean_error_px_low"]:
+        verdict = "their intervals do not overlap"
+    else:
+        verdict = "their intervals overlap"
     lines.append(
-        f"* stride {s}: lowest error `{first['codec']}`, next `{second['codec']}`; their intervals "
-        f"{'do not overlap' if apart else 'overlap (the difference is within the seed noise)'}."
+        f"* stride {s}: lowest error `{first['codec']}` ({interval(first)}), next `{second['codec']}` "
+        f"({interval(second)}); {verdict}."
     )
+PAIRS = (  # (a, b, what differs): both decoders present in the record, or the pair is skipped
+    ("randomized_rounding", "rr_expected", "the target only: one sample per step against its expectation"),
+    ("gaussian_argmax", "dark", "the decoder only: the same Gaussian maps, peak cell against DARK"),
+    ("randomized_rounding", "rr_2x2", "the decoder only: the same maps, 3 x 3 window against the 2 x 2 one"),
+)
+for a_name, b_name, what in PAIRS:
+    for s in strides:
+        a_seed, b_seed = per_seed(a_name, s), per_seed(b_name, s)
+        common = sorted(set(a_seed) & set(b_seed))
+        if not common:
+            continue
+        diff = sweep_stats.mean_interval([a_seed[k] - b_seed[k] for k in common])
+        if math.isnan(diff["low"]):
+            verdict = "one seed, no interval"
+        elif diff["low"] > 0 or diff["high"] < 0:
+            verdict = f"[{diff['low']:.3f}, {diff['high']:.3f}], excludes 0"
+        else:
+            verdict = f"[{diff['low']:.3f}, {diff['high']:.3f}], includes 0"
+        lines.append(
+            f"* stride {s}, `{a_name}` - `{b_name}` ({what}): {diff['mean']:+.3f} px over seeds {common}, "
+            f"95 % interval {verdict}."
+        )
 met = [t for t in record["targets"] if t["met"] is not None]
 lines.append(
     f"\nTargets met: {sum(bool(t['met']) for t in met)} of {len(met)} "
     f"({'; '.join(t['name'] + ': ' + ('met' if t['met'] else 'not met') for t in met)})."
 )
-display(Markdown("\n".join(lines)))
+display(Markdown(f"From {origin}:\n\n" + "\n".join(lines)))
 
 # %% [markdown]
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/08_resolution_sweep.py` (run it from the repository root).
 #
-# 1. **Longer training.** Rerun the tiny sweep with `STEPS = 600`. Which ratios and targets change, and
-#    in which direction? Do the intervals shrink?
-# 2. **The full default sweep.** Set `RUN_FULL = True` (or run `h3r-sweep` in a terminal; the notebook then
-#    reads `runs/sweep/results/sweep.json`). Where does DARK's decoder beat randomized rounding, and is the
-#    difference outside the intervals?
+# 1. **Longer training.** Run the tiny sweep (`SOURCE = "tiny"`) with `STEPS = 150`, then `STEPS = 600`.
+#    Which ratios and targets change, and in which direction? Do the intervals shrink?
+# 2. **DARK against randomized rounding.** In the committed default sweep, at which strides does DARK's
+#    decoder have a lower error than the best randomized-rounding decoder, and is the difference outside
+#    the intervals? Check that the two peak-cell decoders (`argmax`, `gaussian_argmax`) stay at or above the
+#    vanilla floor at every stride, and say why they must.
 # 3. **Jitter by hand.** A predictor snapped to a cell keeps its prediction still while the label moves by
 #    the shift, so (as long as no cell border is crossed) its error vector moves by minus the shift. What
-#    jitter sd does that give for per-axis shifts {0, 0.5} and for {0, 0.25, 0.5, 0.75}, in 2-D? Compare
-#    with the argmax rows, and explain why a perfectly equivariant predictor would show 0.
-# 4. **Error in cells.** Fit error (cells) $= a/s + b$ to each codec's points of the second figure. For
-#    which strides is each codec below the vanilla floor, if the trend continued? What do $a$ and $b$ mean?
+#    jitter sd does that give, in 2-D, for per-axis shifts {0, 0.5}, {0, 0.25, 0.5, 0.75} and the default
+#    sweep's {0, 1/3, 2/3}? Compare with the argmax rows, and explain why a perfectly equivariant predictor
+#    would show 0.
+# 4. **Error in cells.** Fit error (cells) $= a/s + b$ to each main decoder's points of the second figure.
+#    For which strides is each below the vanilla floor, if the trend continued? What do $a$ and $b$ mean?
 # 5. **Real data.** With WFLW at hand, run
 #    `h3r-sweep --full base.data.name=wflw base.data.root=~/data/WFLW base.model.name=hrnet_w18` on a GPU and
 #    read the result here with `SWEEP_JSON`. Which column would you report in a paper, NME or error in px?
