@@ -105,7 +105,8 @@ def test_tiny_sweep_writes_tables_csv_json_md_and_figures(tiny_sweep):
         summary = list(csv.DictReader(f))
     assert len(summary) == len(DECODERS) * 3  # (stride 4, 32), (stride 8, 32), (stride 4, 48)
     table = (results / "sweep.md").read_text()
-    assert table.startswith("Stride sweep (input 32 px):") and "Input sweep (stride 4):" in table
+    assert table.startswith("Headline: the stride sweep at input 32 px")
+    assert "Stride sweep (input 32 px):" in table and "Input sweep (stride 4):" in table
     assert "| best RR at stride 8 / vanilla floor | <= 0.3 |" in table and "Cramer-Rao" in table
     assert "Signed error (cells" in table and saved["machine"] in table
     for name in ("sweep.png", "flops.png", "conditional.png"):
@@ -314,7 +315,7 @@ def test_targets_are_measured_checks_from_the_rows():
         r.update(
             heatmap="", model=r["codec"], target="", error_over_bound=4.0, rms_bound_px=0.1, temperature=1.0
         )
-        r.update(nme=0.0, jitter_sd_px=0.0)
+        r.update(nme=0.0, jitter_sd_px=0.0, error_over_floor=r["mean_error_px"] / r["floor_px"])
     t = {c["name"]: c for c in sw.targets(sw.summarize_rows(rows), rows, 128)}
     assert t["best RR at stride 16 / vanilla floor"]["value"] == pytest.approx(
         1.1 / sw.quantization_floor(16)
@@ -388,3 +389,17 @@ def test_overrides_reach_the_sweep_and_typos_fail():
 def test_cli_reports_bad_input_with_exit_status_2(capsys):
     assert sw.main(["strides=oops", "--no-progress"]) == 2
     assert "strides" in capsys.readouterr().err
+
+
+def test_headline_row_repeats_the_summary_of_each_main_decoder(tiny_sweep):
+    _, record = tiny_sweep
+    lines = sw.headline_lines(record, markdown=True)
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ")}
+    # TINY lists gaussian_argmax first for the Gaussian model, so DARK stays in the full table only.
+    assert sw.main_decoders(record) == {"argmax", "gaussian_argmax", "randomized_rounding", "rr_expected"}
+    assert set(rows) == sw.main_decoders(record) | {"codec / decoder", "vanilla floor 0.3826 x stride"}
+    for r in record["summary"]:
+        if r["codec"] in ("argmax", "gaussian_argmax") and r["input"] == 32:
+            cell = f"{r['mean_error_px']:.3f} [{r['mean_error_px_low']:.3f}, {r['mean_error_px_high']:.3f}]"
+            assert cell in rows[r["codec"]], (r["codec"], r["stride"])
+    assert rows["vanilla floor 0.3826 x stride"].startswith("| vanilla floor 0.3826 x stride | 1.53 | 3.06 |")

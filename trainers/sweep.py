@@ -532,7 +532,9 @@ COLUMNS = [
     "steps",
 ]
 
-SUMMARY_VALUES = ("mean_error_px", "nme", "jitter_sd_px", "error_over_bound", "rms_bound_px", "temperature")
+SUMMARY_VALUES = (
+    "mean_error_px", "nme", "jitter_sd_px", "error_over_floor", "error_over_bound", "rms_bound_px", "temperature",
+)  # fmt: skip
 
 
 def machine_description() -> str:
@@ -991,13 +993,61 @@ def conditional_lines(record: dict, markdown: bool = False) -> list[str]:
     return ["", title, ""] + _table(header, body, markdown)
 
 
+def main_decoders(record: dict) -> set[str]:
+    """The decoder that reads each model in the headline and the stride figure: its first listed decoder,
+    plus the vanilla reading of the Gaussian maps (``gaussian_argmax``) when the sweep has it."""
+    return {m["decoders"][0]["name"] for m in record["sweep"]["models"]} | {"gaussian_argmax"}
+
+
+def headline_lines(record: dict, markdown: bool = False) -> list[str]:
+    """The stride sweep in one table: per model's main decoder (:func:`main_decoders`) the mean error and
+    95 % interval at every stride (base input), the jitter and the multiple of the floor at the coarsest
+    stride; then the vanilla floor. Every figure is one of the summary's."""
+    rows = [
+        r
+        for r in record["summary"]
+        if "stride" in r["sweep"]
+        and r["input"] == record["base_input"]
+        and r["codec"] in main_decoders(record)
+    ]
+    if not rows:
+        return []
+    strides = sorted({r["stride"] for r in rows})
+    coarsest = strides[-1]
+    names = list(dict.fromkeys(r["codec"] for r in rows))  # the summary's (config) order
+    by_key = {(r["codec"], r["stride"]): r for r in rows}
+    header = ["codec / decoder"] + [f"stride {s}" for s in strides]
+    header += [f"jitter sd at {coarsest} (px)", f"x floor at {coarsest}"]
+    body = []
+    for name in names:
+        cells = [
+            _with_interval(by_key[(name, s)], "mean_error_px") if (name, s) in by_key else "-"
+            for s in strides
+        ]
+        last = by_key.get((name, coarsest))
+        cells += (
+            [_with_interval(last, "jitter_sd_px"), _with_interval(last, "error_over_floor")]
+            if last
+            else ["-", "-"]
+        )
+        body.append([name] + cells)
+    body.append(
+        ["vanilla floor 0.3826 x stride"] + [f"{quantization_floor(s):.2f}" for s in strides] + ["", ""]
+    )
+    title = (
+        f"Headline: the stride sweep at input {record['base_input']} px, each model read by its main decoder "
+        "(mean error in px [95 % interval over seeds]):"
+    )
+    return [title, ""] + _table(header, body, markdown) + [""]
+
+
 def format_table(record: dict, markdown: bool = False) -> str:
     """The summary table (mean and 95 % interval over seeds), the targets as measured checks, the
     conditional error at the coarsest stride, the machine and the command, as text or Markdown."""
     summary = record["summary"]
     stride_rows = [r for r in summary if "stride" in r["sweep"]]
     input_rows = [r for r in summary if "input" in r["sweep"]]
-    lines = [f"Stride sweep (input {record['base_input']} px):", ""]
+    lines = headline_lines(record, markdown) + [f"Stride sweep (input {record['base_input']} px):", ""]
     lines += _table(SUMMARY_HEADER, [_summary_line(r) for r in stride_rows], markdown)
     if any(r["input"] != record["base_input"] for r in input_rows):
         stride = record["sweep"].get("input_stride", 4)
@@ -1073,7 +1123,7 @@ def plot_sweep(record: dict, paths: dict[str, Path]) -> dict[str, Path]:
     summary, base = record["summary"], record["base_input"]
     # One line per model, read by its own decoder (the first listed) plus the vanilla reading of the Gaussian
     # maps: every decoder of every model is in the tables and the conditional figure, 18 lines here are not.
-    main = {m["decoders"][0]["name"] for m in record["sweep"]["models"]} | {"gaussian_argmax"}
+    main = main_decoders(record)
     rows = _figure_rows(
         summary, lambda r: "stride" in r["sweep"] and r["input"] == base and r["codec"] in main
     )
