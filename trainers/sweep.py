@@ -576,9 +576,15 @@ def sweep_jobs(sweep: SweepConfig, base_input: int) -> list[dict]:
     return jobs
 
 
+# The part of a run's wall time that does not scale with the input's pixels (per-step overheads, the
+# evaluation's fixed costs), as a number of input pixels: a 60 x 60 input. Fitted to the default sweep's
+# runs on the 2-core CPU (docs/sweep/README.md, "Budget"): 13.0 s per run at 128 px, 4.0 s at 48 px.
+_FIXED_COST_PIXELS = 60**2
+
+
 def _job_cost(job: dict, steps: int) -> float:
-    """Relative cost of a job for the ETA: training steps times input pixels."""
-    return steps * job["input"] ** 2
+    """Relative cost of a job for the ETA: training steps times (input pixels + the fixed part)."""
+    return steps * (job["input"] ** 2 + _FIXED_COST_PIXELS)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -598,6 +604,7 @@ def run_sweep(sweep: SweepConfig, progress: bool = True, log=print, command: str
     training's own step bar. ``command`` is the command line to record with the results.
     """
     t_start, cpu_start = time.perf_counter(), time.process_time()
+    machine = machine_description()  # now, so that its load average is the one the sweep started under
     out_dir = Path(sweep.out_dir)
     (out_dir / "results").mkdir(parents=True, exist_ok=True)
     probe = base_config(sweep.base)
@@ -716,7 +723,7 @@ def run_sweep(sweep: SweepConfig, progress: bool = True, log=print, command: str
         done_cost += costs[number - 1]
     record = {
         "title": sweep.title,
-        "machine": machine_description(),
+        "machine": machine,
         "wall_seconds": time.perf_counter() - t_start,
         "cpu_seconds": time.process_time() - cpu_start,
         "command": command,
