@@ -15,8 +15,11 @@ within 4x, every one of them no slower than numpy's argmax.
 
 The logits decoders (Argmax's and RandomizedRounding's defaults) also compute their scores, the softmax mass
 of the peak or window, which needs the softmax normaliser of the whole map: one ``exp`` per cell, a computation
-rather than a read, so the table prints that part, the argmax, DARK's local patches and the full finiteness
-scan (which ``decode`` no longer makes: it checks the peaks) on their own.
+rather than a read. ``decode`` computes it with the argmax in one threaded pass over the maps
+(``scan_maps``: per chunk of maps, while it is in cache). The table prints the parts on their own: that pass
+with and without the normaliser, the normaliser as a separate pass (``map_logsumexp``, the path taken when
+gradients are wanted and on CUDA), DARK's local patches and its blur of them, and the full finiteness scan
+(which ``decode`` does not make: it checks the peaks).
 
 Grid: the median wall time of several calls after a warm-up (CUDA timed with synchronisation). Sparse codecs
 (randomized rounding, argmax) return the touched cells from ``encode`` and build the dense (B, K, h, w) map
@@ -38,7 +41,8 @@ import torch
 
 from h3r_theory import codecs
 from h3r_theory.checks import check_heatmaps
-from h3r_theory.codecs.peaks import argmax_cells, gather_patch, map_logsumexp
+from h3r_theory.codecs.gaussian import _blurred_3x3
+from h3r_theory.codecs.peaks import map_logsumexp, onmap_patch, scan_maps
 
 BATCHES = (1, 64, 1024)
 KEYPOINTS = (17, 98)
@@ -127,7 +131,7 @@ def ratio_table(rounds: int = 7) -> list[dict]:
     g = torch.Generator().manual_seed(0)
     logits = 4 * torch.randn(batch, k, h, w, generator=g)  # logit-like maps: a peak somewhere in each
     flat_np = logits.numpy().reshape(batch * k, h * w)
-    ix, iy, peak = argmax_cells(logits)
+    ix, iy, peak, _ = scan_maps(logits)
     calls: dict[str, Callable[[], object]] = {
         "memory pass (maps.sum())": lambda: logits.sum(),
         "memory pass (maps.amax(-1))": lambda: logits.amax(-1),
@@ -136,9 +140,11 @@ def ratio_table(rounds: int = 7) -> list[dict]:
         # the parts every decode is made of, to see where its time goes
         # decode checks finiteness on the peaks (check_heatmap_peaks); the full scan is kept for reference
         "  part: full finiteness scan (check_heatmaps)": lambda: check_heatmaps(logits, (w, h)),
-        "  part: first maximum (argmax_cells)": lambda: argmax_cells(logits),
-        "  part: softmax normaliser (map_logsumexp)": lambda: map_logsumexp(logits, peak),
-        "  part: DARK's 15 x 15 patches (gather_patch)": lambda: gather_patch(logits, ix, iy, 7),
+        "  part: first maximum (scan_maps)": lambda: scan_maps(logits),
+        "  part: first maximum + normaliser (scan_maps)": lambda: scan_maps(logits, normaliser=True),
+        "  part: normaliser alone (map_logsumexp)": lambda: map_logsumexp(logits, peak),
+        "  part: DARK's 15 x 15 patches (onmap_patch)": lambda: onmap_patch(logits, ix, iy, 7),
+        "  part: DARK's blurred 3 x 3 (_blurred_3x3)": lambda: _blurred_3x3(logits, ix, iy, 2.0, "zero"),
     }
     for label, (name, options, decode_options, _) in DECODERS.items():
         codec = codecs.build(name, input_size=(w * STRIDE, h * STRIDE), heatmap_size=(w, h), **options)

@@ -72,8 +72,8 @@ def scan_maps(
     On CPU (float32, float64) each thread takes a contiguous run of chunks and, per chunk, runs numpy's
     ``argmax`` (a single read of every cell, where torch's reductions over a short last axis, ``amax(-1)``
     over 48 cells or ``max(dim=-1)``, take more than one memory pass: ``benchmarks/codecs.py`` prints them
-    side by side) and, for the normaliser, ``sum(exp(map - peak))`` while the chunk is still in cache. Both
-    release the GIL, so the threads run in parallel. The chunks and the operations on each map are the same
+    side by side) and, for the normaliser, ``sum(exp(map))`` while the chunk is still in cache (the peak is
+    subtracted first only where it lies outside :data:`DIRECT_EXP_PEAKS`). Both release the GIL, so the threads run in parallel. The chunks and the operations on each map are the same
     for any number of threads, so the result is too, bit for bit. Elsewhere (CUDA, half precision): the
     row maxima (``amax``), the first row holding the largest of them, then the first column of that row;
     the normaliser is :func:`map_logsumexp`'s.
@@ -94,8 +94,9 @@ def scan_maps(
         chunk_rows = max(1, SCAN_CHUNK_BYTES // max(1, h * w * maps.element_size()))
     index = np.empty(n, dtype=np.intp)
     sums = torch.empty(n, dtype=maps.dtype) if want_lse else None
+    shift = np.zeros(n, dtype=maps.numpy().dtype) if want_lse else None
     run_spans(
-        lambda start, stop: _scan_span(maps, index, sums, start, stop, chunk_rows),
+        lambda start, stop: _scan_span(maps, index, sums, shift, start, stop, chunk_rows),
         n,
         chunk_rows,
         _threads_for(maps, threads),
@@ -104,28 +105,47 @@ def scan_maps(
     value = flat.gather(-1, flat_index[:, None])[:, 0]  # from ``flat``: it carries gradients
     lse = None
     if want_lse:
-        lse = (sums.log_() + value.detach()).reshape(lead)
+        lse = (sums.log_() + torch.from_numpy(shift)).reshape(lead)
     ix, iy = flat_index % w, torch.div(flat_index, w, rounding_mode="floor")
     return Peak(ix.reshape(lead), iy.reshape(lead), value.reshape(lead), lse)
 
 
+#: Maps whose peak lies in this range get their normaliser as log(sum(exp(map))), without subtracting the peak
+#: first (one operation per cell fewer): exp(64) times 2^31 cells is still finite in float32, and the cells
+#: that underflow (below -87) lie more than 70 below a peak >= -16, where exp(-70) is far below the float32
+#: resolution of the sum. Other maps (and only they) take sum(exp(map - peak)).
+DIRECT_EXP_PEAKS = (-16.0, 64.0)
+
+
 def _scan_span(
-    maps: Tensor, index: np.ndarray, sums: Tensor | None, start: int, stop: int, chunk_rows: int
+    maps: Tensor,
+    index: np.ndarray,
+    sums: Tensor | None,
+    shift: np.ndarray | None,
+    start: int,
+    stop: int,
+    chunk_rows: int,
 ) -> None:
-    """Maps ``start .. stop - 1`` of ``maps`` (N, h w): argmax into ``index``, sum(exp(map - peak)) into ``sums``."""
+    """Maps ``start .. stop - 1`` of ``maps`` (N, h w): argmax into ``index``; with ``sums``, per map
+    ``sum(exp(map - shift))`` into ``sums`` and the ``shift`` used (0, or the peak outside DIRECT_EXP_PEAKS)."""
     values = maps.numpy()
     if sums is None:  # the argmax alone reads each cell once: no chunks needed (nor any per-chunk call)
-        np.argmax(values[start:stop], axis=-1, out=index[start:stop])
+        np.argmax(values[start:stop], axis=-1, out=index[start:stop])  # first maximum; a NaN wins
         return
     buffer = maps.new_empty(min(chunk_rows, stop - start), maps.shape[1])
     for a in range(start, stop, chunk_rows):
         b = min(a + chunk_rows, stop)
         np.argmax(values[a:b], axis=-1, out=index[a:b])  # first maximum; a NaN wins, as in torch
-        top = torch.from_numpy(values[a:b][np.arange(b - a), index[a:b]])
         part = buffer[: b - a]
-        torch.sub(maps[a:b], top[:, None], out=part)
-        part.exp_()
+        torch.exp(maps[a:b], out=part)  # while the chunk is in cache
         torch.sum(part, dim=-1, out=sums[a:b])
+    low, high = DIRECT_EXP_PEAKS
+    top = values[np.arange(start, stop), index[start:stop]]
+    far = start + np.flatnonzero((top < low) | (top > high))  # rare: these maps again, the peak subtracted
+    if far.size:
+        peak = torch.from_numpy(values[far, index[far]])
+        sums[far] = torch.sum(torch.exp(maps[far] - peak[:, None]), dim=-1)
+        shift[far] = peak.numpy()
 
 
 def run_spans(work: Callable[[int, int], None], n: int, chunk_rows: int, threads: int | None = None) -> None:
