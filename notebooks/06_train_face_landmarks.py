@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 06 · Training a facial-landmark model with randomized rounding
+# # 6. Training a facial-landmark model with randomized rounding
 #
 # The earlier notebooks proved, on paper and by Monte Carlo, that randomized rounding (H3R; Yu & Tao,
 # *Heatmap Regression via Randomized Rounding*, IEEE TPAMI 2021, [arXiv:2009.00225](https://arxiv.org/abs/2009.00225))
@@ -85,7 +85,7 @@ print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CP
 print(f"vanilla rounding floor: (sqrt(2) + asinh(1)) / 6 = {FLOOR_CELLS:.4f} cells")
 
 # %% [markdown]
-# ## 1 · The idea: a random target, an exact expectation
+# ## 6.1 The idea: a random target, an exact expectation
 #
 # A keypoint at heatmap coordinate $u = i + e$ ($i = \lfloor u \rfloor$, $e \in [0, 1)$ its fraction, per
 # axis) is rounded **up** with probability $e$ and down with probability $1 - e$; the one-hot target sits
@@ -146,7 +146,7 @@ fig.tight_layout()
 pt.show(fig)
 
 # %% [markdown]
-# ## 2 · The data and the configuration
+# ## 6.2 The data and the configuration
 #
 # The experiment is a plain config (`trainers/configs/*.yaml`, see `trainers/config.py`). With
 # `DATA_ROOT = None` it is the embedded **synthetic face set**: anti-aliased, seeded, generated on the fly,
@@ -201,7 +201,7 @@ fig = pt.prediction_grid(
 pt.show(fig, "jpeg")
 
 # %% [markdown]
-# ## 3 · One training step, written out
+# ## 6.3 One training step, written out
 #
 # Before `engine.train` takes over, here is its first step in plain torch: the batch the engine draws
 # first (the epoch's seeded permutation), the network it builds (global RNG seeded by `train.seed`), a fresh
@@ -263,7 +263,7 @@ assert abs(by_hand_loss - engine_loss) <= 1e-6 * abs(engine_loss), "the written-
 assert max_param_diff <= 1e-6, "the written-out step updates the parameters differently from the engine"
 
 # %% [markdown]
-# ## 4 · Training
+# ## 6.4 Training
 #
 # `engine.train` repeats that step `max_steps` times (the next batch of the permutation, a new target
 # sample at every step), evaluates every `eval_every` steps and at the end, and logs everything to
@@ -289,7 +289,7 @@ fig = pt.plot_training_history(
 pt.show(fig)
 
 # %% [markdown]
-# ## 5 · Predictions and metrics
+# ## 6.5 Predictions and metrics
 #
 # `trainers.evaluate.evaluate` decodes the outputs in input pixels, maps them back to the **original** image through
 # the inverse of each sample's affine `matrix`, and computes the dataset's metrics there:
@@ -340,7 +340,7 @@ fig = pt.prediction_grid(
 pt.show(fig, "jpeg")
 
 # %% [markdown]
-# ## 6 · The decoder matters as much as the target
+# ## 6.6 The decoder matters as much as the target
 #
 # The same trained maps, decoded two ways: the randomized-rounding decoder (softmax-weighted mean of the
 # 3 x 3 window around the peak) and the peak cell alone (`radius=0`, which is what an argmax decoder
@@ -388,7 +388,7 @@ else:
     print(f"codec {codec.name!r}: this comparison is for randomized rounding; skipped")
 
 # %% [markdown]
-# ## 7 · Real faces: what the grid alone costs a perfect network
+# ## 6.7 Real faces: what the grid alone costs a perfect network
 #
 # The project keeps small real, human-annotated samples of WFLW, 300W, COFW and AFLW (converted to
 # COCO-style JSON by mmpose) in `../shared/data/real_samples`. They are far too few to train on, but enough
@@ -541,7 +541,7 @@ if face_examples:
     )
 
 # %% [markdown]
-# ## 8 · What we measured
+# ## 6.8 What we measured
 #
 # The summary below is generated from this run's numbers.
 
@@ -563,8 +563,8 @@ display(
         f"(NME {evaluation['nme']:.4f}, FR@0.1 {evaluation['fr']:.3f}, AUC@0.1 {evaluation['auc']:.3f}) on "
         f"{evaluation['num_samples']} held-out {config.data.name} images.\n"
         f"* That is **{verdict}** the {floor_px:.3f} px that vanilla rounding costs on average at stride {stride} "
-        f"(ratio {evaluation['mean_error_px'] / floor_px:.2f}); {trend}, whereas a vanilla one-hot target "
-        f"cannot go below that floor on average.\n"
+        f"(ratio {evaluation['mean_error_px'] / floor_px:.2f}); {trend}, whereas a network that reproduces the "
+        f"vanilla one-hot target (the rounded cell) cannot go below that floor on average (notebook 1).\n"
         + (
             f"* Decoding the same maps from the peak cell alone gives {err_p:.3f} px instead of {err_w:.3f} px: "
             f"the sub-cell information is in the *shape* of the map, and only a multi-point decoder reads it.\n"
@@ -586,7 +586,7 @@ display(
 #    and with `radius` 1 and 2. Which settings keep the decoder unbiased, and why is `k = 1` the argmax?
 # 3. **Coarser heatmaps.** Retrain with `model.output_stride=8` (8 x 8 heatmaps for a 64 x 64 input).
 #    Compare the error of randomized rounding with the floor at stride 8.
-# 4. **Real faces.** In section 7, change `heatmap_size` to 32 x 32 and 16 x 16. How does the argmax NME
+# 4. **Real faces.** In section 6.7, change `heatmap_size` to 32 x 32 and 16 x 16. How does the argmax NME
 #    grow with the stride, and how does it compare with `0.3826 x stride / d` (d the mean normaliser in
 #    *input* pixels)?
 # 5. **GPU.** With a GPU, set `DEVICE="auto"`, `STEPS=3000`, and point `DATA_ROOT` at WFLW. Which config

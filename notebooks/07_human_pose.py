@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# # 07 · Human pose with randomized rounding: MPII and COCO
+# # 7. Human pose with randomized rounding: MPII and COCO
 #
-# Notebook 06 trained a face-landmark model with randomized-rounding targets (Yu & Tao, *Heatmap
+# Notebook 6 trained a face-landmark model with randomized-rounding targets (Yu & Tao, *Heatmap
 # Regression via Randomized Rounding*, IEEE TPAMI 2021, [arXiv:2009.00225](https://arxiv.org/abs/2009.00225)).
 # Human pose estimation uses **the same machinery**: the same engine, codec, loss and decoder; what changes
 # is the data (persons cropped from their boxes, often non-square inputs such as 192 x 256), the
@@ -34,7 +34,7 @@
 # learn in a CPU minute, so by default nothing is trained: the notebook runs the pose pipeline (crops,
 # augmentation, flip pairs, codec, metrics) on the project's real MPII and COCO annotations, and with
 # `DATA_ROOT` set it also trains the bundled MPII or COCO config with the same `engine.train` call as
-# notebook 06.
+# notebook 6.
 
 # %% tags=["parameters"]
 # H3R_NOTEBOOK_FULL=1 in the environment selects the long run (more steps, the whole held-out split).
@@ -111,7 +111,7 @@ def ideal_predictions(keypoints, visible, input_size, heatmap_size, generator):
 
 
 # %% [markdown]
-# ## 1 · The metrics of pose estimation
+# ## 7.1 The metrics of pose estimation
 #
 # **PCKh@t (MPII).** A joint is correct when its error is at most $t$ times the person's head size
 # $h = 0.6\,\lVert \text{head-box diagonal} \rVert$; PCKh is the percentage of correct labelled joints,
@@ -129,9 +129,9 @@ def ideal_predictions(keypoints, visible, input_size, heatmap_size, generator):
 # `h3r_theory.metrics`; `trainers.evaluate.evaluate` applies them after mapping predictions back to original pixels.
 
 # %% [markdown]
-# ## 2 · The pose pipeline, on real persons
+# ## 7.2 The pose pipeline, on real persons
 #
-# What a pose run changes with respect to the face run of notebook 06 is in its config and its dataset
+# What a pose run changes with respect to the face run of notebook 6 is in its config and its dataset
 # spec: the crop, the heatmap size, the backbone, the flip pairs and the metric. The bundled configs are
 # read here without their data (`data.root` is only needed to load files).
 
@@ -172,7 +172,7 @@ from trainers.data.dataset import LandmarkDataset
 real_root = Path(REAL_SAMPLES)
 HAVE_REAL = (real_root / "mmpose" / "mpii").is_dir() and (real_root / "mpii_eval_bearpaw").is_dir()
 if not HAVE_REAL:
-    message = f"real samples not found at {real_root.resolve()}: sections 2 and 4 are skipped"
+    message = f"real samples not found at {real_root.resolve()}: sections 7.2 and 7.4 are skipped"
     if os.environ.get("H3R_REQUIRE_REAL_SAMPLES") == "1":
         raise FileNotFoundError(message + " (H3R_REQUIRE_REAL_SAMPLES=1)")
     print(message + " (they need the project's ../shared/data/real_samples folder)")
@@ -213,9 +213,9 @@ else:
 
 # %% [markdown]
 # With `DATA_ROOT` pointing at the original MPII or COCO files, the next cell trains the bundled config
-# of `DATASET` (HRNet-W32, randomized rounding) with the same `engine.train` call as notebook 06 and
+# of `DATASET` (HRNet-W32, randomized rounding) with the same `engine.train` call as notebook 6 and
 # evaluates it with the flip test. Without it, nothing is trained here: a pose model does not learn in a
-# CPU minute, and the face-like synthetic set of notebook 06 would teach nothing about bodies.
+# CPU minute, and the face-like synthetic set of notebook 6 would teach nothing about bodies.
 
 # %%
 evaluation = None
@@ -248,14 +248,14 @@ else:
     print("DATA_ROOT is None: no pose model trained (set it to the original MPII or COCO files)")
 
 # %% [markdown]
-# ## 3 · What does the grid cost a pose model?
+# ## 7.3 What does the grid cost a pose model?
 #
 # A vanilla heatmap at stride $s$ rounds each joint to a cell centre, costing on average $0.3826\,s$ input
 # pixels; a crop of side $L$ original pixels mapped to a 256-pixel input has $L/256$ original pixels per
 # input pixel. The next section measures the consequences on real annotations with **ideal heatmaps**
 # (encode the ground truth, decode it) instead of a network: a perfect network can do no better.
 #
-# ## 4 · Real MPII and COCO annotations
+# ## 7.4 Real MPII and COCO annotations
 #
 # * **MPII, the whole validation split** (`gt_valid.mat`, 2,958 persons in the structure HRNet evaluates
 #   with, annotations only): 256 x 256 crops, ideal maps at 64 x 64, PCKh@0.5 and PCKh@0.1 with the head
@@ -403,7 +403,7 @@ if coco_errors:
     pt.show(fig)
 
 # %% [markdown]
-# ## 5 · What we measured
+# ## 7.5 What we measured
 #
 # Generated from the numbers above.
 
@@ -462,7 +462,7 @@ display(Markdown("\n".join(lines) if lines else "No real samples and no DATA_ROO
 #
 # Solutions: `notebooks/solutions/07_human_pose.py` (run it from the repository root).
 #
-# 1. **PCKh by hand.** For the five MPII persons with images of section 2, compute PCKh@0.5 and PCKh@0.1 of
+# 1. **PCKh by hand.** For the five MPII persons with images of section 7.2, compute PCKh@0.5 and PCKh@0.1 of
 #    the argmax round trip with `metrics.pck_correct` directly (remember to exclude pelvis and thorax) and
 #    check it against `trainers.evaluate.dataset_metrics`.
 # 2. **Coarser pose heatmaps.** Repeat the COCO experiment with heatmaps of 24 x 32 and 12 x 16 (strides 8
@@ -470,7 +470,7 @@ display(Markdown("\n".join(lines) if lines else "No real samples and no DATA_ROO
 #    expectation lose?
 # 3. **OKS per keypoint type.** Using `metrics.COCO_SIGMAS`, which keypoint's OKS suffers most from a
 #    fixed error of 2 px for a person of area 96²? Why?
-# 4. **Flip test.** Repeat the flip check of section 2 for COCO crops (192 x 256 input, 48 x 64 maps) with a
+# 4. **Flip test.** Repeat the flip check of section 7.2 for COCO crops (192 x 256 input, 48 x 64 maps) with a
 #    randomized-rounding codec built with `convention="pixel_center"` and with `convention="msra"`: decode
 #    the maps of the persons and the mirrored-back maps of their mirror images. By how many input pixels do
 #    they disagree under each convention, and how does that follow from `u = (x + 1/2)/s - 1/2` and `u = x/s`?

@@ -93,9 +93,10 @@ def markdown_table(rows, floats="{:.3f}"):
 # ## 10.1 The HRNet baseline decoder: argmax plus a quarter cell
 #
 # SimpleBaselines and HRNet train an MSE head against Gaussian targets and decode the argmax moved a quarter
-# cell toward the larger of its two neighbours, per axis. For a map peaked at the true position $u$ (what the
-# MSE optimum approaches once augmentation has averaged over many sub-cell positions), the argmax is
-# $\operatorname{round}(u)$ and the larger neighbour lies on the side of $u$. With $d = u - \operatorname{round}(u)$
+# cell toward the larger of its two neighbours, per axis. For a map peaked at the true position $u$ (the best
+# case for the offset; on HRNet's own target, a Gaussian centred at the rounded cell, its two neighbours are
+# equal and the offset does nothing: exercise 1), the argmax is $\operatorname{round}(u)$ and the larger
+# neighbour lies on the side of $u$. With $d = u - \operatorname{round}(u)$
 # uniform on $[-\frac12, \frac12]$ the decoded error per axis is $d - \frac14\operatorname{sign}(d)$:
 
 # %%
@@ -184,7 +185,8 @@ for name, xy in decoded.items():
 # %% [markdown]
 # ## 10.2 The normalisers under the standard crops (computed, real annotations)
 #
-# * **WFLW** (test attribute lists, deduplicated): the release's crop P1, the landmarks' box x 1.25 made
+# * **WFLW** (the six test attribute lists, deduplicated: every face of at least one attribute subset, their
+#   count in the table): the release's crop P1, the landmarks' box x 1.25 made
 #   square and resized to 256 (and 128); normaliser: outer eye corners 60-72.
 # * **300W** (HRNet CSV, test, 600 faces): HRNet's centre and `scale x 200 x 1.25`, resized to 256; eye
 #   corners 36-45.
@@ -713,7 +715,7 @@ if HAVE_REAL:
         f"* Combined with a network error sized to that 3.81 %, argmax would give "
         f"{first['predicted with argmax']:.2f} % and argmax + quarter {first['predicted with argmax + quarter']:.2f} % "
         f"(computed; the quadrature rule gives {first['quadrature rule, argmax']:.2f} % for argmax): far less than "
-        f"3.81 + {am4:.2f}, because the errors add in quadrature, not linearly."
+        f"3.81 + {am4:.2f}: the errors combine approximately in quadrature, not linearly (section 10.4)."
     )
     for r in pose_predictions:
         lines.append(

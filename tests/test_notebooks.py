@@ -190,6 +190,82 @@ def test_checked_cells_are_deterministic(path: Path):
             assert cell.source.lstrip().startswith(CHECK_MARKER), f"{path.name}: marker not on the first line"
 
 
+def notebook_title(nb) -> str:
+    """The title of a notebook: its first Markdown line, which must read ``# N. Title``."""
+    return nb.cells[0].source.strip().splitlines()[0]
+
+
+TITLE = re.compile(r"^# (\d+)\. (\S.*)$")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_title_style_and_readmes(path: Path):
+    """One title style, ``# N. Title`` with N the file's number; both READMEs name the notebook by that title
+    (the course website and the README's teaching path quote it)."""
+    first = notebook_title(jupytext.read(path))
+    match = TITLE.match(first)
+    assert match, f"{path.name}: title {first!r} is not '# N. Title'"
+    assert int(match.group(1)) == int(path.stem[:2]), (
+        f"{path.name}: title number {match.group(1)} is not its own"
+    )
+    title = f"{match.group(1)}. {match.group(2)}"
+    notebooks_readme = (NOTEBOOK_DIR / "README.md").read_text(encoding="utf-8")
+    assert f"**{title}** (`{path.stem}`)" in notebooks_readme, f"notebooks/README.md does not list {title!r}"
+    readme = (NOTEBOOK_DIR.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The teaching path", 1)[-1].split("\n## ", 1)[0]
+    # The README's list may shorten a title after its colon; what it names must be the title's start.
+    listed = re.search(rf"\*\*([^*]+)\*\* \(`{path.stem}`\)", section)
+    assert listed, f"README.md's teaching path does not list `{path.stem}` with its title"
+    assert match.group(2).startswith(listed.group(1)), (
+        f"README.md lists `{path.stem}` as {listed.group(1)!r}, its title is {match.group(2)!r}"
+    )
+
+
+#: Numbers a notebook quotes (does not compute), with the file that must hold them: a regenerated source
+#: that no longer says so fails here instead of leaving the notebook quoting what is not there.
+QUOTED = {
+    "02_randomized_rounding": ("docs/sweep/README.md", ("1.871", "1.279", "1.642")),
+    "10_theory_vs_benchmarks": (
+        "../shared/notes/h3r-release.md",
+        (
+            "3.81",
+            "4.45",
+            "4.72",
+            "70.7",
+            "66.9",
+            "75.6",
+            "74.4",
+            "75.3",
+            "56.4",
+            "45.8",
+            "34.6",
+            "42.0",
+            "37.7",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("stem", sorted(QUOTED))
+def test_quoted_numbers_are_in_their_source(stem: str):
+    source, numbers = QUOTED[stem]
+    path = NOTEBOOK_DIR.parent / source
+    if not path.is_file() and source.startswith("../"):
+        pytest.skip(f"{source} is outside the repository and absent here")
+    text = path.read_text(encoding="utf-8")
+    notebook = (NOTEBOOK_DIR / f"{stem}.py").read_text(encoding="utf-8")
+    for number in numbers:
+        assert number in notebook, f"{stem}.py no longer quotes {number}: update QUOTED"
+        assert number in text, f"{stem} quotes {number} from {source}, which no longer contains it"
+
+
+def test_title_pattern():
+    """The title check is not vacuous: the old '06 · Title' style and a missing number fail it."""
+    assert (
+        TITLE.match("# 6. Training") and not TITLE.match("# 06 · Training") and not TITLE.match("# Training")
+    )
+
+
 def test_nondeterminism_patterns():
     """The patterns catch what they name and nothing that merely ends like it."""
     fired = lambda code: [p.pattern for p in NONDETERMINISTIC_CODE if p.search(code)]

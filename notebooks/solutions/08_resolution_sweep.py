@@ -149,8 +149,10 @@ def exercise_3(record: dict) -> None:
     sqrt((n^2 - 1) / 12) / n: 0.25 px for {0, 0.5}, sqrt(5/64) = 0.2795 px for {0, 0.25, 0.5, 0.75},
     sqrt(2/27) = 0.2722 px for {0, 1/3, 2/3}; in 2-D, sqrt(var_x + var_y) = sd * sqrt(2). An equivariant
     predictor moves with the label: its error vector is constant, sd 0. The measured argmax jitter of the
-    committed sweep is printed beside it: larger, because whenever a shift moves a keypoint across a cell
-    border (or tips the network's choice between two cells) its prediction jumps a whole cell, s px."""
+    committed sweep is printed beside it. An argmax prediction that stays in one cell over all the shifts
+    gives exactly the snapped value; any difference comes from predictions that change cell between shifts
+    (a keypoint crossing a cell border, or the network's choice tipping between two cells), each change
+    moving the error vector by a whole cell, s px."""
     for shifts in ([0.0, 0.5], [0.0, 0.25, 0.5, 0.75], [0.0, 1 / 3, 2 / 3]):
         grid = np.array(sweep_module.shift_grid(shifts))  # (S, 2) = (dx, dy)
         sd = math.sqrt(grid.var(axis=0).sum())
