@@ -125,6 +125,19 @@ def bench_case(name: str, batch: int, k: int, size: tuple[int, int], device: tor
     return row
 
 
+def exp_every_cell(maps: torch.Tensor, chunk_cells: int = 1 << 18) -> None:
+    """``exp`` of every cell into a buffer of ``chunk_cells`` cells (1 MB of float32), with torch's threads.
+
+    What any softmax normaliser has to do on top of reading the maps (the result is discarded): its time
+    as a multiple of a memory pass is the floor of the logits decoders' ratio.
+    """
+    flat = maps.reshape(-1)
+    buffer = flat.new_empty(chunk_cells)
+    for start in range(0, flat.numel(), chunk_cells):
+        part = flat[start : start + chunk_cells]
+        torch.exp(part, out=buffer[: part.numel()])
+
+
 def ratio_table(rounds: int = 7) -> list[dict]:
     """Decode times of every decoder on :data:`RATIO_CASE`, with the memory pass and numpy argmax, interleaved."""
     batch, k, (w, h) = RATIO_CASE
@@ -132,6 +145,7 @@ def ratio_table(rounds: int = 7) -> list[dict]:
     logits = 4 * torch.randn(batch, k, h, w, generator=g)  # logit-like maps: a peak somewhere in each
     flat_np = logits.numpy().reshape(batch * k, h * w)
     ix, iy, peak, _ = scan_maps(logits)
+    logits_grad = logits.clone().requires_grad_()  # onmap_patch's gradient path: indexing unfold's view
     calls: dict[str, Callable[[], object]] = {
         "memory pass (maps.sum())": lambda: logits.sum(),
         "memory pass (maps.amax(-1))": lambda: logits.amax(-1),
@@ -143,7 +157,9 @@ def ratio_table(rounds: int = 7) -> list[dict]:
         "  part: first maximum (scan_maps)": lambda: scan_maps(logits),
         "  part: first maximum + normaliser (scan_maps)": lambda: scan_maps(logits, normaliser=True),
         "  part: normaliser alone (map_logsumexp)": lambda: map_logsumexp(logits, peak),
+        "  floor of a normaliser: exp of every cell": lambda: exp_every_cell(logits),
         "  part: DARK's 15 x 15 patches (onmap_patch)": lambda: onmap_patch(logits, ix, iy, 7),
+        "  part: the same by unfold's view (with grad)": lambda: onmap_patch(logits_grad, ix, iy, 7),
         "  part: DARK's blurred 3 x 3 (_blurred_3x3)": lambda: _blurred_3x3(logits, ix, iy, 2.0, "zero"),
     }
     for label, (name, options, decode_options, _) in DECODERS.items():

@@ -1,6 +1,6 @@
 """The threaded, chunked CPU paths of the decoders' building blocks equal the plain ones, bit for bit.
 
-``scan_maps`` (argmax and softmax normaliser in one pass), ``onmap_patch`` (numpy's copy of the patches) and
+``scan_maps`` (argmax and softmax normaliser in one pass), ``onmap_patch`` (one row gather per patch row) and
 DARK's shifted-kernel blur are checked against a single thread and a single chunk, against torch's own
 operations, and against a full-map blur.
 """
@@ -151,7 +151,7 @@ def test_a_forked_child_scans_with_its_own_pool(threaded):
 
 @pytest.mark.parametrize("size", [(48, 64), (15, 15), (20, 16)])  # (h, w)
 @pytest.mark.parametrize("radius", [1, 3, 7])
-def test_onmap_patch_numpy_threads_equal_torch_unfold(threaded, size, radius):
+def test_onmap_patch_row_gather_equals_torch_unfold(size, radius):
     h, w = size
     g = torch.Generator().manual_seed(radius)
     maps = torch.rand(5, 7, h, w, generator=g)
@@ -232,3 +232,17 @@ def test_threaded_decode_equals_one_thread(monkeypatch, name, options, decode_op
     bad[8, 16, 0, 0] = math.nan  # NaN in the last chunk is still refused, naming its map
     with pytest.raises(ValueError, match=r"\(8, 16\)"):
         codec.decode(bad, **decode_options)
+
+
+def test_the_torch_path_of_cuda_and_half_precision_agrees_with_the_numpy_path():
+    g = torch.Generator().manual_seed(5)
+    maps = torch.randint(0, 4, (3, 4, 6, 7), generator=g).float()  # ties
+    maps[2, 3, 5, 6] = math.nan
+    fast = scan_maps(maps, normaliser=True)
+    ix, iy, value = peaks._torch_argmax_cells(maps)  # what CUDA runs
+    assert torch.equal(fast.ix, ix) and torch.equal(fast.iy, iy)
+    assert torch.equal(fast.value.nan_to_num(7.0), value.nan_to_num(7.0))
+    half = scan_maps(maps.bfloat16(), normaliser=True)  # not numpy's: the torch path, normaliser included
+    assert torch.equal(half.ix, ix) and torch.equal(half.iy, iy) and half.lse.dtype == torch.bfloat16
+    finite = ~maps.flatten(-2).isnan().any(-1)
+    torch.testing.assert_close(half.lse.float()[finite], fast.lse[finite], rtol=1e-2, atol=0)

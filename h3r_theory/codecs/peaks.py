@@ -29,11 +29,13 @@ class Peak(NamedTuple):
     lse: Tensor | None = None
 
 
-#: Bytes of maps per chunk of the CPU scan: a chunk and its ``exp`` buffer (as large) stay in one core's
-#: L2 cache (2 MB on the machine of ``benchmarks/codecs.py``'s table) between the argmax and the exp.
-SCAN_CHUNK_BYTES = 1 << 18
-#: Below this many bytes of maps the scan runs on the calling thread alone: handing work to a thread
-#: costs tens of microseconds, about the time one core takes to scan this much.
+#: Bytes of maps per chunk of the CPU scan with the normaliser: the argmax reads the chunk from memory and
+#: the ``exp`` reads it again from cache. Every chunk costs each thread three calls, each releasing and
+#: re-taking the GIL (a wait when the other thread holds it), so much smaller chunks pay that more often;
+#: much larger ones (a chunk and its exp buffer beyond a core's L2 cache) read the chunk from memory twice.
+SCAN_CHUNK_BYTES = 1 << 20
+#: Below this many bytes of maps the scan runs on the calling thread alone: handing work to the pool costs
+#: a thread wake-up and GIL hand-overs, which a small input does not repay.
 SCAN_THREAD_MIN_BYTES = 1 << 21
 
 
@@ -362,10 +364,10 @@ def onmap_patch(heatmaps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> tuple[
         ``x0 = clamp(ix - r, 0, w - 2r - 1)``, likewise ``y0``. It holds every on-map cell of the centred
         patch, which is this one shifted by ``(ix - r - x0, iy - r - y0)`` cells.
 
-    On CPU (float32 and float64, without gradients) numpy's indexing of the maps' sliding-window view copies
-    the patches, in pieces split over :func:`run_spans`'s threads: on one thread about 2/3 of the time of
-    torch's indexing of ``unfold``'s view (``benchmarks/codecs.py`` times this part), which is used elsewhere
-    (CUDA, half precision, gradients wanted) and copies the same values.
+    Without gradients, every patch row is one row of the view ``(cells - S + 1, S)`` of the flat maps with
+    strides (1, 1) (row ``i`` holds cells ``i .. i + S - 1``), and one ``index_select`` of the ``S`` rows of
+    each patch copies them, several times faster than indexing ``unfold``'s 5-D view, which is used when
+    gradients are wanted (``benchmarks/codecs.py`` times both). Both copy the same values.
     """
     h, w = heatmaps.shape[-2:]
     size = 2 * radius + 1
@@ -375,25 +377,15 @@ def onmap_patch(heatmaps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> tuple[
     y0 = (iy - radius).clamp(0, h - size)
     maps = heatmaps.reshape(-1, h, w)
     n = maps.shape[0]
-    numpy_path = heatmaps.device.type == "cpu" and heatmaps.dtype in (torch.float32, torch.float64)
-    if not numpy_path or (torch.is_grad_enabled() and heatmaps.requires_grad):
+    if torch.is_grad_enabled() and heatmaps.requires_grad:
         windows = maps.unfold(1, size, 1).unfold(2, size, 1)  # (N, h - S + 1, w - S + 1, S, S), a view
         patch = windows[torch.arange(n, device=maps.device), y0.reshape(-1), x0.reshape(-1)]
         return patch.reshape(*ix.shape, size, size), x0, y0
-    windows_np = np.lib.stride_tricks.sliding_window_view(maps.detach().numpy(), (size, size), axis=(1, 2))
-    x0_np, y0_np = x0.reshape(-1).numpy(), y0.reshape(-1).numpy()
-    patch = maps.new_empty(n, size, size)
-    out = patch.numpy()
-
-    def copy(start: int, stop: int) -> None:
-        # In pieces of about SCAN_CHUNK_BYTES: numpy's indexing has no ``out``, so each piece is built in
-        # cache and then copied into place.
-        step = max(1, SCAN_CHUNK_BYTES // (size * size * patch.element_size()))
-        for a in range(start, stop, step):
-            b = min(a + step, stop)
-            out[a:b] = windows_np[np.arange(a, b), y0_np[a:b], x0_np[a:b]]
-
-    run_spans(copy, n, max(1, -(-n // 64)), _threads_for(patch, None))
+    flat = maps.detach().reshape(-1)  # contiguous: a view of contiguous maps, else a copy
+    rows = flat.as_strided((flat.numel() - size + 1, size), (1, 1))
+    first = torch.arange(n, device=maps.device) * (h * w) + y0.reshape(-1) * w + x0.reshape(-1)
+    starts = first[:, None] + torch.arange(size, device=maps.device) * w  # (N, S) first cell of each row
+    patch = rows.index_select(0, starts.reshape(-1))
     return patch.reshape(*ix.shape, size, size), x0, y0
 
 
