@@ -29,10 +29,11 @@ class Peak(NamedTuple):
     lse: Tensor | None = None
 
 
-#: Bytes of maps per chunk of the CPU scan with the normaliser: the argmax reads the chunk from memory and
-#: the ``exp`` reads it again from cache. Every chunk costs each thread three calls, each releasing and
-#: re-taking the GIL (a wait when the other thread holds it), so much smaller chunks pay that more often;
-#: much larger ones (a chunk and its exp buffer beyond a core's L2 cache) read the chunk from memory twice.
+#: Bytes of maps per chunk of the CPU scan: the argmax reads the chunk from memory, then the peaks and (for
+#: the normaliser) the ``exp`` read it again from cache. Every chunk costs each thread a few calls, each
+#: releasing and re-taking the GIL (a wait when the other thread holds it), so much smaller chunks pay that
+#: more often; much larger ones (a chunk and its exp buffer beyond a core's L2 cache) read it from memory
+#: twice.
 SCAN_CHUNK_BYTES = 1 << 20
 #: Below this many bytes of maps the scan runs on the calling thread alone: handing work to the pool costs
 #: a thread wake-up and GIL hand-overs, which a small input does not repay.
@@ -74,11 +75,12 @@ def scan_maps(
     On CPU (float32, float64) each thread takes a contiguous run of chunks and, per chunk, runs numpy's
     ``argmax`` (a single read of every cell, where torch's reductions over a short last axis, ``amax(-1)``
     over 48 cells or ``max(dim=-1)``, take more than one memory pass: ``benchmarks/codecs.py`` prints them
-    side by side) and, for the normaliser, ``sum(exp(map))`` while the chunk is still in cache (the peak is
-    subtracted first only where it lies outside :data:`DIRECT_EXP_PEAKS`). Both release the GIL, so the threads run in parallel. The chunks and the operations on each map are the same
-    for any number of threads, so the result is too, bit for bit. Elsewhere (CUDA, half precision): the
-    row maxima (``amax``), the first row holding the largest of them, then the first column of that row;
-    the normaliser is :func:`map_logsumexp`'s.
+    side by side), reads the peaks and, for the normaliser, takes ``sum(exp(map))`` while the chunk is
+    still in cache (the peak is subtracted first only where it lies outside :data:`DIRECT_EXP_PEAKS`).
+    These calls release the GIL, so the threads run in parallel. The chunks and the operations on each map
+    are the same for any number of threads, so the result is too, bit for bit. Elsewhere (CUDA, half
+    precision): the row maxima (``amax``), the first row holding the largest of them, then the first column
+    of that row; the normaliser is :func:`map_logsumexp`'s.
     """
     h, w = heatmaps.shape[-2:]
     lead = heatmaps.shape[:-2]
@@ -95,16 +97,20 @@ def scan_maps(
     if chunk_rows is None:
         chunk_rows = max(1, SCAN_CHUNK_BYTES // max(1, h * w * maps.element_size()))
     index = np.empty(n, dtype=np.intp)
+    top = np.empty(n, dtype=maps.numpy().dtype)
     sums = torch.empty(n, dtype=maps.dtype) if want_lse else None
-    shift = np.zeros(n, dtype=maps.numpy().dtype) if want_lse else None
+    shift = np.zeros(n, dtype=top.dtype) if want_lse else None
     run_spans(
-        lambda start, stop: _scan_span(maps, index, sums, shift, start, stop, chunk_rows),
+        lambda start, stop: _scan_span(maps, index, top, sums, shift, start, stop, chunk_rows),
         n,
         chunk_rows,
         _threads_for(maps, threads),
     )
     flat_index = torch.from_numpy(index).to(torch.long)
-    value = flat.gather(-1, flat_index[:, None])[:, 0]  # from ``flat``: it carries gradients
+    if torch.is_grad_enabled() and heatmaps.requires_grad:
+        value = flat.gather(-1, flat_index[:, None])[:, 0]  # from ``flat``: it carries gradients
+    else:
+        value = torch.from_numpy(top)  # read in the scan, from cache
     lse = None
     if want_lse:
         lse = (sums.log_() + torch.from_numpy(shift)).reshape(lead)
@@ -122,32 +128,35 @@ DIRECT_EXP_PEAKS = (-16.0, 64.0)
 def _scan_span(
     maps: Tensor,
     index: np.ndarray,
+    top: np.ndarray,
     sums: Tensor | None,
     shift: np.ndarray | None,
     start: int,
     stop: int,
     chunk_rows: int,
 ) -> None:
-    """Maps ``start .. stop - 1`` of ``maps`` (N, h w): argmax into ``index``; with ``sums``, per map
-    ``sum(exp(map - shift))`` into ``sums`` and the ``shift`` used (0, or the peak outside DIRECT_EXP_PEAKS)."""
+    """Maps ``start .. stop - 1`` of ``maps`` (N, h w): argmax into ``index`` and the peak into ``top``; with
+    ``sums``, per map ``sum(exp(map - shift))`` into ``sums`` and the ``shift`` used (0, or the peak outside
+    DIRECT_EXP_PEAKS). Chunk by chunk, so that the peaks and the exp read the chunk from cache."""
     values = maps.numpy()
-    if sums is None:  # the argmax alone reads each cell once: no chunks needed (nor any per-chunk call)
-        np.argmax(values[start:stop], axis=-1, out=index[start:stop])  # first maximum; a NaN wins
-        return
-    buffer = maps.new_empty(min(chunk_rows, stop - start), maps.shape[1])
+    buffer = maps.new_empty(min(chunk_rows, stop - start), maps.shape[1]) if sums is not None else None
     for a in range(start, stop, chunk_rows):
         b = min(a + chunk_rows, stop)
         np.argmax(values[a:b], axis=-1, out=index[a:b])  # first maximum; a NaN wins, as in torch
-        part = buffer[: b - a]
-        torch.exp(maps[a:b], out=part)  # while the chunk is in cache
-        torch.sum(part, dim=-1, out=sums[a:b])
+        top[a:b] = values[a:b][np.arange(b - a), index[a:b]]
+        if buffer is not None:
+            part = buffer[: b - a]
+            torch.exp(maps[a:b], out=part)
+            torch.sum(part, dim=-1, out=sums[a:b])
+    if sums is None:
+        return
     low, high = DIRECT_EXP_PEAKS
-    top = values[np.arange(start, stop), index[start:stop]]
-    far = start + np.flatnonzero((top < low) | (top > high))  # rare: these maps again, the peak subtracted
+    peaks = top[start:stop]
+    far = start + np.flatnonzero((peaks < low) | (peaks > high))  # rare: these maps again, peak subtracted
     if far.size:
-        peak = torch.from_numpy(values[far, index[far]])
+        peak = torch.from_numpy(top[far])
         sums[far] = torch.sum(torch.exp(maps[far] - peak[:, None]), dim=-1)
-        shift[far] = peak.numpy()
+        shift[far] = top[far]
 
 
 def run_spans(work: Callable[[int, int], None], n: int, chunk_rows: int, threads: int | None = None) -> None:
@@ -298,18 +307,23 @@ def gather_window(
         that is False for window cells beyond the map border.
     """
     h, w = heatmaps.shape[-2:]
-    dx, dy = window_offsets(radius, heatmaps.device)
-    x = ix[..., None] + dx
-    y = iy[..., None] + dy
-    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    size = 2 * radius + 1
+    # Per axis first, (B, K, 2r+1), then one outer sum or product per result: each (B, K, P) temporary
+    # is a fresh allocation, which costs more than its arithmetic.
+    span = torch.arange(-radius, radius + 1, device=heatmaps.device)
+    x1, y1 = ix[..., None] + span, iy[..., None] + span
+    inside = ((y1 >= 0) & (y1 < h))[..., :, None] & ((x1 >= 0) & (x1 < w))[..., None, :]
     if border == "reflect":
-        rx, ry = _reflect(x, w), _reflect(y, h)
+        rx, ry = _reflect(x1, w), _reflect(y1, h)
     else:
-        rx, ry = x, y
-    flat = ry.clamp(0, h - 1) * w + rx.clamp(0, w - 1)
-    values = heatmaps.flatten(-2).gather(-1, flat)
+        rx, ry = x1, y1
+    flat = (ry.clamp(0, h - 1) * w)[..., :, None] + rx.clamp(0, w - 1)[..., None, :]
+    values = heatmaps.flatten(-2).gather(-1, flat.flatten(-2))
+    inside = inside.flatten(-2)
     if border == "zero":
-        values = torch.where(inside, values, torch.zeros_like(values))
+        values = values.masked_fill(~inside, 0.0)
+    x = x1[..., None, :].expand(*x1.shape[:-1], size, size).flatten(-2)  # row-major: y outer, x inner
+    y = y1[..., :, None].expand(*y1.shape[:-1], size, size).flatten(-2)
     return values, x, y, inside
 
 

@@ -199,15 +199,20 @@ class RandomizedRounding(HeatmapCodec):
         values, x, y, inside = activation_points(heatmaps, peak, method, k, radius)
         if activation == "logits":
             logits = values.masked_fill(~inside, float("-inf"))
+            top = peak.value.detach()  # the largest of the points: each point set holds the peak cell
             if temperature != 1.0:
-                logits = logits / temperature
-            weights = torch.softmax(logits, dim=-1)
+                logits, top = logits / temperature, top / temperature
+            # The softmax over the points, shifted by their maximum as torch.softmax shifts it (its gradient
+            # does not depend on the shift), without its kernel's cost on a last axis of a few cells.
+            exps = torch.exp(logits - top[..., None])
+            total = exps.sum(-1)  # >= 1: the peak cell contributes exp(0)
+            weights = exps / total[..., None]
             scale = 1.0 / temperature
             if scale != 1.0:
                 lse_map = _scaled_lse(heatmaps, peak, scale)
             else:
                 lse_map = map_logsumexp(heatmaps, peak.value) if peak.lse is None else peak.lse
-            scores = torch.exp(torch.logsumexp(logits, -1) - lse_map)
+            scores = torch.exp(top + torch.log(total) - lse_map)  # the points' share of the map's mass
         else:
             weights = values.clamp(min=0) * inside  # cells outside the map carry no mass
             mass = weights.sum(-1, keepdim=True)
