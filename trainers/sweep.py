@@ -24,7 +24,7 @@ What one run does::
 Then: mean and 95 % Student-t interval over seeds of every number (:mod:`trainers.sweep_stats`), the
 targets as measured checks (:func:`targets`), and the files ``runs/sweep/results/sweep.{csv,json,md}``,
 ``runs.csv`` (one row per run and seed), ``conditional.csv`` and the figures ``sweep.png`` (error vs
-stride, with bands, the vanilla floor and the bound), ``flops.png`` (error vs FLOPs, both sweeps),
+stride, with bands, the vanilla floor and the bound), ``flops.png`` (NME vs FLOPs, both sweeps),
 ``conditional.png`` (signed/absolute error vs the true sub-cell position).
 
 Jitter: for each pair of the per-axis ``jitter_shifts`` the held-out faces are rendered again moved by
@@ -577,9 +577,10 @@ def sweep_jobs(sweep: SweepConfig, base_input: int) -> list[dict]:
 
 
 # The part of a run's wall time that does not scale with the input's pixels (per-step overheads, the
-# evaluation's fixed costs), as a number of input pixels: a 60 x 60 input. Fitted to the default sweep's
-# runs on the 2-core CPU (docs/sweep/README.md, "Budget"): 13.0 s per run at 128 px, 4.0 s at 48 px.
-_FIXED_COST_PIXELS = 60**2
+# evaluation's fixed costs), as a number of input pixels: about a 64 x 64 input. From the default sweep's
+# runs on the 2-core CPU (docs/sweep/README.md, "Budget"): 13.2 s per run at 128 px and 4.3 s at 48 px, so
+# t = a + b px^2 with a / b = 4.3 x 128^2 - 13.2 x 48^2, over 13.2 - 4.3: about 4,500 px^2.
+_FIXED_COST_PIXELS = 64**2
 
 
 def _job_cost(job: dict, steps: int) -> float:
@@ -1088,7 +1089,7 @@ def format_table(record: dict, markdown: bool = False) -> str:
 def write_results(record: dict, folder: Path) -> dict[str, Path]:
     """``sweep.csv`` (the summary: one row per codec, stride and input), ``runs.csv`` (one row per run
     and seed), ``conditional.csv``, ``sweep.json`` (everything), ``sweep.md`` (the tables and targets),
-    ``sweep.png`` (error vs stride), ``flops.png`` (error vs FLOPs) and ``conditional.png``."""
+    ``sweep.png`` (error vs stride), ``flops.png`` (NME vs FLOPs) and ``conditional.png``."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {k: folder / f"sweep.{k}" for k in ("csv", "json", "md", "png")}
     paths.update(
@@ -1140,15 +1141,23 @@ def plot_sweep(record: dict, paths: dict[str, Path]) -> dict[str, Path]:
     fig = sweep_stats.figure_error_vs_stride(rows, bound_px=bound, title=title)
     fig.axes[0].title.set_fontsize("small")
     fig.savefig(paths["png"], dpi=90)
-    # Error vs FLOPs: the main decoder of each model, one line per sweep (the shared point is on both).
+    # Error vs FLOPs: the main decoder of each model, one line per sweep (the shared point is on both). In
+    # NME, not pixels: a pixel is a larger part of a smaller input's face, so only NME compares inputs.
     main = {m["decoders"][0]["name"] for m in record["sweep"]["models"]}
     flops_rows = []
-    for r in _figure_rows(summary, lambda r: r["codec"] in main):
+    nme_rows = [
+        {**r, "mean": r["nme"], "low": r["nme_low"], "high": r["nme_high"]}
+        for r in summary
+        if r["codec"] in main and not math.isnan(r["nme"])
+    ]
+    for r in nme_rows:
         if "stride" in r["sweep"] and r["input"] == base:
             flops_rows.append({**r, "codec": f"{r['codec']}, strides", "label": f"s{r['stride']}"})
         if "input" in r["sweep"]:
             flops_rows.append({**r, "codec": f"{r['codec']}, inputs", "label": f"{r['input']}px"})
-    fig = sweep_stats.figure_error_vs_flops(flops_rows, label_key="label", title="error vs forward FLOPs")
+    fig = sweep_stats.figure_error_vs_flops(
+        flops_rows, label_key="label", ylabel="NME (error / eye distance)", title="NME vs forward FLOPs"
+    )
     fig.savefig(paths["flops"], dpi=90)
     stride_rows = [r for r in summary if "stride" in r["sweep"] and r["input"] == base]
     if stride_rows and record.get("conditional"):
