@@ -34,20 +34,23 @@ map because each set contains its whole 2 x 2 support:
 * ``"2x2"``: the argmax cell plus, on each axis, its larger neighbour: the smallest set that holds the
   bilinear support, so the one least diluted by the cells a trained network spreads mass onto.
 
-The default is the 3 x 3 window, chosen from the sweep's measurement on a trained network: the tiny CNN
-trained on sampled targets at stride 16, 128 x 128 input, 150 steps, one seed, 256 held-out faces
-(``docs/sweep/partial_stride16/sweep.md``): mean error window 2.515 px, 5 x 5 window 2.485, top-9 2.462,
-top-4 2.398, 2 x 2 2.392; jitter sd over re-rendered sub-pixel shifts 0.202 px for the window against 0.247
-(top-4) and 0.266 (2 x 2). The smaller sets buy under 5 % of error and pay about 30 % more jitter, on one
-seed; the window is kept because it is local (a secondary peak elsewhere in the map cannot pull it, as it
-can ``topk``), the smoothest under motion, and needs no ``torch.topk``. ``h3r-sweep`` measures every
-decoder over 3 seeds with intervals (``docs/sweep``); ``method="2x2"`` where error matters more than jitter.
+The default is the 3 x 3 window, chosen from the default sweep's measurement on trained networks
+(``docs/sweep/sweep.md``: the tiny CNN, 128 x 128 input, 3 seeds, 256 held-out faces each). At stride 16,
+sampled targets, mean error [95 % interval]: window 2.847 [2.692, 3.002] px, 5 x 5 window 2.848, top-9 2.847,
+top-4 2.801, 2 x 2 2.786 [2.623, 2.950]; jitter sd over re-rendered sub-pixel shifts 0.159 [0.151, 0.167] px
+for the window, 0.147 (5 x 5) and 0.150 (top-9) with overlapping intervals, against 0.209 (top-4) and 0.231
+[0.213, 0.250] (2 x 2). The 2 x 2 decoder has the lowest mean error at every stride of that sweep, but its
+interval overlaps the window's each time, while its extra jitter lies outside the intervals at strides 8 and
+16; the larger sets are not established as better on either count. The 3 x 3 window is kept: as accurate and
+as smooth as any within the measurement, the cheapest of those, and local (a secondary peak elsewhere in the
+map cannot pull it, as it can ``topk``); ``method="2x2"`` where error matters more than jitter.
 
 Calibration. A network trained with the cross-entropy can come out over- or under-confident; its logits
 divided by a temperature ``T`` (``decode(..., temperature=T)``) give a sharper (T < 1) or flatter (T > 1)
-distribution to average. :func:`fit_temperature` fits ``T`` on training maps (``h3r-sweep`` stores it in
-the checkpoint). The cross-entropy-optimal ``T`` need not lower the decode error: in the run cited above
-it came out 0.83 and every calibrated decoder was worse (window 2.682 px against 2.515).
+distribution to average. :func:`fit_temperature` fits ``T`` on training maps (``h3r-sweep`` stores it in the
+checkpoint). The cross-entropy-optimal ``T`` need not lower the decode error: in the sweep cited above it came
+out 0.94-0.97 and every calibrated decoder of the stride sweep had a slightly higher mean error than its
+uncalibrated twin (window, stride 16: 2.899 px against 2.847), within the intervals.
 """
 
 from __future__ import annotations
