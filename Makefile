@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# The main job: the resolution sweep on the embedded synthetic set (570 s measured on 2 idle CPU cores: docs/sweep).
+# The main job: the resolution sweep on the embedded synthetic set (522 s measured on 2 idle CPU cores: docs/sweep).
 demo: $(STAMP)
 	$(PY) -m trainers.sweep
 

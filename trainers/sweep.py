@@ -577,10 +577,10 @@ def sweep_jobs(sweep: SweepConfig, base_input: int) -> list[dict]:
 
 
 # The part of a run's wall time that does not scale with the input's pixels (per-step overheads, the
-# evaluation's fixed costs), as a number of input pixels: about a 64 x 64 input. From the default sweep's
-# runs on the 2-core CPU (docs/sweep/README.md, "Budget"): 13.2 s per run at 128 px and 4.3 s at 48 px, so
-# t = a + b px^2 with a / b = 4.3 x 128^2 - 13.2 x 48^2, over 13.2 - 4.3: about 4,500 px^2.
-_FIXED_COST_PIXELS = 64**2
+# evaluation's fixed costs), as a number of input pixels: about a 72 x 72 input. From the default sweep's
+# runs on the 2-core CPU (docs/sweep/README.md, "Budget"): 12.3 s per run at 128 px and 4.3 s at 48 px, so
+# t = a + b px^2 with a / b = (4.3 x 128^2 - 12.3 x 48^2) / (12.3 - 4.3): about 5,300 px^2.
+_FIXED_COST_PIXELS = 72**2
 
 
 def _job_cost(job: dict, steps: int) -> float:
