@@ -46,9 +46,7 @@ class BatchCache:
         if found is None:
             self.misses += 1
             found = (
-                self.wrapped.batch(list(key[0]), shift=key[1])
-                if moved
-                else self.wrapped.batch(list(key[0]))
+                self.wrapped.batch(list(key[0]), shift=key[1]) if moved else self.wrapped.batch(list(key[0]))
             )
             if self._items + len(key[0]) > self.max_items:
                 self._cache.clear()
