@@ -29,14 +29,14 @@ class Peak(NamedTuple):
     lse: Tensor | None = None
 
 
-#: Bytes of maps per chunk of the CPU scan: the argmax reads the chunk from memory, then the peaks and (for
+#: Bytes of maps per chunk of the CPU scan. The argmax reads the chunk from memory, then the peaks and (for
 #: the normaliser) the ``exp`` read it again from cache. Every chunk costs each thread a few calls, each
 #: releasing and re-taking the GIL (a wait when the other thread holds it), so much smaller chunks pay that
 #: more often; much larger ones (a chunk and its exp buffer beyond a core's L2 cache) read it from memory
 #: twice.
 SCAN_CHUNK_BYTES = 1 << 20
-#: Below this many bytes of maps the scan runs on the calling thread alone: handing work to the pool costs
-#: a thread wake-up and GIL hand-overs, which a small input does not repay.
+#: Below this many bytes of maps the scan runs on the calling thread alone, since handing work to the pool
+#: costs a thread wake-up and GIL hand-overs, which a small input does not repay.
 SCAN_THREAD_MIN_BYTES = 1 << 21
 
 
