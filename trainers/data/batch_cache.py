@@ -38,10 +38,11 @@ class BatchCache:
 
     def batch(self, indices: Sequence[int], shift: Sequence[float] | None = None) -> dict:
         """``dataset.batch(indices, shift)``, rendered on the first request and shared afterwards."""
-        moved = shift is not None and tuple(float(s) for s in shift) != (0.0, 0.0)
+        offset = (0.0, 0.0) if shift is None else tuple(float(s) for s in shift)
+        moved = offset != (0.0, 0.0)
         if moved and not self._shifts:
             raise TypeError(f"{type(self.wrapped).__name__}.batch takes no shift")
-        key = (tuple(int(i) for i in indices), tuple(float(s) for s in shift) if moved else None)
+        key = (tuple(int(i) for i in indices), offset if moved else None)
         found = self._cache.get(key)
         if found is None:
             self.misses += 1
