@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import threading
+import time
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 from h3r_theory import codecs
 from h3r_theory.codecs import gaussian, peaks
-from h3r_theory.codecs.peaks import onmap_patch, run_spans, scan_maps
+from h3r_theory.codecs.peaks import onmap_patch, run_chunks, scan_maps
 
 
 @pytest.fixture
@@ -105,27 +106,41 @@ def test_bad_scan_arguments_are_named():
         onmap_patch(maps, torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long), 2)
 
 
-def test_run_spans_covers_every_row_once_on_pool_threads_that_keep_torch_serial():
-    seen: list[tuple[int, int, str, int]] = []
+def test_run_chunks_hands_out_every_chunk_once_to_the_caller_and_the_helpers():
+    taken: list[tuple[int, int, str]] = []
     lock = threading.Lock()
 
-    def work(start: int, stop: int) -> None:
-        with lock:
-            seen.append((start, stop, threading.current_thread().name, torch.get_num_threads()))
+    def worker(next_chunk) -> None:
+        while (span := next_chunk()) is not None:
+            with lock:
+                taken.append((*span, threading.current_thread().name))
+            time.sleep(0.002)  # long enough that each thread gets some
 
-    before = torch.get_num_threads()
-    run_spans(work, 23, 4, threads=3)  # 6 chunks: rows 0-7, 8-15, 16-22
-    assert sorted(s[:2] for s in seen) == [(0, 8), (8, 16), (16, 23)]
-    assert all(name.startswith("h3r-scan") and count == 1 for _, _, name, count in seen)
-    assert torch.get_num_threads() == before  # the caller's count is restored
-    fresh: list[int] = []
-    thread = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
-    thread.start()
-    thread.join()
-    assert fresh == [before]  # and so is the count new threads start with
-    seen.clear()
-    run_spans(work, 5, 10, threads=4)  # one chunk: the calling thread does it
-    assert [s[:3] for s in seen] == [(0, 5, threading.current_thread().name)]
+    run_chunks(worker, 23, 4, threads=3)  # 6 chunks: rows 0-3, 4-7, ..., 20-22
+    assert sorted(t[:2] for t in taken) == [(0, 4), (4, 8), (8, 12), (12, 16), (16, 20), (20, 23)]
+    names = {t[2] for t in taken}
+    assert threading.current_thread().name in names  # the caller works too
+    assert len(names) == 3
+    taken.clear()
+    run_chunks(worker, 5, 10, threads=4)  # one chunk: the calling thread alone
+    assert taken == [(0, 5, threading.current_thread().name)]
+    with pytest.raises(ValueError, match="chunk_rows"):
+        run_chunks(worker, 5, 0)
+
+
+def test_run_chunks_raises_a_helpers_error_after_every_thread_stopped():
+    seen: list[int] = []
+
+    def worker(next_chunk) -> None:
+        while (span := next_chunk()) is not None:
+            if span[0] == 8:
+                raise RuntimeError("chunk 8 failed")
+            seen.append(span[0])
+            time.sleep(0.002)
+
+    with pytest.raises(RuntimeError, match="chunk 8 failed"):
+        run_chunks(worker, 400, 4, threads=2)
+    assert 8 not in seen and len(seen) < 99  # the others stopped early instead of scanning every chunk
 
 
 def _scan_in_child(queue) -> None:

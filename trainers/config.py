@@ -97,7 +97,8 @@ class EvalConfig:
     max_samples: int | None = None  # evaluate on the first N samples only (quick checks)
     failure_threshold: float = 0.1  # faces: FR@t and AUC@t on NME
     pckh_threshold: float = 0.5  # MPII
-    decode: dict = field(default_factory=dict)  # decoder options for codec.decode, e.g. {method: window}
+    # decoder options for codec.decode, e.g. {method: window}; evaluation's default score is "mass"
+    decode: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -89,6 +89,9 @@ def predict(
     average with the direct maps before decoding. Under the pixel-centre (and udp) convention the mirrored
     map lies exactly on the direct one, so no one-cell shift is applied; under ``msra`` it would be off by
     ``(s - 1) / s`` cells, which is refused rather than silently biased.
+
+    The scores are ``score="mass"`` (see :meth:`~h3r_theory.codecs.HeatmapCodec.decode`) unless
+    ``decode_options`` names another: they rank the predictions of different images.
     """
     model.eval()
     with autocast(images.device, amp):
@@ -103,7 +106,8 @@ def predict(
         with autocast(images.device, amp):
             flipped, _ = to_maps(model(torch.flip(images, dims=(-1,))), codec)
         maps = 0.5 * (maps + conventions.flip_heatmaps(flipped, flip_pairs or ()))
-    return codec.decode(maps, activation=activation, **(decode_options or {}))
+    # The scores rank predictions (COCO AP sorts persons by them): the softmax mass, unless told otherwise.
+    return codec.decode(maps, activation=activation, **{"score": "mass", **(decode_options or {})})
 
 
 @torch.no_grad()

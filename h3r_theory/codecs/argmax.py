@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .base import Encoded, HeatmapCodec
-from .peaks import Peak, map_logsumexp
+from .peaks import Peak
 
 ROUNDINGS = ("round", "floor")
 
@@ -58,14 +58,6 @@ class Argmax(HeatmapCodec):
         flat = (cell[..., 1] * self.heatmap_size[0] + cell[..., 0])[..., None]
         return Encoded(weights, uv, self.heatmap_size, cells=flat, values=weights[..., None].clone())
 
-    def _needs_normaliser(self, activation: str, options: dict) -> bool:
-        return activation == "logits"
-
-    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> tuple[Tensor, Tensor]:
-        """The argmax cell; score = its softmax probability (logits) or its value (probabilities)."""
-        if activation == "logits":
-            lse = map_logsumexp(heatmaps, peak.value) if peak.lse is None else peak.lse
-            scores = torch.exp(peak.value - lse)
-        else:
-            scores = peak.value
-        return torch.stack((peak.ix, peak.iy), dim=-1).to(heatmaps.dtype), scores
+    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> Tensor:
+        """The argmax cell (the ``"mass"`` score is the peak cell's: :meth:`HeatmapCodec.point_mass`)."""
+        return torch.stack((peak.ix, peak.iy), dim=-1).to(heatmaps.dtype)

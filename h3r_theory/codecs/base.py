@@ -33,9 +33,10 @@ from torch import Tensor
 
 from .. import conventions
 from ..checks import check_generator, check_heatmap_peaks, check_heatmaps, check_keypoints, check_visible
-from .peaks import Peak, constant_maps, scan_maps
+from .peaks import Peak, constant_maps, map_logsumexp, scan_maps
 
 ACTIVATIONS = ("probabilities", "logits")
+SCORES = ("peak", "mass")  # what decode's scores are: see HeatmapCodec.decode
 HALF_DTYPES = (torch.float16, torch.bfloat16)  # decoded in float32, returned in their own dtype
 
 
@@ -98,8 +99,9 @@ class Encoded:
 class HeatmapCodec:
     """Base class: holds the sizes and convention, validates inputs, maps coordinates.
 
-    Subclasses implement ``encode`` and ``_decode_cells`` (heatmaps -> cell coordinates + scores);
-    ``expected`` defaults to ``encode`` for deterministic codecs.
+    Subclasses implement ``encode`` and ``_decode_cells`` (heatmaps -> cell coordinates), and
+    :meth:`point_mass` when their decoder reads more than the peak cell; ``expected`` defaults to
+    ``encode`` for deterministic codecs.
     """
 
     name: ClassVar[str] = "codec"
@@ -144,26 +146,44 @@ class HeatmapCodec:
         """E[encode(keypoints)]; for a deterministic codec that is ``encode`` itself."""
         return self.encode(keypoints, visible)
 
-    def decode(self, heatmaps: Tensor, activation: str | None = None, **options) -> tuple[Tensor, Tensor]:
+    def decode(
+        self, heatmaps: Tensor, activation: str | None = None, score: str = "peak", **options
+    ) -> tuple[Tensor, Tensor]:
         """Heatmaps (B, K, h, w) -> keypoints (B, K, 2) in input pixels and scores (B, K).
 
         ``activation`` says what the maps hold: ``"logits"`` (raw outputs of a network trained with a softmax
         loss) or ``"probabilities"`` (the targets ``encode``/``expected`` produce, or outputs trained to
         match them). It defaults to the codec's :attr:`default_activation`, the space of a network trained
         with the codec's default loss, so ``decode(network_output)`` is right; decoding a *target* of a
-        codec whose default is ``"logits"`` needs ``activation="probabilities"``. ``options`` are the
-        codec's decoder settings for this call only (e.g. ``method`` of :class:`RandomizedRounding`).
+        codec whose default is ``"logits"`` needs ``activation="probabilities"``.
+
+        ``score`` says what the scores are:
+
+        * ``"peak"`` (the default): each map's value at its first maximum, in the maps' own space (a logit
+          for logit maps). This is what the peer toolbox reports, and it costs nothing beyond the argmax.
+        * ``"mass"``: the probability that the cells the decoder reads hold (:meth:`point_mass`): for logit
+          maps their share of the map's softmax, which needs the softmax normaliser of every map, one
+          ``exp`` per cell: more work than reading the maps (``benchmarks/codecs.py`` times it). Scores
+          that rank predictions across images (COCO AP) want this for logit maps, since a softmax is blind
+          to a constant added to a map and its peak logit carries no absolute meaning.
+
+        The coordinates do not depend on ``score``. ``options`` are the codec's decoder settings for this
+        call only (e.g. ``method`` of :class:`RandomizedRounding`).
         """
         activation = self.default_activation if activation is None else activation
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
         check_heatmaps(heatmaps, self.heatmap_size, finite=False)
         maps = heatmaps.float() if heatmaps.dtype in HALF_DTYPES else heatmaps
-        # The first maxima, and the softmax normaliser if the decoder reads it, in one pass over the maps.
-        peak = scan_maps(maps, normaliser=self._needs_normaliser(activation, options))
+        # The first maxima, and the softmax normaliser if the scores need it, in one pass over the maps.
+        normaliser = score == "mass" and self._needs_normaliser(activation, options)
+        peak = scan_maps(maps, normaliser=normaliser)
         # NaN or +inf anywhere in a map makes its peak non-finite: checked on the (B, K) peaks, not per cell.
         check_heatmap_peaks(peak.value)
-        uv, scores = self._decode_cells(maps, activation, peak, **options)
+        uv = self._decode_cells(maps, activation, peak, **options)
+        scores = peak.value if score == "peak" else self.point_mass(maps, activation, peak, **options)
         # A constant map has no peak: report the centre of the heatmap, with zero confidence.
         constant = constant_maps(maps, peak.ix, peak.iy)
         if constant.any():
@@ -173,22 +193,30 @@ class HeatmapCodec:
             scores = scores.masked_fill(constant, 0.0)
         return self.to_input(uv).to(heatmaps.dtype), scores.to(heatmaps.dtype)
 
+    def point_mass(self, heatmaps: Tensor, activation: str, peak: Peak, **options) -> Tensor:
+        """The ``"mass"`` scores (B, K): the probability that the cells the decoder reads hold.
+
+        Here the peak cell's (decoders that read more cells override it, e.g. :class:`RandomizedRounding`'s
+        window): ``exp(peak - logsumexp(map))`` for logit maps, the peak's value for probability maps.
+        ``peak.lse`` is the normaliser when :meth:`_needs_normaliser` asked for it, else ``None``.
+        """
+        if activation == "probabilities":
+            return peak.value
+        lse = map_logsumexp(heatmaps, peak.value) if peak.lse is None else peak.lse
+        return torch.exp(peak.value - lse)
+
     def _needs_normaliser(self, activation: str, options: dict) -> bool:
-        """Whether ``_decode_cells`` reads ``peak.lse`` (the maps' softmax normaliser) for these settings.
+        """Whether :meth:`point_mass` reads ``peak.lse`` (the maps' softmax normaliser) for these settings.
 
         :meth:`decode` then computes it in the same pass over the maps as the argmax, while each chunk of
         maps is in cache (:func:`~h3r_theory.codecs.peaks.scan_maps`), instead of reading the maps twice.
         """
-        return False
+        return activation == "logits"
 
-    def _decode_cells(
-        self, heatmaps: Tensor, activation: str, peak: Peak, **options
-    ) -> tuple[Tensor, Tensor]:
-        """(B, K, h, w) -> cell coordinates (B, K, 2) and scores (B, K); inputs validated, at least float32.
+    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak, **options) -> Tensor:
+        """(B, K, h, w) -> cell coordinates (B, K, 2); inputs validated, at least float32.
 
-        ``peak`` holds the first maximum of every map, computed once by :meth:`decode`, and its ``lse`` the
-        softmax normaliser where :meth:`_needs_normaliser` asked for it (``None`` when gradients are wanted:
-        take :func:`~h3r_theory.codecs.peaks.map_logsumexp` then).
+        ``peak`` holds the first maximum of every map, computed once by :meth:`decode`.
         """
         raise NotImplementedError
 

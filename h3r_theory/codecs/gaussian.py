@@ -27,7 +27,15 @@ from torch import Tensor
 from ..checks import check_positive
 from .argmax import quantize
 from .base import Encoded, HeatmapCodec
-from .peaks import Peak, gather_patch, gather_window, gaussian_kernel_1d, gaussian_maps, onmap_patch
+from .peaks import (
+    Peak,
+    _indexed_patch,
+    gather_patch,
+    gather_window,
+    gaussian_kernel_1d,
+    gaussian_maps,
+    onmap_patch,
+)
 
 
 class Gaussian(HeatmapCodec):
@@ -65,7 +73,7 @@ class Gaussian(HeatmapCodec):
         heatmaps = gaussian_maps(self._centers(uv), self.heatmap_size, self.sigma, weights)
         return Encoded(weights, uv, self.heatmap_size, heatmaps=heatmaps)
 
-    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> tuple[Tensor, Tensor]:
+    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> Tensor:
         ix, iy = peak.ix, peak.iy
         uv = torch.stack((ix, iy), dim=-1).to(heatmaps.dtype)
         if self.quarter_offset:
@@ -74,7 +82,7 @@ class Gaussian(HeatmapCodec):
             step_x = torch.sign(values[..., 5] - values[..., 3]) * (inside[..., 5] & inside[..., 3])
             step_y = torch.sign(values[..., 7] - values[..., 1]) * (inside[..., 7] & inside[..., 1])
             uv = uv + 0.25 * torch.stack((step_x, step_y), dim=-1).to(uv.dtype)
-        return uv, peak.value
+        return uv
 
 
 DARK_BORDERS = ("zero", "reflect", "replicate", "normalized", "skip", "unblurred")
@@ -121,8 +129,14 @@ def taylor_refine(
         iy = iy.clamp(1, h - 2) if h >= 3 else iy
     local = _blurred_3x3(heatmaps, ix, iy, blur_sigma, border)  # (B, K, 3, 3), rows = y - 1, y, y + 1
     if border == "unblurred" and blur_sigma > 0 and near.any():
-        raw = _blurred_3x3(heatmaps, ix, iy, 0.0, "zero")
-        local = torch.where(near[..., None, None], raw, local)
+        # The unblurred 3 x 3 cells (0 beyond the border) of the peaks near the border, and only theirs.
+        which = near.reshape(-1).nonzero()[:, 0]
+        span = torch.arange(-1, 2, device=heatmaps.device)
+        x, y = ix.reshape(-1)[which, None] + span, iy.reshape(-1)[which, None] + span  # (M, 3)
+        raw = _indexed_patch(heatmaps.reshape(-1, h, w), x, y, "zero", which)
+        inside = ((y >= 0) & (y < h))[:, :, None] & ((x >= 0) & (x < w))[:, None, :]
+        raw = torch.where(inside, raw, torch.zeros((), dtype=raw.dtype, device=raw.device))
+        local = local.reshape(-1, 3, 3).index_put((which,), raw).view(local.shape)
     log_h = torch.log(local.clamp(min=torch.finfo(local.dtype).tiny))
     gx = (log_h[..., 1, 2] - log_h[..., 1, 0]) / 2
     gy = (log_h[..., 2, 1] - log_h[..., 0, 1]) / 2
@@ -171,18 +185,29 @@ def _blurred_3x3(heatmaps: Tensor, ix: Tensor, iy: Tensor, blur_sigma: float, bo
     inside_y = (iy[..., None] + span >= 0) & (iy[..., None] + span < h)
     if pad == "zero" and size <= h and size <= w:
         # Zero padding: the on-map patch nearest to the centred one holds all of its on-map cells, the rest
-        # being zeros. So blur that patch with the kernel shifted by the same d = x0 - (ix - window) cells,
-        # its taps beyond the patch dropped (they would meet the zeros): shifted[d + window][o, t] =
-        # M[o, t + d]. This reads no cell twice and needs no cell-by-cell gather at the border.
+        # being zeros. Where the patch is the centred one (all but the peaks near the border), the 3 x 3 blur
+        # M P M^T is the same linear map of the size^2 cells for every patch: blurred[o, p] =
+        # sum_ts M[o, t] P[t, s] M[p, s], one (n, size^2) x (size^2, 9) product over the batch (faster than
+        # a batch of small products, or than two products of a (n size, size) matrix by (size, 3): these
+        # skinny shapes run far below the memory speed). Where the patch had to move d = x0 - (ix - window)
+        # cells onto the map, blur it with the kernel shifted by d, its taps beyond the patch dropped (they
+        # would meet the zeros): shifted[d + window][o, t] = M[o, t + d]. This reads no cell twice and needs
+        # no cell-by-cell gather at the border.
         patch, x0, y0 = onmap_patch(heatmaps, ix, iy, window)  # (B, K, size, size)
-        wide = M.new_zeros(3, 3 * size)
-        wide[:, size : 2 * size] = M
-        columns = torch.arange(size, device=heatmaps.device)
-        shifted = torch.stack([wide[:, size + d + columns].reshape(-1) for d in range(-window, window + 1)])
-        # Rows of the (2 window + 1, 3 size) table picked by index_select: far cheaper than advanced indexing.
-        My = shifted.index_select(0, (y0 - (iy - window) + window).reshape(-1)).view(*iy.shape, 3, size)
-        Mx = shifted.index_select(0, (x0 - (ix - window) + window).reshape(-1)).view(*ix.shape, 3, size)
-        blurred = My @ patch @ Mx.transpose(-1, -2)
+        n = ix.numel()
+        flat = patch.reshape(n, size, size)
+        blur_map = torch.einsum("ot,ps->opts", M, M).reshape(9, size * size)  # (9, size^2), row o * 3 + p
+        blurred = torch.nn.functional.linear(flat.reshape(n, size * size), blur_map).view(n, 3, 3)
+        moved = ((x0 != ix - window) | (y0 != iy - window)).reshape(-1).nonzero()[:, 0]
+        if moved.numel():
+            wide = M.new_zeros(3, 3 * size)
+            wide[:, size : 2 * size] = M
+            columns = torch.arange(size, device=heatmaps.device)
+            shifted = torch.stack([wide[:, size + d + columns] for d in range(-window, window + 1)])
+            dy = (y0 - (iy - window) + window).reshape(-1)[moved]
+            dx = (x0 - (ix - window) + window).reshape(-1)[moved]
+            blurred = blurred.index_put((moved,), shifted[dy] @ flat[moved] @ shifted[dx].transpose(-1, -2))
+        blurred = blurred.reshape(*ix.shape, 3, 3)
     else:
         patch, inside_x, inside_y = gather_patch(heatmaps, ix, iy, window, pad)  # (B, K, size, size)
         if pad == "zero":
@@ -253,9 +278,8 @@ class DARK(Gaussian):
     def _centers(self, uv: Tensor) -> Tensor:
         return uv
 
-    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> tuple[Tensor, Tensor]:
-        uv = taylor_refine(heatmaps, peak.ix, peak.iy, self.blur_sigma)
-        return uv, peak.value
+    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> Tensor:
+        return taylor_refine(heatmaps, peak.ix, peak.iy, self.blur_sigma)
 
 
 class UDP(DARK):

@@ -29,12 +29,15 @@ class Peak(NamedTuple):
     lse: Tensor | None = None
 
 
-#: Bytes of maps per chunk of the CPU scan. The argmax reads the chunk from memory, then the peaks and (for
-#: the normaliser) the ``exp`` read it again from cache. Every chunk costs each thread a few calls, each
-#: releasing and re-taking the GIL (a wait when the other thread holds it), so much smaller chunks pay that
-#: more often; much larger ones (a chunk and its exp buffer beyond a core's L2 cache) read it from memory
-#: twice.
+#: Bytes of maps per chunk of the CPU scan with the normaliser. The argmax reads the chunk from memory, then
+#: the peaks and the ``exp`` read it again from cache: a chunk and its exp buffer much beyond a core's L2 cache
+#: would be read from memory twice, while much smaller chunks pay each call's overhead (and its GIL hand-over)
+#: more often.
 SCAN_CHUNK_BYTES = 1 << 20
+#: Bytes of maps per chunk of the argmax alone: it reads every cell once, so a chunk need not fit in cache,
+#: and fewer, larger chunks cost fewer calls and GIL hand-overs (``benchmarks/codecs.py`` times the scan
+#: with both sizes; 16 MB cut the argmax of 214 MB of maps from 11.4 to 5.9 ms on the 2-core machine).
+ARGMAX_CHUNK_BYTES = 1 << 24
 #: Below this many bytes of maps the scan runs on the calling thread alone, since handing work to the pool
 #: costs a thread wake-up and GIL hand-overs, which a small input does not repay.
 SCAN_THREAD_MIN_BYTES = 1 << 21
@@ -66,21 +69,24 @@ def scan_maps(
         heatmaps: (B, K, h, w).
         normaliser: also compute ``lse`` (B, K) = log(sum(exp(map))), the softmax normaliser of logit maps
             (left ``None`` when gradients are wanted: :func:`map_logsumexp` then takes torch's own).
-        threads: CPU threads to scan with (``None``: ``torch.get_num_threads()``, so ``OMP_NUM_THREADS=1``
-            keeps it on the calling thread); maps under :data:`SCAN_THREAD_MIN_BYTES` use one.
-        chunk_rows: maps per chunk on the CPU (``None``: :data:`SCAN_CHUNK_BYTES` worth).
+        threads: CPU threads to scan with, the calling one included (``None``: ``torch.get_num_threads()``,
+            so ``OMP_NUM_THREADS=1`` keeps it on the calling thread); maps under
+            :data:`SCAN_THREAD_MIN_BYTES` use one.
+        chunk_rows: maps per chunk on the CPU (``None``: :data:`SCAN_CHUNK_BYTES` worth with the normaliser,
+            :data:`ARGMAX_CHUNK_BYTES` without).
     Returns:
         :class:`Peak`, ties to the first cell in row-major order, a NaN counting as the maximum.
 
-    On CPU (float32, float64) each thread takes a contiguous run of chunks and, per chunk, runs numpy's
-    ``argmax`` (a single read of every cell, where torch's reductions over a short last axis, ``amax(-1)``
-    over 48 cells or ``max(dim=-1)``, take more than one memory pass: ``benchmarks/codecs.py`` prints them
-    side by side), reads the peaks and, for the normaliser, takes ``sum(exp(map))`` while the chunk is
-    still in cache (the peak is subtracted first only where it lies outside :data:`DIRECT_EXP_PEAKS`).
-    These calls release the GIL, so the threads run in parallel. The chunks and the operations on each map
-    are the same for any number of threads, so the result is too, bit for bit. Elsewhere (CUDA, half
-    precision): the row maxima (``amax``), the first row holding the largest of them, then the first column
-    of that row; the normaliser is :func:`map_logsumexp`'s.
+    On CPU (float32, float64) the maps are cut into chunks that the threads take one after the other
+    (:func:`run_chunks`). Per chunk: numpy's ``argmax`` (a single read of every cell, where torch's reductions
+    over a short last axis, ``amax(-1)`` over 48 cells or ``max(dim=-1)``, take more than one memory pass:
+    ``benchmarks/codecs.py`` prints them side by side), the peaks, and for the normaliser
+    ``sum(exp(map))`` while the chunk is still in cache (the peak is subtracted first only where it lies
+    outside :data:`DIRECT_EXP_PEAKS`). numpy releases the GIL in these calls, so the threads run in
+    parallel. A chunk is computed the same way whichever thread takes it, so the result does not depend on
+    the number of threads, bit for bit. Elsewhere (CUDA, half precision): the row maxima (``amax``), the
+    first row holding the largest of them, then the first column of that row; the normaliser is
+    :func:`map_logsumexp`'s.
     """
     h, w = heatmaps.shape[-2:]
     lead = heatmaps.shape[:-2]
@@ -95,26 +101,33 @@ def scan_maps(
     if not maps.is_contiguous():
         maps = maps.contiguous()
     if chunk_rows is None:
-        chunk_rows = max(1, SCAN_CHUNK_BYTES // max(1, h * w * maps.element_size()))
+        chunk_bytes = SCAN_CHUNK_BYTES if want_lse else ARGMAX_CHUNK_BYTES
+        chunk_rows = max(1, chunk_bytes // max(1, h * w * maps.element_size()))
+    values = maps.numpy()
     index = np.empty(n, dtype=np.intp)
-    top = np.empty(n, dtype=maps.numpy().dtype)
-    sums = torch.empty(n, dtype=maps.dtype) if want_lse else None
-    shift = np.zeros(n, dtype=top.dtype) if want_lse else None
-    run_spans(
-        lambda start, stop: _scan_span(maps, index, top, sums, shift, start, stop, chunk_rows),
-        n,
-        chunk_rows,
-        _threads_for(maps, threads),
-    )
+    top = np.empty(n, dtype=values.dtype) if want_lse else None  # the normaliser reads the peaks per chunk
+    sums = np.empty(n, dtype=values.dtype) if want_lse else None
+    shift = np.zeros(n, dtype=values.dtype) if want_lse else None
+
+    def worker(chunks: Callable[[], tuple[int, int] | None]) -> None:
+        buffer = np.empty((min(chunk_rows, n), h * w), dtype=values.dtype) if want_lse else None  # per thread
+        while (span := chunks()) is not None:
+            _scan_chunk(values, index, top, sums, shift, buffer, *span)
+
+    smallest = max(1, SCAN_CHUNK_BYTES // max(1, h * w * maps.element_size()))
+    run_chunks(worker, n, chunk_rows, _threads_for(maps, threads), min_rows=min(smallest, chunk_rows))
     flat_index = torch.from_numpy(index).to(torch.long)
-    if torch.is_grad_enabled() and heatmaps.requires_grad:
-        value = flat.gather(-1, flat_index[:, None])[:, 0]  # from ``flat``: it carries gradients
+    if top is None or (torch.is_grad_enabled() and heatmaps.requires_grad):
+        # One gather of the n peaks after the scan costs less than one per chunk; from ``flat``, which
+        # carries gradients when they are wanted.
+        value = flat.gather(-1, flat_index[:, None])[:, 0]
     else:
         value = torch.from_numpy(top)  # read in the scan, from cache
     lse = None
     if want_lse:
-        lse = (sums.log_() + torch.from_numpy(shift)).reshape(lead)
-    ix, iy = flat_index % w, torch.div(flat_index, w, rounding_mode="floor")
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, as in torch
+            lse = torch.from_numpy(np.log(sums) + shift).reshape(lead)
+    iy, ix = (torch.from_numpy(part) for part in np.divmod(index, w))
     return Peak(ix.reshape(lead), iy.reshape(lead), value.reshape(lead), lse)
 
 
@@ -125,66 +138,95 @@ def scan_maps(
 DIRECT_EXP_PEAKS = (-16.0, 64.0)
 
 
-def _scan_span(
-    maps: Tensor,
+def _scan_chunk(
+    values: np.ndarray,
     index: np.ndarray,
-    top: np.ndarray,
-    sums: Tensor | None,
+    top: np.ndarray | None,
+    sums: np.ndarray | None,
     shift: np.ndarray | None,
-    start: int,
-    stop: int,
-    chunk_rows: int,
+    buffer: np.ndarray | None,
+    a: int,
+    b: int,
 ) -> None:
-    """Maps ``start .. stop - 1`` of ``maps`` (N, h w): argmax into ``index`` and the peak into ``top``; with
-    ``sums``, per map ``sum(exp(map - shift))`` into ``sums`` and the ``shift`` used (0, or the peak outside
-    DIRECT_EXP_PEAKS). Chunk by chunk, so that the peaks and the exp read the chunk from cache."""
-    values = maps.numpy()
-    buffer = maps.new_empty(min(chunk_rows, stop - start), maps.shape[1]) if sums is not None else None
-    for a in range(start, stop, chunk_rows):
-        b = min(a + chunk_rows, stop)
-        np.argmax(values[a:b], axis=-1, out=index[a:b])  # first maximum; a NaN wins, as in torch
-        top[a:b] = values[a:b][np.arange(b - a), index[a:b]]
-        if buffer is not None:
-            part = buffer[: b - a]
-            torch.exp(maps[a:b], out=part)
-            torch.sum(part, dim=-1, out=sums[a:b])
+    """Maps ``a .. b - 1`` of ``values`` (N, h w): argmax into ``index``; with ``sums``, the peak into ``top`` and
+    per map ``sum(exp(map - shift))`` into ``sums`` and the ``shift`` used (0, or the peak outside
+    DIRECT_EXP_PEAKS), through the thread's own ``buffer``. The argmax reads the chunk from memory; the rest
+    reads it from cache."""
+    chunk = values[a:b]
+    np.argmax(chunk, axis=-1, out=index[a:b])  # first maximum; a NaN wins, as in torch
     if sums is None:
         return
-    low, high = DIRECT_EXP_PEAKS
-    peaks = top[start:stop]
-    far = start + np.flatnonzero((peaks < low) | (peaks > high))  # rare: these maps again, peak subtracted
-    if far.size:
-        peak = torch.from_numpy(top[far])
-        sums[far] = torch.sum(torch.exp(maps[far] - peak[:, None]), dim=-1)
-        shift[far] = top[far]
+    top[a:b] = chunk[np.arange(b - a), index[a:b]]
+    part = buffer[: b - a]
+    # A map with a large peak overflows here and one holding NaN or inf gives NaN: both as torch would,
+    # without numpy's warnings (the first are recomputed below, the others are refused by the caller).
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.exp(chunk, out=part)
+        np.sum(part, axis=-1, out=sums[a:b])
+        low, high = DIRECT_EXP_PEAKS
+        peaks = top[a:b]
+        far = np.flatnonzero(~((peaks >= low) & (peaks <= high)))  # rare: these maps again, peak subtracted
+        if far.size:
+            np.exp(chunk[far] - peaks[far, None], out=part[: far.size])
+            sums[a + far] = part[: far.size].sum(-1)
+            shift[a + far] = peaks[far]
 
 
-def run_spans(work: Callable[[int, int], None], n: int, chunk_rows: int, threads: int | None = None) -> None:
-    """Call ``work(start, stop)`` on contiguous spans of rows ``0 .. n - 1`` covering them once, in threads.
+def run_chunks(
+    worker: Callable[[Callable[[], tuple[int, int] | None]], None],
+    n: int,
+    chunk_rows: int,
+    threads: int | None = None,
+    min_rows: int | None = None,
+) -> None:
+    """Run ``worker`` on ``threads`` threads, the calling one included, over chunks of rows ``0 .. n - 1``.
 
-    The spans are whole chunks of ``chunk_rows`` rows, thread ``t`` of ``T`` taking chunks
-    ``t C // T .. (t + 1) C // T - 1`` of the ``C``: a row's chunk does not depend on the number of threads.
-    ``threads`` (``None``: ``torch.get_num_threads()``) is capped at the number of chunks; the calling thread
-    does the work itself when one is left, else it waits for the pool's. ``work`` must release the GIL for
-    the threads to run in parallel (numpy's and torch's array operations do), and write disjoint outputs.
+    Each ``worker(next_chunk)`` calls ``next_chunk()`` for the ``(start, stop)`` of the next chunk not yet
+    taken, ``None`` once none is left, so every row is handed out once. Why chunks taken one after the other
+    rather than a fixed share per thread: a thread slowed down (by torch's OpenMP threads, which spin for a
+    while after each parallel operation on the same cores, or by another process) then takes fewer chunks
+    instead of holding up the rest. Chunks hold ``chunk_rows`` rows while many are left, then shrink to a
+    quarter of what is left per thread, down to ``min_rows`` (``None``: ``chunk_rows``), so that the last
+    ones are small and the threads finish together. ``threads`` (``None``: ``torch.get_num_threads()``) is
+    capped at the number of ``chunk_rows`` chunks. ``worker`` must release the GIL for the threads to run in
+    parallel (numpy's array operations do) and write disjoint outputs; its first exception is raised here
+    once every thread has stopped.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     threads = torch.get_num_threads() if threads is None else threads
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    chunks = -(-n // chunk_rows)
-    threads = max(1, min(threads, chunks))
-    spans = [
-        (t * chunks // threads * chunk_rows, min(n, (t + 1) * chunks // threads * chunk_rows))
-        for t in range(threads)
-    ]
-    spans = [(start, stop) for start, stop in spans if stop > start]
-    if len(spans) == 1:
-        work(*spans[0])
-    elif spans:
-        for future in [_scan_pool(len(spans)).submit(work, *span) for span in spans]:
-            future.result()
+    threads = max(1, min(threads, -(-n // chunk_rows)))
+    smallest = chunk_rows if min_rows is None else max(1, min(min_rows, chunk_rows))
+    taken = [0]  # rows handed out so far
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def next_chunk() -> tuple[int, int] | None:
+        with lock:
+            start = taken[0]
+            if start >= n or failed.is_set():
+                return None
+            size = min(chunk_rows, max(smallest, -(-(n - start) // (4 * threads))))
+            taken[0] = min(n, start + size)
+            return start, taken[0]
+
+    def guarded() -> None:
+        try:
+            worker(next_chunk)
+        except BaseException:
+            failed.set()  # the other threads stop at their next chunk
+            raise
+
+    futures = [_scan_pool(threads - 1).submit(guarded) for _ in range(threads - 1)]
+    try:
+        guarded()
+    finally:
+        errors = [future.exception() for future in futures]  # waits for every helper
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def _threads_for(tensor: Tensor, threads: int | None) -> int | None:
@@ -199,32 +241,13 @@ _POOLS_LOCK = threading.Lock()
 
 
 def _scan_pool(workers: int) -> ThreadPoolExecutor:
-    """A pool of ``workers`` threads whose torch operations run on that thread alone (no intra-op team).
-
-    Why: torch's intra-op thread count is per thread under OpenMP, and a worker's small chunk operations
-    spawning a team of their own would put twice as many busy threads as cores. ``torch.set_num_threads``
-    also sets the count later-created threads start with, so the caller's count is restored once every
-    worker has started (the pool starts them all at once and never starts another). One pool per process
-    (a forked child gets a fresh one: threads do not survive ``fork``).
-    """
+    """A pool of ``workers`` helper threads for :func:`run_chunks`, one per process and size (a forked child
+    gets a fresh one: threads do not survive ``fork``)."""
     key = (workers, os.getpid())
     with _POOLS_LOCK:
         pool = _POOLS.get(key)
         if pool is None:
-            caller_threads = torch.get_num_threads()
-            ready = threading.Barrier(workers)
             pool = ThreadPoolExecutor(workers, thread_name_prefix="h3r-scan")
-
-            def start() -> None:
-                # A thread's first torch call initialises its count from the shared default, which is
-                # restored below: make that first call before setting this thread's own count.
-                torch.get_num_threads()
-                torch.set_num_threads(1)
-                ready.wait()  # every worker is busy here, so each submit below starts a new thread
-
-            for future in [pool.submit(start) for _ in range(workers)]:
-                future.result()
-            torch.set_num_threads(caller_threads)
             _POOLS[key] = pool
         return pool
 

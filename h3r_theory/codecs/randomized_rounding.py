@@ -155,6 +155,7 @@ class RandomizedRounding(HeatmapCodec):
         self,
         heatmaps: Tensor,
         activation: str | None = None,
+        score: str = "peak",
         method: str | None = None,
         k: int | None = None,
         radius: int | None = None,
@@ -163,17 +164,40 @@ class RandomizedRounding(HeatmapCodec):
         """Weighted mean of the activation points, in input pixels (B, K, 2), and scores (B, K).
 
         ``activation="logits"`` (the default, see :attr:`default_activation`): weights = softmax over the
-        points' logits divided by ``temperature``; score = the softmax mass (over the whole map) that the
-        points hold. ``"probabilities"``: weights = the points' values (negatives count as 0), normalised;
-        score = the peak value; a temperature other than 1 is refused there (it is defined on logits).
-        ``method``, ``k``, ``radius`` and ``temperature`` override the codec's settings for this call only.
+        points' logits divided by ``temperature``. ``"probabilities"``: weights = the points' values
+        (negatives count as 0), normalised; a temperature other than 1 is refused there (it is defined on
+        logits). ``score``: ``"peak"`` (the peak's value) or ``"mass"`` (:meth:`point_mass`: the softmax
+        mass, over the whole map, that the points hold), see :meth:`HeatmapCodec.decode`. ``method``,
+        ``k``, ``radius`` and ``temperature`` override the codec's settings for this call only.
         """
         return super().decode(
-            heatmaps, activation, method=method, k=k, radius=radius, temperature=temperature
+            heatmaps, activation, score, method=method, k=k, radius=radius, temperature=temperature
         )
 
+    def _settings(
+        self,
+        activation: str,
+        method: str | None,
+        k: int | None,
+        radius: int | None,
+        temperature: float | None,
+    ) -> tuple[str, int, int, float]:
+        """This call's decoder settings: the overrides given, else the codec's; validated."""
+        method, k, radius = _check_decoder(
+            method or self.method,
+            self.k if k is None else k,
+            self.radius if radius is None else radius,
+            self.heatmap_size,
+        )
+        temperature = self.temperature if temperature is None else check_positive(temperature, "temperature")
+        if activation == "probabilities" and temperature != 1.0:
+            raise ValueError(
+                f"temperature applies to logits; got temperature={temperature} with probabilities"
+            )
+        return method, k, radius, temperature
+
     def _needs_normaliser(self, activation: str, options: dict) -> bool:
-        # The scores of a logits decode at temperature 1 need the map's normaliser (another temperature
+        # The mass of a logits decode at temperature 1 needs the map's normaliser (another temperature
         # scales the map first: _scaled_lse).
         temperature = options.get("temperature")
         return activation == "logits" and (self.temperature if temperature is None else temperature) == 1.0
@@ -187,45 +211,101 @@ class RandomizedRounding(HeatmapCodec):
         k: int | None = None,
         radius: int | None = None,
         temperature: float | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        method, k, radius = _check_decoder(
-            method or self.method,
-            self.k if k is None else k,
-            self.radius if radius is None else radius,
-            self.heatmap_size,
-        )
-        temperature = self.temperature if temperature is None else check_positive(temperature, "temperature")
-        if activation == "probabilities" and temperature != 1.0:
-            raise ValueError(
-                f"temperature applies to logits; got temperature={temperature} with probabilities"
-            )
+    ) -> Tensor:
+        method, k, radius, temperature = self._settings(activation, method, k, radius, temperature)
+        h, w = heatmaps.shape[-2:]
+        if method == "window" and 2 * radius + 1 <= min(h, w):
+            return window_mean(heatmaps, peak, radius, activation, temperature)
         values, x, y, inside = activation_points(heatmaps, peak, method, k, radius)
-        if activation == "logits":
-            logits = values.masked_fill(~inside, float("-inf"))
-            top = peak.value.detach()  # the largest of the points: each point set holds the peak cell
-            if temperature != 1.0:
-                logits, top = logits / temperature, top / temperature
-            # The softmax over the points, shifted by their maximum as torch.softmax shifts it (its gradient
-            # does not depend on the shift), without its kernel's cost on a last axis of a few cells.
-            exps = torch.exp(logits - top[..., None])
-            total = exps.sum(-1)  # >= 1: the peak cell contributes exp(0)
-            weights = exps / total[..., None]
-            scale = 1.0 / temperature
-            if scale != 1.0:
-                lse_map = _scaled_lse(heatmaps, peak, scale)
-            else:
-                lse_map = map_logsumexp(heatmaps, peak.value) if peak.lse is None else peak.lse
-            scores = torch.exp(top + torch.log(total) - lse_map)  # the points' share of the map's mass
-        else:
-            weights = values.clamp(min=0) * inside  # cells outside the map carry no mass
-            mass = weights.sum(-1, keepdim=True)
-            weights = weights / mass.clamp(min=torch.finfo(mass.dtype).tiny)
-            scores = peak.value
+        weights = _point_weights(values, inside, peak, activation, temperature)
+        mass = weights.sum(-1, keepdim=True)
+        weights = weights / mass.clamp(min=torch.finfo(mass.dtype).tiny)
         uv = torch.stack(((weights * x).sum(-1), (weights * y).sum(-1)), dim=-1)
         # No positive mass among the points (e.g. an all-negative probability map): use the peak cell.
-        no_mass = weights.sum(-1) == 0
         peak_uv = torch.stack((peak.ix, peak.iy), dim=-1).to(uv.dtype)
-        return torch.where(no_mass[..., None], peak_uv, uv), scores
+        return torch.where(mass == 0, peak_uv, uv)
+
+    def point_mass(
+        self,
+        heatmaps: Tensor,
+        activation: str,
+        peak: Peak,
+        method: str | None = None,
+        k: int | None = None,
+        radius: int | None = None,
+        temperature: float | None = None,
+    ) -> Tensor:
+        """The probability the activation points hold (B, K): their share of the map's softmax at the
+        temperature (logits), or the sum of their values, negatives counting as 0 (probabilities)."""
+        method, k, radius, temperature = self._settings(activation, method, k, radius, temperature)
+        values, _, _, inside = activation_points(heatmaps, peak, method, k, radius)
+        total = _point_weights(values, inside, peak, activation, temperature).sum(-1)
+        if activation == "probabilities":
+            return total
+        top = peak.value.detach() / temperature
+        if temperature != 1.0:
+            lse_map = _scaled_lse(heatmaps, peak, 1.0 / temperature)
+        else:
+            lse_map = map_logsumexp(heatmaps, peak.value) if peak.lse is None else peak.lse
+        return torch.exp(top + torch.log(total) - lse_map)  # total = sum exp(point / T - top) >= 1
+
+
+def _point_weights(values: Tensor, inside: Tensor, peak: Peak, activation: str, temperature: float) -> Tensor:
+    """Unnormalised weights (B, K, P) of the activation points: ``exp(value / T - peak / T)`` for logits, the
+    values clamped at 0 for probabilities; 0 for points beyond the border."""
+    if activation == "probabilities":
+        return values.clamp(min=0) * inside  # cells outside the map carry no mass
+    # The softmax over the points, shifted by their maximum (the peak: each point set holds the peak cell)
+    # as torch.softmax shifts it (its gradient does not depend on the shift), without its kernel's cost on a
+    # last axis of a few cells.
+    top = peak.value.detach()
+    logits = values.masked_fill(~inside, float("-inf"))
+    if temperature != 1.0:
+        logits, top = logits / temperature, top / temperature
+    return torch.exp(logits - top[..., None])
+
+
+def window_mean(
+    heatmaps: Tensor, peak: Peak, radius: int, activation: str, temperature: float = 1.0
+) -> Tensor:
+    """The ``"window"`` decode (B, K, 2) in cells: the weighted mean of the (2r+1)^2 cells around each peak.
+
+    The same weights as the general path (:func:`activation_points` with :func:`_point_weights`), with fewer,
+    larger operations: one ``gather`` of the window nearest to the centred one that lies on the map (the
+    (2r+1)^2 offsets of its first cell, no per-cell border arithmetic), then one matrix product of the
+    weights with the columns (1, x, y) for the mass and the two weighted sums. A window that crosses the
+    border is read moved onto the map, the cells it gains given weight 0. Needs ``2r + 1 <= h, w``.
+    """
+    h, w = heatmaps.shape[-2:]
+    size = 2 * radius + 1
+    ix, iy = peak.ix.reshape(-1), peak.iy.reshape(-1)
+    x0, y0 = (ix - radius).clamp(0, w - size), (iy - radius).clamp(0, h - size)
+    span = torch.arange(size, device=heatmaps.device)
+    dx, dy = span.repeat(size), span.repeat_interleave(size)  # (S^2,) row-major: y outer, x inner
+    index = (y0 * w + x0)[:, None] + (dy * w + dx)
+    values = heatmaps.reshape(-1, h * w).gather(1, index)  # (N, S^2)
+    if activation == "logits":
+        top = peak.value.detach().reshape(-1, 1)
+        if temperature != 1.0:
+            values, top = values / temperature, top / temperature
+        weights = torch.exp(values - top)
+    else:
+        weights = values.clamp(min=0)
+    moved = ((x0 != ix - radius) | (y0 != iy - radius)).nonzero()[:, 0]
+    if moved.numel():
+        # Keep only the cells of the centred window: columns and rows within r of the peak.
+        keep = ((x0[moved, None] + dx - ix[moved, None]).abs() <= radius) & (
+            (y0[moved, None] + dy - iy[moved, None]).abs() <= radius
+        )
+        weights = weights.index_put((moved,), weights[moved] * keep)
+    columns = torch.stack((torch.ones_like(dx), dx, dy), dim=-1).to(weights.dtype)  # (S^2, 3)
+    mass, sum_x, sum_y = (weights @ columns).unbind(-1)  # (N,) each
+    safe = mass.clamp(min=torch.finfo(mass.dtype).tiny)
+    uv = torch.stack((sum_x / safe + x0, sum_y / safe + y0), dim=-1)
+    # No positive mass in the window (an all-negative probability map): use the peak cell.
+    peak_uv = torch.stack((ix, iy), dim=-1).to(uv.dtype)
+    uv = torch.where((mass == 0)[:, None], peak_uv, uv)
+    return uv.reshape(*peak.ix.shape, 2)
 
 
 def _scaled_lse(heatmaps: Tensor, peak: Peak, scale: float) -> Tensor:
@@ -248,15 +328,31 @@ def activation_points(
     if method == "window":
         return gather_window(heatmaps, peak.ix, peak.iy, radius)
     # "2x2": the peak and its larger neighbour per axis; an off-map neighbour counts as smaller.
-    values, x, y, inside = gather_window(heatmaps, peak.ix, peak.iy, 1)
-    low = torch.finfo(values.dtype).min
-    side = values.masked_fill(~inside, low)
-    sx = torch.where(side[..., 5] > side[..., 3], 1, -1)  # right (5) vs left (3) of the centre (4)
-    sy = torch.where(side[..., 7] > side[..., 1], 1, -1)  # below (7) vs above (1)
-    one = torch.ones_like(sx)
-    # Window index of (dx, dy) is 4 + dx + 3 dy: the peak, its x neighbour, its y neighbour, the diagonal.
-    pick = torch.stack((4 * one, 4 + sx, 4 + 3 * sy, 4 + sx + 3 * sy), dim=-1)
-    return values.gather(-1, pick), x.gather(-1, pick), y.gather(-1, pick), inside.gather(-1, pick)
+    h = heatmaps.shape[-2]
+    flat = heatmaps.flatten(-2)
+    ix, iy = peak.ix, peak.iy
+    # The four neighbours, left, right, above, below, read from clamped cells; off-map ones lose below.
+    cross = torch.stack(
+        (
+            iy * w + (ix - 1).clamp(min=0),
+            iy * w + (ix + 1).clamp(max=w - 1),
+            (iy - 1).clamp(min=0) * w + ix,
+            (iy + 1).clamp(max=h - 1) * w + ix,
+        ),
+        dim=-1,
+    )
+    low = torch.finfo(heatmaps.dtype).min
+    near = flat.gather(-1, cross)
+    on_map = torch.stack((ix >= 1, ix <= w - 2, iy >= 1, iy <= h - 2), dim=-1)
+    near = near.masked_fill(~on_map, low)
+    sx = torch.where(near[..., 1] > near[..., 0], 1, -1)
+    sy = torch.where(near[..., 3] > near[..., 2], 1, -1)
+    # The peak, its x neighbour, its y neighbour, the diagonal.
+    x = torch.stack((ix, ix + sx, ix, ix + sx), dim=-1)
+    y = torch.stack((iy, iy, iy + sy, iy + sy), dim=-1)
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    values = flat.gather(-1, y.clamp(0, h - 1) * w + x.clamp(0, w - 1))
+    return values.masked_fill(~inside, 0.0), x, y, inside
 
 
 def fit_temperature(

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..checks import check_positive
 from .base import Encoded, HeatmapCodec
-from .peaks import Peak, cell_grid, gaussian_maps, map_logsumexp
+from .peaks import Peak, cell_grid, gaussian_maps
 
 
 def soft_argmax_cells(heatmaps: Tensor, activation: str = "logits") -> Tensor:
@@ -70,10 +70,5 @@ class SoftArgmax(HeatmapCodec):
         maps = maps / total.clamp(min=torch.finfo(maps.dtype).tiny)
         return Encoded(weights, uv, self.heatmap_size, heatmaps=maps)
 
-    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> tuple[Tensor, Tensor]:
-        uv = soft_argmax_cells(heatmaps, activation)
-        if activation == "logits":
-            scores = torch.exp(peak.value - map_logsumexp(heatmaps, peak.value))
-        else:
-            scores = peak.value
-        return uv, scores
+    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak) -> Tensor:
+        return soft_argmax_cells(heatmaps, activation)
