@@ -198,7 +198,7 @@ class HeatmapCodec:
 
         Here the peak cell's (decoders that read more cells override it, e.g. :class:`RandomizedRounding`'s
         window): ``exp(peak - logsumexp(map))`` for logit maps, the peak's value for probability maps.
-        ``peak.lse`` is the normaliser when :meth:`_needs_normaliser` asked for it, else ``None``.
+        ``peak.lse`` is the normaliser when ``_needs_normaliser`` asked for it, else ``None``.
         """
         if activation == "probabilities":
             return peak.value

@@ -180,9 +180,6 @@ def _blurred_3x3(heatmaps: Tensor, ix: Tensor, iy: Tensor, blur_sigma: float, bo
     rel = taps[None, :] - torch.arange(-1, 2, device=heatmaps.device)[:, None] + kernel_radius
     valid = (rel >= 0) & (rel <= 2 * kernel_radius)
     M = torch.where(valid, kernel[rel.clamp(0, 2 * kernel_radius)], torch.zeros((), dtype=kernel.dtype))
-    span = torch.arange(-window, window + 1, device=heatmaps.device)
-    inside_x = (ix[..., None] + span >= 0) & (ix[..., None] + span < w)  # (B, K, size): on-map columns
-    inside_y = (iy[..., None] + span >= 0) & (iy[..., None] + span < h)
     if pad == "zero" and size <= h and size <= w:
         # Zero padding: the on-map patch nearest to the centred one holds all of its on-map cells, the rest
         # being zeros. Where the patch is the centred one (all but the peaks near the border), the 3 x 3 blur
@@ -217,6 +214,9 @@ def _blurred_3x3(heatmaps: Tensor, ix: Tensor, iy: Tensor, blur_sigma: float, bo
         blurred = torch.einsum("ot,bkts,ps->bkop", M, patch, M)
     if border == "normalized":
         # The on-map mask of a window is separable (a box): blur its row and column profiles separately.
+        span = torch.arange(-window, window + 1, device=heatmaps.device)
+        inside_x = (ix[..., None] + span >= 0) & (ix[..., None] + span < w)  # (B, K, size): on-map columns
+        inside_y = (iy[..., None] + span >= 0) & (iy[..., None] + span < h)
         rows, cols = inside_y.to(patch.dtype), inside_x.to(patch.dtype)  # (B, K, size): y profile, x profile
         weight = (
             torch.einsum("ot,bkt->bko", M, rows)[..., :, None]

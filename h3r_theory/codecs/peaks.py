@@ -30,13 +30,14 @@ class Peak(NamedTuple):
 
 
 #: Bytes of maps per chunk of the CPU scan with the normaliser. The argmax reads the chunk from memory, then
-#: the peaks and the ``exp`` read it again from cache: a chunk and its exp buffer much beyond a core's L2 cache
+#: the peaks and the ``exp`` read it again from cache. A chunk and its exp buffer much beyond a core's L2 cache
 #: would be read from memory twice, while much smaller chunks pay each call's overhead (and its GIL hand-over)
 #: more often.
 SCAN_CHUNK_BYTES = 1 << 20
-#: Bytes of maps per chunk of the argmax alone: it reads every cell once, so a chunk need not fit in cache,
-#: and fewer, larger chunks cost fewer calls and GIL hand-overs (``benchmarks/codecs.py`` times the scan
-#: with both sizes; 16 MB cut the argmax of 214 MB of maps from 11.4 to 5.9 ms on the 2-core machine).
+#: Bytes of maps per chunk of the argmax alone. It reads every cell once, so a chunk need not fit in cache,
+#: and fewer, larger chunks cost fewer calls and GIL hand-overs (``benchmarks/codecs.py`` times the scan in
+#: these chunks and in 1 MB ones). The last chunks shrink to :data:`SCAN_CHUNK_BYTES` so that the threads
+#: finish together (:func:`run_chunks`).
 ARGMAX_CHUNK_BYTES = 1 << 24
 #: Below this many bytes of maps the scan runs on the calling thread alone, since handing work to the pool
 #: costs a thread wake-up and GIL hand-overs, which a small input does not repay.

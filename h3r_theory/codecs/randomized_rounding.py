@@ -270,7 +270,7 @@ def window_mean(
 ) -> Tensor:
     """The ``"window"`` decode (B, K, 2) in cells: the weighted mean of the (2r+1)^2 cells around each peak.
 
-    The same weights as the general path (:func:`activation_points` with :func:`_point_weights`), with fewer,
+    The same weights as the general path (:func:`activation_points` with ``_point_weights``), with fewer,
     larger operations: one ``gather`` of the window nearest to the centred one that lies on the map (the
     (2r+1)^2 offsets of its first cell, no per-cell border arithmetic), then one matrix product of the
     weights with the columns (1, x, y) for the mass and the two weighted sums. A window that crosses the
