@@ -2,7 +2,7 @@
 multiple of one memory pass over the same maps.
 
     python benchmarks/codecs.py            # the ratio table, then the full grid (batch 1/64/1024, K 17/98, ...)
-    python benchmarks/codecs.py --quick    # only the ratio table
+    python benchmarks/codecs.py --quick    # only the ratio tables (3 runs and their summary; --runs N)
     python benchmarks/codecs.py --json out.json
 
 Ratio table: 1024 x 17 maps of 64 x 48 (the 214 MB of a batch of COCO-sized float32 heatmaps). Each decoder's
@@ -153,7 +153,7 @@ def exp_every_cell(maps: torch.Tensor, chunk_cells: int = 1 << 18) -> None:
         torch.exp(part, out=buffer[: part.numel()])
 
 
-def ratio_table(rounds: int = 11) -> list[dict]:
+def ratio_table(rounds: int = 15) -> list[dict]:
     """Decode times of every decoder on :data:`RATIO_CASE`, with the memory pass and numpy argmax, interleaved,
     each after a torch pass and back to back (see the module docstring)."""
     batch, k, (w, h) = RATIO_CASE
@@ -256,15 +256,53 @@ def print_ratio_table(rows: list[dict]) -> None:
         )
 
 
+def print_run_summary(runs: list[list[dict]]) -> None:
+    """Per decoder and condition: the median and range over the runs of its multiples, verdicts on the medians.
+
+    Why: on a shared machine one run's verdict can flip with the memory pass it is divided by; the median of
+    several runs is the figure to quote, and the range says how far one run may stray from it.
+    """
+    print(f"\nover the {len(runs)} runs: median [min - max] of each multiple; verdicts on the medians")
+    print(f"{'':50s} {'condition':19s} {'x memory pass':>22s} {'x numpy argmax':>22s}  target")
+    for condition in ("after a torch pass", "back to back"):
+        for label in DECODERS:
+            picked = [
+                next(r for r in run if r["what"] == label and r["condition"] == condition) for run in runs
+            ]
+            memory = sorted(r["x_memory_pass"] for r in picked)
+            numpy_argmax = sorted(r["x_numpy_argmax"] for r in picked)
+            median = dict(
+                picked[0],
+                x_memory_pass=statistics.median(memory),
+                x_numpy_argmax=statistics.median(numpy_argmax),
+            )
+            verdict = ", ".join(f"{text} {'met' if ok else 'MISSED'}" for text, ok in verdicts(median))
+            print(
+                f"{label:50s} {condition:19s} {median['x_memory_pass']:6.2f} [{memory[0]:5.2f} - {memory[-1]:5.2f}]"
+                f" {median['x_numpy_argmax']:6.2f} [{numpy_argmax[0]:5.2f} - {numpy_argmax[-1]:5.2f}]  {verdict}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the ratio table")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="ratio tables to time, one after the other (default 3)"
+    )
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error(f"--runs must be >= 1, got {args.runs}")
 
     print(f"machine: {machine_description()}")
-    ratios = ratio_table()
-    print_ratio_table(ratios)
+    runs = []
+    for run in range(args.runs):
+        print(f"\nrun {run + 1} of {args.runs}")
+        runs.append(ratio_table())
+        print_ratio_table(runs[-1])
+    if args.runs > 1:
+        print_run_summary(runs)
+    ratios = [dict(row, run=run) for run, table in enumerate(runs) for row in table]
     rows = []
     if not args.quick:
         rows = grid()

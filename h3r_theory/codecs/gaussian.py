@@ -127,7 +127,9 @@ def taylor_refine(
         # (A map under 3 cells wide has no such stencil: the argmax is kept, unrefined, below.)
         ix = ix.clamp(1, w - 2) if w >= 3 else ix
         iy = iy.clamp(1, h - 2) if h >= 3 else iy
-    local = _blurred_3x3(heatmaps, ix, iy, blur_sigma, border)  # (B, K, 3, 3), rows = y - 1, y, y + 1
+    # (B, K, 3, 3), rows y - 1, y, y + 1; under "unblurred" the peaks near the border take the raw cells below
+    unused = near if border == "unblurred" and blur_sigma > 0 else None
+    local = _blurred_3x3(heatmaps, ix, iy, blur_sigma, border, unused)
     if border == "unblurred" and blur_sigma > 0 and near.any():
         # The unblurred 3 x 3 cells (0 beyond the border) of the peaks near the border, and only theirs.
         which = near.reshape(-1).nonzero()[:, 0]
@@ -164,8 +166,14 @@ def taylor_refine(
     return torch.stack((uv[..., 0].clamp(0, w - 1), uv[..., 1].clamp(0, h - 1)), dim=-1)
 
 
-def _blurred_3x3(heatmaps: Tensor, ix: Tensor, iy: Tensor, blur_sigma: float, border: str) -> Tensor:
-    """The Gaussian-blurred map on the 3 x 3 cells around (ix, iy), from a local window only."""
+def _blurred_3x3(
+    heatmaps: Tensor, ix: Tensor, iy: Tensor, blur_sigma: float, border: str, unused: Tensor | None = None
+) -> Tensor:
+    """The Gaussian-blurred map on the 3 x 3 cells around (ix, iy), from a local window only.
+
+    ``unused`` (B, K) bool marks peaks whose result the caller replaces: under zero padding their blur may
+    be left wrong when getting it right costs more (a patch moved onto the map).
+    """
     pad = border if border in ("reflect", "replicate") else "zero"
     if blur_sigma == 0:
         values, _, _, _ = gather_window(heatmaps, ix, iy, 1, pad)
@@ -195,7 +203,8 @@ def _blurred_3x3(heatmaps: Tensor, ix: Tensor, iy: Tensor, blur_sigma: float, bo
         flat = patch.reshape(n, size, size)
         blur_map = torch.einsum("ot,ps->opts", M, M).reshape(9, size * size)  # (9, size^2), row o * 3 + p
         blurred = torch.nn.functional.linear(flat.reshape(n, size * size), blur_map).view(n, 3, 3)
-        moved = ((x0 != ix - window) | (y0 != iy - window)).reshape(-1).nonzero()[:, 0]
+        moved = (x0 != ix - window) | (y0 != iy - window)
+        moved = (moved if unused is None else moved & ~unused).reshape(-1).nonzero()[:, 0]
         if moved.numel():
             wide = M.new_zeros(3, 3 * size)
             wide[:, size : 2 * size] = M

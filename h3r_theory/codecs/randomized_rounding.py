@@ -279,11 +279,10 @@ def window_mean(
     h, w = heatmaps.shape[-2:]
     size = 2 * radius + 1
     ix, iy = peak.ix.reshape(-1), peak.iy.reshape(-1)
-    x0, y0 = (ix - radius).clamp(0, w - size), (iy - radius).clamp(0, h - size)
+    x0, y0 = (ix - radius).clamp_(0, w - size), (iy - radius).clamp_(0, h - size)  # the window's first cell
     span = torch.arange(size, device=heatmaps.device)
     dx, dy = span.repeat(size), span.repeat_interleave(size)  # (S^2,) row-major: y outer, x inner
-    index = (y0 * w + x0)[:, None] + (dy * w + dx)
-    values = heatmaps.reshape(-1, h * w).gather(1, index)  # (N, S^2)
+    values = heatmaps.reshape(-1, h * w).gather(1, (y0 * w + x0)[:, None] + (dy * w + dx))  # (N, S^2)
     if activation == "logits":
         top = peak.value.detach().reshape(-1, 1)
         if temperature != 1.0:
@@ -291,20 +290,20 @@ def window_mean(
         weights = torch.exp(values - top)
     else:
         weights = values.clamp(min=0)
-    moved = ((x0 != ix - radius) | (y0 != iy - radius)).nonzero()[:, 0]
+    # Where the peak is within r of the border the window was moved onto the map (centre cx, cy != r in it):
+    # keep only the cells of the centred window, columns and rows within r of the peak. Rare, so per subset.
+    cx, cy = ix - x0, iy - y0
+    moved = ((cx != radius) | (cy != radius)).nonzero()[:, 0]
     if moved.numel():
-        # Keep only the cells of the centred window: columns and rows within r of the peak.
-        keep = ((x0[moved, None] + dx - ix[moved, None]).abs() <= radius) & (
-            (y0[moved, None] + dy - iy[moved, None]).abs() <= radius
-        )
+        keep = ((dx - cx[moved, None]).abs() <= radius) & ((dy - cy[moved, None]).abs() <= radius)
         weights = weights.index_put((moved,), weights[moved] * keep)
-    columns = torch.stack((torch.ones_like(dx), dx, dy), dim=-1).to(weights.dtype)  # (S^2, 3)
-    mass, sum_x, sum_y = (weights @ columns).unbind(-1)  # (N,) each
-    safe = mass.clamp(min=torch.finfo(mass.dtype).tiny)
-    uv = torch.stack((sum_x / safe + x0, sum_y / safe + y0), dim=-1)
-    # No positive mass in the window (an all-negative probability map): use the peak cell.
-    peak_uv = torch.stack((ix, iy), dim=-1).to(uv.dtype)
-    uv = torch.where((mass == 0)[:, None], peak_uv, uv)
+    # One product for the mass and the two weighted sums: columns 1, x, y of the window's cells.
+    sums = weights @ torch.stack((torch.ones_like(dx), dx, dy), dim=-1).to(weights.dtype)  # (N, 3)
+    mass = sums[:, :1]
+    uv = sums[:, 1:] / mass.clamp(min=torch.finfo(mass.dtype).tiny) + torch.stack((x0, y0), dim=-1)
+    if activation != "logits":  # a logit window holds the peak's exp(0) = 1: its mass is never 0
+        # No positive mass in the window (an all-negative probability map): use the peak cell.
+        uv = torch.where(mass == 0, torch.stack((ix, iy), dim=-1).to(uv.dtype), uv)
     return uv.reshape(*peak.ix.shape, 2)
 
 
