@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from torch import nn
 from trainers import distributed as dist_utils
 from trainers import engine
 from trainers.config import load_config
+from trainers.run_folder import LOCK_NAME
 
 OPTIONS = [
     "data.input_size=[32, 32]",
@@ -94,6 +96,47 @@ def test_two_processes_match_one_process_and_run_the_cli(tmp_path):
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4]
     assert [r for r in records if r["kind"] == "eval"][-1]["num_samples"] == 10
     assert torch.load(cli_out / "last.pt", weights_only=True)["step"] == 4
+
+
+def _busy_folder_worker(rank: int, world_size: int, port: int, out_dir: str, codes: str) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        OMP_NUM_THREADS="1",
+    )
+    torch.set_num_threads(1)
+    from trainers import cli
+
+    code = cli.main(["train", "synthetic", *OPTIONS, f"train.out_dir={out_dir}"])
+    (Path(codes) / f"rank{rank}").write_text(str(code))
+
+
+@pytest.mark.slow
+def test_a_run_folder_in_use_stops_every_process_with_the_same_line(tmp_path, capfd):
+    # Rank 0 alone checks the folder; rank 1 must stop too, not wait for rank 0 at its next collective.
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / LOCK_NAME).write_text(f"{os.getpid()} {socket.gethostname()}\n")  # held by this live process
+    context = mp.start_processes(
+        _busy_folder_worker,
+        args=(2, _free_port(), str(busy), str(tmp_path)),
+        nprocs=2,
+        join=False,
+        start_method="spawn",
+    )
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("a process still ran 120 s after the other stopped on the busy folder")
+    assert [(tmp_path / f"rank{r}").read_text() for r in range(2)] == ["2", "2"]
+    err = capfd.readouterr().err
+    assert err.count("is in use by another run") == 2 and "Traceback" not in err
+    assert sorted(p.name for p in busy.iterdir()) == [LOCK_NAME]  # nothing written into the busy folder
 
 
 def test_data_shards_partition_each_global_batch():

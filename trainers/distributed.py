@@ -74,6 +74,19 @@ def gather_objects(obj: Any, info: DistInfo) -> list:
     return out
 
 
+def raise_on_every_rank(error: str | None, info: DistInfo) -> None:
+    """``ValueError(error)`` on every process when any process has an error (the lowest rank's), else nothing.
+
+    Why: a check that rank 0 alone makes (the run folder's) must stop every rank. If only rank 0 raised, the
+    others would go on to their next collective operation and wait there for it: until the process group's
+    timeout (30 minutes) under NCCL, or into an unrelated connection error under gloo.
+    """
+    errors = gather_objects(error, info)
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise ValueError(first)
+
+
 def epoch_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
     """The sample order of ``epoch``: a permutation that depends only on ``(seed, epoch)``."""
     g = torch.Generator().manual_seed(mix_seed(seed, epoch))
