@@ -188,20 +188,28 @@ def test_a_folder_in_use_is_refused_at_once_and_a_stale_lock_taken_over(tmp_path
     assert not (out / ".lock").exists() and (out / "last.pt").is_file()
 
 
-def test_two_runs_at_once_in_one_folder(tmp_path):
-    """Two h3r-train processes into one folder: the second fails at once with one line (exit 2) while the
-    first keeps running alone (stopped here by Ctrl-C); its log holds one history."""
-    out = tmp_path / "run"
-    args = [*TINY, "train.max_steps=100000", f"train.out_dir={out}"]
-    cmd = [sys.executable, "-m", "trainers.cli", "train", "synthetic"]
-    first = subprocess.Popen(
-        [*cmd, *args],
+def _interruptible(cmd: list[str]) -> subprocess.Popen:
+    """``cmd`` started in the repository, its output piped, Ctrl-C (SIGINT) reaching it as in a terminal.
+
+    A background process inherits SIGINT ignored from some shells: the child restores the default.
+    """
+    return subprocess.Popen(
+        cmd,
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def test_two_runs_at_once_in_one_folder(tmp_path):
+    """Two h3r-train processes into one folder: the second fails at once with one line (exit 2) while the
+    first keeps running alone (stopped here by Ctrl-C); its log holds one history."""
+    out = tmp_path / "run"
+    args = [*TINY, "train.max_steps=100000", f"train.out_dir={out}"]
+    cmd = [sys.executable, "-m", "trainers.cli", "train", "synthetic"]
+    first = _interruptible([*cmd, *args])
     deadline = time.time() + 120
     while not (out / "config.json").exists() and time.time() < deadline and first.poll() is None:
         time.sleep(0.05)
@@ -348,15 +356,7 @@ def test_ctrl_c_saves_the_last_step_and_exits_130(tmp_path):
     out = tmp_path / "run"
     args = [*TINY, "train.max_steps=100000", "train.checkpoint_every=0", f"train.out_dir={out}"]
     cmd = [sys.executable, "-m", "trainers.cli", "train", "synthetic", *args]
-    # a background process inherits SIGINT ignored from some shells; restore the default as a terminal has it
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = _interruptible(cmd)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         log = out / "metrics.jsonl"
