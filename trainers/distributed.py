@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from .seeding import mix_seed
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,17 +77,24 @@ def gather_objects(obj: Any, info: DistInfo) -> list:
     return out
 
 
-def raise_on_every_rank(error: str | None, info: DistInfo) -> None:
-    """``ValueError(error)`` on every process when any process has an error (the lowest rank's), else nothing.
+def on_main(fn: Callable[[], T], info: DistInfo) -> T | None:
+    """``fn()`` on rank 0 (``None`` elsewhere); a ``ValueError`` it raises is raised on every rank, same text.
 
     Why: a check that rank 0 alone makes (the run folder's) must stop every rank. If only rank 0 raised, the
     others would go on to their next collective operation and wait there for it: until the process group's
     timeout (30 minutes) under NCCL, or into an unrelated connection error under gloo.
     """
+    result, error = None, None
+    if info.is_main:
+        try:
+            result = fn()
+        except ValueError as exc:
+            error = str(exc)
     errors = gather_objects(error, info)
     first = next((e for e in errors if e is not None), None)
     if first is not None:
         raise ValueError(first)
+    return result
 
 
 def epoch_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:

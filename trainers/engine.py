@@ -152,13 +152,8 @@ def train(
     info = dist_utils.setup("cuda" if on_cuda else "cpu")
     device = dist_utils.local_device(tc.device, info)
     out_dir = Path(tc.out_dir)
-    error = None
-    if info.is_main:
-        try:
-            refuse_if_in_use(out_dir)  # read-only and at once: a second run into a busy folder builds nothing
-        except ValueError as exc:
-            error = str(exc)
-    dist_utils.raise_on_every_rank(error, info)  # rank 0 checked the folder: every rank stops with it
+    # Read-only and at once: a second run into a busy folder builds nothing; rank 0 checks, every rank stops.
+    dist_utils.on_main(lambda: refuse_if_in_use(out_dir), info)
     return _train(config, info, device, out_dir, model, train_set, eval_set, stop_after_steps, overwrite)
 
 
@@ -199,13 +194,9 @@ def _train(
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
     # -- the output folder: checked and locked only now, after everything above was built and checked ------
-    lock, error = None, None
-    if info.is_main:
-        try:
-            lock = open_run_folder(out_dir, resuming=tc.resume is not None, overwrite=overwrite)
-        except ValueError as exc:
-            error = str(exc)
-    dist_utils.raise_on_every_rank(error, info)
+    lock = dist_utils.on_main(
+        lambda: open_run_folder(out_dir, resuming=tc.resume is not None, overwrite=overwrite), info
+    )
     try:
         # -- resume, DDP, logs ----------------------------------------------------------------------------------
         resume = _resume_path(tc.resume, out_dir)
