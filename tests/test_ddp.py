@@ -58,7 +58,8 @@ def _config(out_dir):
     return load_config("synthetic", [*OPTIONS, "codec.name=gaussian", f"train.out_dir={out_dir}"])
 
 
-def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+def _as_torchrun_worker(rank: int, world_size: int, port: int) -> None:
+    """The environment torchrun gives worker ``rank`` of ``world_size``, and one torch thread."""
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
@@ -68,6 +69,10 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         OMP_NUM_THREADS="1",
     )
     torch.set_num_threads(1)
+
+
+def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    _as_torchrun_worker(rank, world_size, port)
     result = engine.train(_config(out_dir), model=_net(6))
     params = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
     torch.save({"params": params, "final": result.final}, Path(out_dir) / f"rank{rank}.pt")
@@ -99,15 +104,7 @@ def test_two_processes_match_one_process_and_run_the_cli(tmp_path):
 
 
 def _busy_folder_worker(rank: int, world_size: int, port: int, out_dir: str, codes: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        OMP_NUM_THREADS="1",
-    )
-    torch.set_num_threads(1)
+    _as_torchrun_worker(rank, world_size, port)
     from trainers import cli
 
     code = cli.main(["train", "synthetic", *OPTIONS, f"train.out_dir={out_dir}"])
