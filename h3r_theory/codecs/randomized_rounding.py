@@ -177,12 +177,13 @@ class RandomizedRounding(HeatmapCodec):
     def _settings(
         self,
         activation: str,
-        method: str | None,
-        k: int | None,
-        radius: int | None,
-        temperature: float | None,
+        method: str | None = None,
+        k: int | None = None,
+        radius: int | None = None,
+        temperature: float | None = None,
     ) -> tuple[str, int, int, float]:
-        """This call's decoder settings: the overrides given, else the codec's; validated."""
+        """This call's decoder settings (the options :meth:`decode` passes on): the overrides given, else the
+        codec's; validated."""
         method, k, radius = _check_decoder(
             method or self.method,
             self.k if k is None else k,
@@ -202,17 +203,8 @@ class RandomizedRounding(HeatmapCodec):
         temperature = options.get("temperature")
         return activation == "logits" and (self.temperature if temperature is None else temperature) == 1.0
 
-    def _decode_cells(
-        self,
-        heatmaps: Tensor,
-        activation: str,
-        peak: Peak,
-        method: str | None = None,
-        k: int | None = None,
-        radius: int | None = None,
-        temperature: float | None = None,
-    ) -> Tensor:
-        method, k, radius, temperature = self._settings(activation, method, k, radius, temperature)
+    def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak, **options) -> Tensor:
+        method, k, radius, temperature = self._settings(activation, **options)
         h, w = heatmaps.shape[-2:]
         if method == "window" and 2 * radius + 1 <= min(h, w):
             return window_mean(heatmaps, peak, radius, activation, temperature)
@@ -225,19 +217,10 @@ class RandomizedRounding(HeatmapCodec):
         peak_uv = torch.stack((peak.ix, peak.iy), dim=-1).to(uv.dtype)
         return torch.where(mass == 0, peak_uv, uv)
 
-    def point_mass(
-        self,
-        heatmaps: Tensor,
-        activation: str,
-        peak: Peak,
-        method: str | None = None,
-        k: int | None = None,
-        radius: int | None = None,
-        temperature: float | None = None,
-    ) -> Tensor:
+    def point_mass(self, heatmaps: Tensor, activation: str, peak: Peak, **options) -> Tensor:
         """The probability the activation points hold (B, K): their share of the map's softmax at the
         temperature (logits), or the sum of their values, negatives counting as 0 (probabilities)."""
-        method, k, radius, temperature = self._settings(activation, method, k, radius, temperature)
+        method, k, radius, temperature = self._settings(activation, **options)
         values, _, _, inside = activation_points(heatmaps, peak, method, k, radius)
         total = _point_weights(values, inside, peak, activation, temperature).sum(-1)
         if activation == "probabilities":
