@@ -115,9 +115,8 @@ def check_heatmap_peaks(peaks: Tensor, name: str = "heatmaps") -> Tensor:
     difference: a map whose maximum is finite may hold -inf cells (masked logits: ``exp(-inf) = 0``, and
     probability decoders clamp negatives to 0); a map that is -inf everywhere is refused.
     """
-    bad = ~torch.isfinite(peaks)
-    if bad.any():
-        b, k = _first_index(bad)
+    if not torch.isfinite(peaks).all():  # the mask of offenders only when there is one
+        b, k = _first_index(~torch.isfinite(peaks))
         raise ValueError(f"{name} has a non-finite value in the map at (batch, keypoint) = ({b}, {k})")
     return peaks
 

@@ -12,9 +12,12 @@ import multiprocessing
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from h3r_theory import codecs
 from h3r_theory.codecs import gaussian, peaks
@@ -94,6 +97,39 @@ def test_gradients_take_torchs_path():
     assert maps.grad.sum() == 6  # one peak per map
     with torch.no_grad():
         assert scan_maps(maps, normaliser=True).lse is not None
+
+
+# Few distinct values, so that maps are full of ties, with NaN, both infinities and both zeros among them.
+_CELLS = st.sampled_from([0.0, -0.0, 1.0, 2.0, -3.0, math.inf, -math.inf, math.nan])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 7), st.integers(1, 6)),
+    data=st.data(),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]),
+)
+def test_first_maximum_by_rows_is_the_flat_first_maximum(shape, data, dtype):
+    n, h, w = shape
+    cells = data.draw(st.lists(_CELLS, min_size=n * h * w, max_size=n * h * w))
+    maps = torch.tensor(cells, dtype=torch.float64).reshape(1, n, h, w).to(dtype)
+    ix, iy, value = peaks.first_maximum_by_rows(maps)
+    # numpy's argmax over the flattened maps: first maximum in row-major order, the first NaN if any
+    expected = np.asarray(maps.double().reshape(n, h * w).numpy()).argmax(-1)
+    assert (iy[0] * w + ix[0]).tolist() == expected.tolist()
+    assert torch.equal(
+        value[0].double().nan_to_num(7.0), maps.double().reshape(n, -1)[range(n), expected].nan_to_num(7.0)
+    )
+    assert value.dtype == dtype
+
+
+def test_first_maximum_by_rows_carries_gradients_to_the_peak_cell():
+    maps = _logits(2, 3, 5, 6).double().requires_grad_()
+    ix, iy, value = peaks.first_maximum_by_rows(maps)
+    value.sum().backward()
+    expected = torch.zeros_like(maps)
+    expected.flatten(-2).scatter_(-1, (iy * 6 + ix)[..., None], 1.0)
+    assert torch.equal(maps.grad, expected)
 
 
 def test_bad_scan_arguments_are_named():
@@ -254,7 +290,7 @@ def test_the_torch_path_of_cuda_and_half_precision_agrees_with_the_numpy_path():
     maps = torch.randint(0, 4, (3, 4, 6, 7), generator=g).float()  # ties
     maps[2, 3, 5, 6] = math.nan
     fast = scan_maps(maps, normaliser=True)
-    ix, iy, value = peaks._torch_argmax_cells(maps)  # what CUDA runs
+    ix, iy, value = peaks.first_maximum_by_rows(maps)  # what CUDA runs
     assert torch.equal(fast.ix, ix) and torch.equal(fast.iy, iy)
     assert torch.equal(fast.value.nan_to_num(7.0), value.nan_to_num(7.0))
     half = scan_maps(maps.bfloat16(), normaliser=True)  # not numpy's: the torch path, normaliser included
