@@ -47,7 +47,7 @@ import torch
 from h3r_theory import codecs
 from h3r_theory.checks import check_heatmaps
 from h3r_theory.codecs.gaussian import _blurred_3x3
-from h3r_theory.codecs.peaks import map_logsumexp, onmap_patch, scan_maps
+from h3r_theory.codecs.peaks import first_maximum_by_rows, map_logsumexp, onmap_patch, scan_maps
 
 BATCHES = (1, 64, 1024)
 KEYPOINTS = (17, 98)
@@ -161,6 +161,7 @@ def ratio_table(rounds: int = 15) -> list[dict]:
     logits = 4 * torch.randn(batch, k, h, w, generator=g)  # logit-like maps: a peak somewhere in each
     flat_np = logits.numpy().reshape(batch * k, h * w)
     ix, iy, peak, _ = scan_maps(logits)
+    chunk_1mb = (1 << 20) // (h * w * logits.element_size())  # the normaliser's chunks, for the argmax alone
     logits_grad = logits.clone().requires_grad_()  # onmap_patch's gradient path: indexing unfold's view
     calls: dict[str, Callable[[], object]] = {
         "memory pass (maps.sum())": lambda: logits.sum(),
@@ -171,8 +172,10 @@ def ratio_table(rounds: int = 15) -> list[dict]:
         # decode checks finiteness on the peaks (check_heatmap_peaks); the full scan is kept for reference
         "  part: full finiteness scan (check_heatmaps)": lambda: check_heatmaps(logits, (w, h)),
         "  part: first maximum (scan_maps)": lambda: scan_maps(logits),
+        "  part: the same on one thread": lambda: scan_maps(logits, threads=1),
+        "  part: the same in 1 MB chunks": lambda: scan_maps(logits, chunk_rows=chunk_1mb),
+        "  part: first maximum from the row maxima (CUDA's path)": lambda: first_maximum_by_rows(logits),
         "  part: first maximum + normaliser (scan_maps)": lambda: scan_maps(logits, normaliser=True),
-        "  part: the same on one thread": lambda: scan_maps(logits, normaliser=True, threads=1),
         "  part: normaliser alone (map_logsumexp)": lambda: map_logsumexp(logits, peak),
         "  floor of a normaliser: exp of every cell": lambda: exp_every_cell(logits),
         "  part: DARK's 15 x 15 patches (onmap_patch)": lambda: onmap_patch(logits, ix, iy, 7),

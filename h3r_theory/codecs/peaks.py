@@ -34,7 +34,12 @@ class Peak(NamedTuple):
 #: would be read from memory twice, while much smaller chunks pay each call's overhead (and its GIL hand-over)
 #: more often.
 SCAN_CHUNK_BYTES = 1 << 20
-#: Below this many bytes of maps the scan with the normaliser runs on the calling thread alone, since handing work to the pool
+#: Bytes of maps per chunk of the argmax alone. It reads every cell once, so a chunk need not fit in cache,
+#: and fewer, larger chunks cost fewer calls and GIL hand-overs (``benchmarks/codecs.py`` times the scan in
+#: these chunks and in 1 MB ones). The last chunks shrink to :data:`SCAN_CHUNK_BYTES` so that the threads
+#: finish together (:func:`run_chunks`).
+ARGMAX_CHUNK_BYTES = 1 << 24
+#: Below this many bytes of maps the scan runs on the calling thread alone, since handing work to the pool
 #: costs a thread wake-up and GIL hand-overs, which a small input does not repay.
 SCAN_THREAD_MIN_BYTES = 1 << 21
 
@@ -59,100 +64,72 @@ def argmax_cells(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 def scan_maps(
     heatmaps: Tensor, normaliser: bool = False, threads: int | None = None, chunk_rows: int | None = None
 ) -> Peak:
-    """The first maximum of every map and, if ``normaliser``, its softmax normaliser.
+    """The first maximum of every map and, if ``normaliser``, its softmax normaliser, in one read of the maps.
 
     Args:
         heatmaps: (B, K, h, w).
         normaliser: also compute ``lse`` (B, K) = log(sum(exp(map))), the softmax normaliser of logit maps
             (left ``None`` when gradients are wanted: :func:`map_logsumexp` then takes torch's own).
-        threads: CPU threads for the scan with the normaliser, the calling one included (``None``:
-            ``torch.get_num_threads()``, so ``OMP_NUM_THREADS=1`` keeps it on the calling thread); maps under
+        threads: CPU threads to scan with, the calling one included (``None``: ``torch.get_num_threads()``,
+            so ``OMP_NUM_THREADS=1`` keeps it on the calling thread); maps under
             :data:`SCAN_THREAD_MIN_BYTES` use one.
-        chunk_rows: maps per chunk of that scan (``None``: :data:`SCAN_CHUNK_BYTES` worth).
+        chunk_rows: maps per chunk on the CPU (``None``: :data:`SCAN_CHUNK_BYTES` worth with the normaliser,
+            :data:`ARGMAX_CHUNK_BYTES` without).
     Returns:
         :class:`Peak`, ties to the first cell in row-major order, a NaN counting as the maximum.
 
-    Without the normaliser (the default decode): :func:`first_maximum_by_rows`, whose one read of every cell
-    is a torch reduction on torch's own threads. With it, on CPU (float32, float64), one read of the maps
-    computes both: they are cut into chunks that the threads take one after the other (:func:`run_chunks`),
-    and per chunk numpy's ``argmax``, the peaks, then ``sum(exp(map))`` while the chunk is still in cache (the
-    peak is subtracted first only where it lies outside :data:`DIRECT_EXP_PEAKS`). numpy releases the GIL in
-    these calls, so the threads run in parallel. A chunk is computed the same way whichever thread takes it,
-    so the result does not depend on the number of threads, bit for bit. Elsewhere (CUDA, half precision)
-    the normaliser is :func:`map_logsumexp`'s.
+    On CPU (float32, float64) the maps are cut into chunks that the threads take one after the other
+    (:func:`run_chunks`). Per chunk: numpy's ``argmax`` (a single read of every cell, where torch's reductions
+    over a short last axis, ``amax(-1)`` over 64 cells or ``max(dim=-1)``, take more than one memory pass:
+    ``benchmarks/codecs.py`` prints them side by side), the peaks, and for the normaliser
+    ``sum(exp(map))`` while the chunk is still in cache (the peak is subtracted first only where it lies
+    outside :data:`DIRECT_EXP_PEAKS`). numpy releases the GIL in these calls, so the threads run in
+    parallel. A chunk is computed the same way whichever thread takes it, so the result does not depend on
+    the number of threads, bit for bit. Elsewhere (CUDA, half precision): the row maxima (``amax``), the
+    first row holding the largest of them, then the first column of that row; the normaliser is
+    :func:`map_logsumexp`'s.
     """
-    if chunk_rows is not None and chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    threads = _threads_for(heatmaps, threads)
     h, w = heatmaps.shape[-2:]
     lead = heatmaps.shape[:-2]
     want_lse = normaliser and not (torch.is_grad_enabled() and heatmaps.requires_grad)
-    on_numpy = heatmaps.device.type == "cpu" and heatmaps.dtype in (torch.float32, torch.float64)
-    if not (want_lse and on_numpy):
+    if heatmaps.device.type != "cpu" or heatmaps.dtype not in (torch.float32, torch.float64):
         ix, iy, value = first_maximum_by_rows(heatmaps)
-        return Peak(ix, iy, value, map_logsumexp(heatmaps, value) if want_lse else None)
-    maps = heatmaps.detach().reshape(-1, h * w)  # a view for contiguous maps
+        lse = map_logsumexp(heatmaps, value) if want_lse else None
+        return Peak(ix, iy, value, lse)
+    flat = heatmaps.reshape(-1, h * w)  # a view for contiguous maps
+    n = flat.shape[0]
+    maps = flat.detach()
     if not maps.is_contiguous():
         maps = maps.contiguous()
-    n = maps.shape[0]
     if chunk_rows is None:
-        chunk_rows = max(1, SCAN_CHUNK_BYTES // max(1, h * w * maps.element_size()))
+        chunk_bytes = SCAN_CHUNK_BYTES if want_lse else ARGMAX_CHUNK_BYTES
+        chunk_rows = max(1, chunk_bytes // max(1, h * w * maps.element_size()))
     values = maps.numpy()
     index = np.empty(n, dtype=np.intp)
-    top = np.empty(n, dtype=values.dtype)  # the peaks, read per chunk from cache
-    sums = np.empty(n, dtype=values.dtype)
-    shift = np.zeros(n, dtype=values.dtype)
+    top = np.empty(n, dtype=values.dtype) if want_lse else None  # the normaliser reads the peaks per chunk
+    sums = np.empty(n, dtype=values.dtype) if want_lse else None
+    shift = np.zeros(n, dtype=values.dtype) if want_lse else None
 
     def worker(chunks: Callable[[], tuple[int, int] | None]) -> None:
-        buffer = np.empty((min(chunk_rows, n), h * w), dtype=values.dtype)  # the thread's own exp buffer
+        buffer = np.empty((min(chunk_rows, n), h * w), dtype=values.dtype) if want_lse else None  # per thread
         while (span := chunks()) is not None:
             _scan_chunk(values, index, top, sums, shift, buffer, *span)
 
-    run_chunks(worker, n, chunk_rows, threads)
-    with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, as in torch
-        lse = torch.from_numpy(np.log(sums) + shift).reshape(lead)
-    iy, ix = (torch.from_numpy(part).to(torch.long).reshape(lead) for part in np.divmod(index, w))
-    return Peak(ix, iy, torch.from_numpy(top).reshape(lead), lse)
-
-
-def first_maximum_by_rows(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The first maximum of every map, in row-major order, from its row maxima.
-
-    Args:
-        heatmaps: (B, K, h, w), any floating dtype and device.
-    Returns:
-        ``ix``, ``iy`` (B, K) long and the peak values (B, K), which carry gradients when ``heatmaps`` do.
-
-    Three steps: the maximum of every row, ``amax(-1)`` (N, h), the one read of every cell; the first row
-    whose maximum is the largest, ``iy``; the first column of that row holding it, ``ix``. That is the first
-    maximum in row-major order, ties and NaN included: a NaN makes its row's maximum NaN (``amax``
-    propagates it) and counts as the largest in both argmaxes, as in numpy and torch. Why not one argmax
-    over the flat maps: ``amax`` is a vectorised reduction that runs on torch's own threads, the ones that
-    just computed the maps (on the CPU they spin a while after each parallel operation, and a decoder that
-    scans on other threads competes with them for the cores), while an argmax tracks an index per
-    cell: torch's flat argmax takes several memory passes and numpy's runs on one thread
-    (``benchmarks/codecs.py`` times each). The two small argmaxes, over N x h row maxima and N rows of w
-    cells, are numpy's on the CPU.
-    """
-    h, w = heatmaps.shape[-2:]
-    lead = heatmaps.shape[:-2]
-    maps = heatmaps.reshape(-1, h, w)
-    n = maps.shape[0]
-    row_max = maps.detach().amax(-1)  # (N, h)
-    iy = _first_argmax(row_max)
-    first_cell = torch.arange(n, device=maps.device) * h + iy
-    rows = maps.reshape(n * h, w).index_select(0, first_cell)  # (N, w): the row of each peak
-    ix = _first_argmax(rows.detach())
-    value = rows.gather(-1, ix[:, None])[:, 0]
-    return ix.reshape(lead), iy.reshape(lead), value.reshape(lead)
-
-
-def _first_argmax(values: Tensor) -> Tensor:
-    """Index (N,) long of the first maximum of each row of ``values`` (N, M), a NaN counting as the largest:
-    numpy's argmax on the CPU (vectorised, where torch's is not), torch's elsewhere."""
-    if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
-        return torch.from_numpy(values.contiguous().numpy().argmax(-1)).to(torch.long)
-    return values.argmax(-1)
+    smallest = max(1, SCAN_CHUNK_BYTES // max(1, h * w * maps.element_size()))
+    run_chunks(worker, n, chunk_rows, _threads_for(maps, threads), min_rows=min(smallest, chunk_rows))
+    flat_index = torch.from_numpy(index).to(torch.long)
+    if top is None or (torch.is_grad_enabled() and heatmaps.requires_grad):
+        # One gather of the n peaks after the scan costs less than one per chunk; from ``flat``, which
+        # carries gradients when they are wanted.
+        value = flat.gather(-1, flat_index[:, None])[:, 0]
+    else:
+        value = torch.from_numpy(top)  # read in the scan, from cache
+    lse = None
+    if want_lse:
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, as in torch
+            lse = torch.from_numpy(np.log(sums) + shift).reshape(lead)
+    iy, ix = (torch.from_numpy(part) for part in np.divmod(index, w))
+    return Peak(ix.reshape(lead), iy.reshape(lead), value.reshape(lead), lse)
 
 
 #: Maps whose peak lies in this range get their normaliser as log(sum(exp(map))), without subtracting the peak
@@ -165,18 +142,21 @@ DIRECT_EXP_PEAKS = (-16.0, 64.0)
 def _scan_chunk(
     values: np.ndarray,
     index: np.ndarray,
-    top: np.ndarray,
-    sums: np.ndarray,
-    shift: np.ndarray,
-    buffer: np.ndarray,
+    top: np.ndarray | None,
+    sums: np.ndarray | None,
+    shift: np.ndarray | None,
+    buffer: np.ndarray | None,
     a: int,
     b: int,
 ) -> None:
-    """Maps ``a .. b - 1`` of ``values`` (N, h w): argmax into ``index``, the peak into ``top`` and per map ``sum(exp(map - shift))`` into ``sums`` and the ``shift`` used (0, or the peak outside
+    """Maps ``a .. b - 1`` of ``values`` (N, h w): argmax into ``index``; with ``sums``, the peak into ``top`` and
+    per map ``sum(exp(map - shift))`` into ``sums`` and the ``shift`` used (0, or the peak outside
     DIRECT_EXP_PEAKS), through the thread's own ``buffer``. The argmax reads the chunk from memory; the rest
     reads it from cache."""
     chunk = values[a:b]
     np.argmax(chunk, axis=-1, out=index[a:b])  # first maximum; a NaN wins, as in torch
+    if sums is None:
+        return
     top[a:b] = chunk[np.arange(b - a), index[a:b]]
     part = buffer[: b - a]
     # A map with a large peak overflows here and one holding NaN or inf gives NaN: both as torch would,
@@ -198,6 +178,7 @@ def run_chunks(
     n: int,
     chunk_rows: int,
     threads: int | None = None,
+    min_rows: int | None = None,
 ) -> None:
     """Run ``worker`` on ``threads`` threads, the calling one included, over chunks of rows ``0 .. n - 1``.
 
@@ -205,7 +186,9 @@ def run_chunks(
     taken, ``None`` once none is left, so every row is handed out once. Why chunks taken one after the other
     rather than a fixed share per thread: a thread slowed down (by torch's OpenMP threads, which spin for a
     while after each parallel operation on the same cores, or by another process) then takes fewer chunks
-    instead of holding up the rest. Every chunk holds ``chunk_rows`` rows (the last one what is left). ``threads`` (``None``: ``torch.get_num_threads()``) is
+    instead of holding up the rest. Chunks hold ``chunk_rows`` rows while many are left, then shrink to a
+    quarter of what is left per thread, down to ``min_rows`` (``None``: ``chunk_rows``), so that the last
+    ones are small and the threads finish together. ``threads`` (``None``: ``torch.get_num_threads()``) is
     capped at the number of ``chunk_rows`` chunks. ``worker`` must release the GIL for the threads to run in
     parallel (numpy's array operations do) and write disjoint outputs; its first exception is raised here
     once every thread has stopped.
@@ -216,6 +199,7 @@ def run_chunks(
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     threads = max(1, min(threads, -(-n // chunk_rows)))
+    smallest = chunk_rows if min_rows is None else max(1, min(min_rows, chunk_rows))
     taken = [0]  # rows handed out so far
     lock = threading.Lock()
     failed = threading.Event()
@@ -225,7 +209,8 @@ def run_chunks(
             start = taken[0]
             if start >= n or failed.is_set():
                 return None
-            taken[0] = min(n, start + chunk_rows)
+            size = min(chunk_rows, max(smallest, -(-(n - start) // (4 * threads))))
+            taken[0] = min(n, start + size)
             return start, taken[0]
 
     def guarded() -> None:
@@ -266,6 +251,44 @@ def _scan_pool(workers: int) -> ThreadPoolExecutor:
             pool = ThreadPoolExecutor(workers, thread_name_prefix="h3r-scan")
             _POOLS[key] = pool
         return pool
+
+
+def first_maximum_by_rows(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The first maximum of every map, in row-major order, from its row maxima.
+
+    Args:
+        heatmaps: (B, K, h, w), any floating dtype and device.
+    Returns:
+        ``ix``, ``iy`` (B, K) long and the peak values (B, K), which carry gradients when ``heatmaps`` do.
+
+    Three steps: the maximum of every row, ``amax(-1)`` (N, h), the one read of every cell; the first row
+    whose maximum is the largest, ``iy``; the first column of that row holding it, ``ix``. That is the first
+    maximum in row-major order, ties and NaN included: a NaN makes its row's maximum NaN (``amax``
+    propagates it) and counts as the largest in both argmaxes, as in numpy and torch. :func:`scan_maps`
+    takes this path where numpy's argmax cannot run (CUDA, half precision). On the CPU in float32 it was no
+    faster than the threaded numpy scan right after a torch operation, although ``amax`` runs on torch's own
+    threads, and slower back to back (``benchmarks/codecs.py``, the two ``first maximum`` rows). The two small argmaxes, over N x h row
+    maxima and N rows of w cells, are numpy's on the CPU (torch's argmax is not vectorised there).
+    """
+    h, w = heatmaps.shape[-2:]
+    lead = heatmaps.shape[:-2]
+    maps = heatmaps.reshape(-1, h, w)
+    n = maps.shape[0]
+    row_max = maps.detach().amax(-1)  # (N, h)
+    iy = _first_argmax(row_max)
+    first_cell = torch.arange(n, device=maps.device) * h + iy
+    rows = maps.reshape(n * h, w).index_select(0, first_cell)  # (N, w): the row of each peak
+    ix = _first_argmax(rows.detach())
+    value = rows.gather(-1, ix[:, None])[:, 0]
+    return ix.reshape(lead), iy.reshape(lead), value.reshape(lead)
+
+
+def _first_argmax(values: Tensor) -> Tensor:
+    """Index (N,) long of the first maximum of each row of ``values`` (N, M), a NaN counting as the largest:
+    numpy's argmax on the CPU (vectorised, where torch's is not), torch's elsewhere."""
+    if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(values.contiguous().numpy().argmax(-1)).to(torch.long)
+    return values.argmax(-1)
 
 
 def constant_maps(heatmaps: Tensor, ix: Tensor, iy: Tensor) -> Tensor:
