@@ -265,9 +265,11 @@ def first_maximum_by_rows(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     whose maximum is the largest, ``iy``; the first column of that row holding it, ``ix``. That is the first
     maximum in row-major order, ties and NaN included: a NaN makes its row's maximum NaN (``amax``
     propagates it) and counts as the largest in both argmaxes, as in numpy and torch. :func:`scan_maps`
-    takes this path where numpy's argmax cannot run (CUDA, half precision). On the CPU in float32 it was no
-    faster than the threaded numpy scan right after a torch operation, although ``amax`` runs on torch's own
-    threads, and slower back to back (``benchmarks/codecs.py``, the two ``first maximum`` rows). The two small argmaxes, over N x h row
+    takes this path where numpy's argmax cannot run (CUDA, half precision). On the CPU in float32 it is
+    not worth a switch: right after a torch operation it took 16.7-19.6 ms where the threaded numpy scan
+    took 16.4-18.9 ms (although ``amax`` runs on torch's own threads, which the scan's second thread
+    competes with), back to back 14.4-18.7 ms against 12.5-14.7 ms (five runs of ``benchmarks/codecs.py
+    --quick``, its two ``first maximum`` rows, in ``benchmarks/results/codecs_ratios_2core.txt``). The two small argmaxes, over N x h row
     maxima and N rows of w cells, are numpy's on the CPU (torch's argmax is not vectorised there).
     """
     h, w = heatmaps.shape[-2:]
