@@ -269,8 +269,9 @@ def first_maximum_by_rows(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     not worth a switch: right after a torch operation it took 16.7-19.6 ms where the threaded numpy scan
     took 16.4-18.9 ms (although ``amax`` runs on torch's own threads, which the scan's second thread
     competes with), back to back 14.4-18.7 ms against 12.5-14.7 ms (five runs of ``benchmarks/codecs.py
-    --quick``, its two ``first maximum`` rows, in ``benchmarks/results/codecs_ratios_2core.txt``). The two small argmaxes, over N x h row
-    maxima and N rows of w cells, are numpy's on the CPU (torch's argmax is not vectorised there).
+    --quick``, its two ``first maximum`` rows, in ``benchmarks/results/codecs_ratios_2core.txt``). The two
+    small argmaxes, over N x h row maxima and N rows of w cells, are numpy's on the CPU, where torch's
+    index-tracking reductions are slower (the benchmark's ``torch.max(dim=-1)`` row against numpy's argmax).
     """
     h, w = heatmaps.shape[-2:]
     lead = heatmaps.shape[:-2]
@@ -287,7 +288,7 @@ def first_maximum_by_rows(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 def _first_argmax(values: Tensor) -> Tensor:
     """Index (N,) long of the first maximum of each row of ``values`` (N, M), a NaN counting as the largest:
-    numpy's argmax on the CPU (vectorised, where torch's is not), torch's elsewhere."""
+    numpy's argmax on the CPU in float32 and float64, torch's elsewhere."""
     if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
         return torch.from_numpy(values.contiguous().numpy().argmax(-1)).to(torch.long)
     return values.argmax(-1)
