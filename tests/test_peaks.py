@@ -12,7 +12,6 @@ import multiprocessing
 import threading
 import time
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -115,7 +114,7 @@ def test_first_maximum_by_rows_is_the_flat_first_maximum(shape, data, dtype):
     maps = torch.tensor(cells, dtype=torch.float64).reshape(1, n, h, w).to(dtype)
     ix, iy, value = peaks.first_maximum_by_rows(maps)
     # numpy's argmax over the flattened maps: first maximum in row-major order, the first NaN if any
-    expected = np.asarray(maps.double().reshape(n, h * w).numpy()).argmax(-1)
+    expected = maps.double().reshape(n, h * w).numpy().argmax(-1)
     assert (iy[0] * w + ix[0]).tolist() == expected.tolist()
     assert torch.equal(
         value[0].double().nan_to_num(7.0), maps.double().reshape(n, -1)[range(n), expected].nan_to_num(7.0)

@@ -269,9 +269,11 @@ def first_maximum_by_rows(heatmaps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     not worth a switch: right after a torch operation it took 16.7-19.6 ms where the threaded numpy scan
     took 16.4-18.9 ms (although ``amax`` runs on torch's own threads, which the scan's second thread
     competes with), back to back 14.4-18.7 ms against 12.5-14.7 ms (five runs of ``benchmarks/codecs.py
-    --quick``, its two ``first maximum`` rows, in ``benchmarks/results/codecs_ratios_2core.txt``). The two
-    small argmaxes, over N x h row maxima and N rows of w cells, are numpy's on the CPU, where torch's
-    index-tracking reductions are slower (the benchmark's ``torch.max(dim=-1)`` row against numpy's argmax).
+    --quick``, its two ``first maximum`` rows, in ``benchmarks/results/codecs_ratios_2core.txt``). Called
+    directly on CPU float32 or float64 maps (as that benchmark does; ``decode`` never sends them here), the
+    two small argmaxes, over N x h row maxima and N rows of w cells, are numpy's, where torch's
+    index-tracking reductions are slower (the benchmark's ``torch.max(dim=-1)`` row against numpy's argmax),
+    so that the comparison is with this method at its fastest.
     """
     h, w = heatmaps.shape[-2:]
     lead = heatmaps.shape[:-2]
