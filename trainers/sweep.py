@@ -1181,6 +1181,11 @@ def plot_sweep(record: dict, paths: dict[str, Path]) -> dict[str, Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--study" or a.startswith("--study=") for a in argv):  # the studies: trainers.studies
+        from .studies.runner import main as study_main
+
+        return study_main(argv)
     p = argparse.ArgumentParser(
         prog="h3r-sweep",
         description="Train the same model at several heatmap strides and input sizes with several codecs "
@@ -1193,11 +1198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--full", action="store_true", help="the full-size sweep (sweep_full.yaml, for a GPU)")
     p.add_argument("--out", help="output folder (default: the config's out_dir, runs/sweep)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines or bars")
+    p.add_argument("--study", help="run a study instead (convergence, representation): see trainers.studies")
     args = p.parse_args(argv)
     overrides = list(args.overrides) + ([f"out_dir={args.out}"] if args.out else [])
     try:
         sweep = load_sweep(args.config, overrides, full=args.full)
-        command = " ".join(["h3r-sweep", *(list(argv) if argv is not None else sys.argv[1:])])
+        command = " ".join(["h3r-sweep", *argv])
         run_sweep(sweep, progress=not args.no_progress, command=command)
     except ValueError as exc:
         print(f"h3r-sweep: error: {exc}", file=sys.stderr)

@@ -1,0 +1,537 @@
+"""Run a study: many small trainings, each in its own worker process on one thread, resumable run by run.
+
+A study (``trainers/configs/study_*.yaml``) is a grid: every variant (:mod:`.variants`) x stride x
+training budget (steps) x seed, and for the selection seed every learning rate of ``lrs``. The other seeds
+train at the learning rate that gave the lowest error on the VALIDATION split (the synthetic ``val``
+faces, never the reported held-out ``test`` faces) for the same variant, stride and budget. A
+``followups`` entry adds a variant derived from the best of several, picked the same way.
+
+Each finished run is one JSON record in ``<out_dir>/runs/``, written atomically; a study started again
+reads them back and runs only what is missing, so it can be completed over several sittings and a killed
+run loses only itself. One run (:func:`run_job`)::
+
+    seed everything; build the train / val / test sets and the variant's network at the stride
+    train ``budget`` steps: the same batches, targets and schedule as trainers.engine.train
+    measure on the 256 test faces (trainers.studies.budget): the error, the error budget over noise draws,
+    the displacement slope over one cell of motion, the KL to the expected target; the val error
+
+Runs go to ``workers`` processes (default: one per core) with one torch thread each; a run's numbers do
+not depend on the worker count (tested). Progress: one line per finished run, with the ETA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as futures
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import distributed as dist_utils
+from ..bound import dataset_bound
+from ..build import make_optimizer, make_scheduler
+from ..config import Config, from_dict, parse_override, read_yaml_mapping, resolve_config_path, set_dotted_value
+from ..config import validate as validate_config
+from ..data.synthetic import SyntheticLandmarks
+from ..engine import seed_everything
+from ..logging_utils import write_text_atomic
+from ..runtime import batches
+from . import budget as budget_lib
+from . import variants as variants_lib
+
+STUDY_KEYS = (
+    "title", "base", "variants", "followups", "strides", "seeds", "budgets", "lrs", "selection_seed",
+    "noise_draws", "shifts_per_cell", "bins", "num_eval", "eval_batch_size", "workers", "out_dir",
+    "record_dir", "seconds_per_step",
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Study:
+    title: str
+    base: dict  # a trainers config: data, optim, train (batch size, seed ignored)
+    variants: list  # list[Variant]
+    strides: list
+    seeds: list
+    budgets: list  # training steps
+    lrs: list  # candidate learning rates, chosen on the selection seed's val split
+    followups: list = dataclasses.field(default_factory=list)  # list[dict]: best of ``from`` + ``change``
+    selection_seed: int = 0
+    noise_draws: int = 4  # R: the set's own image + R - 1 fresh draws
+    shifts_per_cell: int = 4  # displacement shifts j s / n, j = 0 .. n - 1, along both axes
+    bins: int = 8  # sub-cell fraction bins of the phase part
+    num_eval: int = 256  # test faces and val faces
+    eval_batch_size: int = 128
+    workers: int = 0  # 0 = one per core
+    out_dir: str = "runs/studies/study"
+    record_dir: str | None = None  # where --report writes the committed record (json, md, figures)
+    seconds_per_step: float = 0.14  # for the CPU-time estimate printed before a study starts
+
+
+def _list(value: Any, key: str, source: str, kind=int, minimum: float = 0) -> list:
+    ok = isinstance(value, list) and value and all(
+        isinstance(v, kind) and not isinstance(v, bool) and v >= minimum for v in value
+    )
+    if not ok or len(set(value)) != len(value):
+        raise ValueError(f"{source}: {key} must be a non-empty list of distinct {kind.__name__}s >= {minimum}, got {value!r}")
+    return value
+
+
+def study_from_dict(data: dict, source: str) -> Study:
+    """Validate a study mapping (unknown keys fail, naming the valid ones)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: the top level must be a mapping")
+    unknown = sorted(set(data) - set(STUDY_KEYS))
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown}; valid keys: {list(STUDY_KEYS)}")
+    for key in ("title", "base", "variants", "strides", "seeds", "budgets", "lrs"):
+        if key not in data:
+            raise ValueError(f"{source}: missing key {key!r}")
+    data = dict(data)
+    data["variants"] = [
+        variants_lib.variant_from_dict(v, f"{source}: variants[{i}]") for i, v in enumerate(data["variants"] or [])
+    ]
+    if not data["variants"]:
+        raise ValueError(f"{source}: variants must list at least one design")
+    study = Study(**data)
+    _list(study.strides, "strides", source, minimum=1)
+    _list(study.seeds, "seeds", source)
+    _list(study.budgets, "budgets", source, minimum=1)
+    _list(study.lrs, "lrs", source, kind=float, minimum=1e-12)
+    if study.selection_seed not in study.seeds:
+        raise ValueError(f"{source}: selection_seed {study.selection_seed} is not in seeds {study.seeds}")
+    for key, low in (("noise_draws", 2), ("shifts_per_cell", 2), ("bins", 1), ("num_eval", 1), ("eval_batch_size", 1)):
+        value = getattr(study, key)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            raise ValueError(f"{source}: {key} must be an int >= {low}, got {value!r}")
+    if not (isinstance(study.workers, int) and study.workers >= 0):
+        raise ValueError(f"{source}: workers must be an int >= 0 (0 = one per core), got {study.workers!r}")
+    names = [v.name for v in study.variants]
+    for i, f in enumerate(study.followups):
+        where = f"{source}: followups[{i}]"
+        if not isinstance(f, dict) or set(f) != {"name", "from", "change"}:
+            raise ValueError(f"{where} must have exactly the keys name, from, change, got {f!r}")
+        missing = [n for n in f["from"] if n not in names]
+        if missing or not f["from"]:
+            raise ValueError(f"{where}: 'from' must name variants of this study, unknown: {missing}")
+        bad = sorted(set(f["change"]) - {fl.name for fl in dataclasses.fields(variants_lib.Variant)} - {"name"})
+        if bad:
+            raise ValueError(f"{where}: change has unknown variant key(s) {bad}")
+        names.append(f["name"])
+    if len(set(names)) != len(names):
+        raise ValueError(f"{source}: variant names must be unique, got {names}")
+    for stride in study.strides:
+        base = run_config(study, stride, study.budgets[0], study.lrs[0], study.seeds[0])
+        W, H = base.data.input_size
+        if W % 16 or H % 16 or W % stride:
+            raise ValueError(f"{source}: input {W}x{H} does not suit stride {stride} (multiples of 16 and of the stride)")
+    return study
+
+
+def load_study(name: str, overrides: list[str] = ()) -> Study:
+    """A study by bundled name (``convergence`` -> trainers/configs/study_convergence.yaml) or path."""
+    candidate = Path(name)
+    path = candidate if candidate.suffix in (".yaml", ".yml") else resolve_config_path(f"study_{name}")
+    data = read_yaml_mapping(path)
+    for item in overrides:
+        key, text = parse_override(item, "key", "budgets=[30,100] or base.train.batch_size=8")
+        if key.split(".")[0] not in STUDY_KEYS:
+            raise ValueError(f"unknown study key {key.split('.')[0]!r} in override {item!r}; valid: {list(STUDY_KEYS)}")
+        set_dotted_value(data, key, text)
+    return study_from_dict(data, str(path))
+
+
+def run_config(study: Study, stride: int, steps: int, lr: float, seed: int) -> Config:
+    """The trainers config of one run (optimizer, schedule, batch size, data options)."""
+    data = json.loads(json.dumps(study.base))
+    data.setdefault("model", {})["output_stride"] = stride
+    data.setdefault("optim", {})["lr"] = lr
+    train = data.setdefault("train", {})
+    train.update(max_steps=steps, seed=seed)
+    return validate_config(from_dict(data, Config, "study base"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Jobs and records
+# ---------------------------------------------------------------------------------------------------------
+
+
+def job_key(job: dict) -> str:
+    return f"{job['variant']}_s{job['stride']}_n{job['steps']}_seed{job['seed']}_lr{job['lr']:g}"
+
+
+def all_variants(study: Study, records: dict) -> list[tuple[variants_lib.Variant, bool]]:
+    """The study's variants, then each followup once its parent is known: ``(variant, resolved)``."""
+    out = [(v, True) for v in study.variants]
+    for f in study.followups:
+        best = best_variant(study, records, f["from"])
+        if best is None:
+            out.append((variants_lib.Variant(name=f["name"]), False))
+            continue
+        change = dict(f["change"])
+        out.append((dataclasses.replace(best, name=f["name"], **change), True))
+    return out
+
+
+def selection_error(study: Study, records: dict, variant: str, stride: int, steps: int) -> dict[float, float] | None:
+    """``{lr: val error}`` of the selection seed's runs, or None while one is missing."""
+    out = {}
+    for lr in study.lrs:
+        key = job_key({"variant": variant, "stride": stride, "steps": steps, "seed": study.selection_seed, "lr": lr})
+        if key not in records:
+            return None
+        out[lr] = records[key]["val_mean_error_px"]
+    return out
+
+
+def chosen_lr(study: Study, records: dict, variant: str, stride: int, steps: int) -> float | None:
+    errors = selection_error(study, records, variant, stride, steps)
+    return None if errors is None else min(errors, key=lambda lr: (errors[lr], lr))
+
+
+def best_variant(study: Study, records: dict, names: list[str]) -> variants_lib.Variant | None:
+    """Of ``names``, the variant with the lowest val error at the largest stride and budget (selection seed,
+    its chosen learning rate); None while a run it needs is missing."""
+    stride, steps = max(study.strides), max(study.budgets)
+    scored = []
+    for v in study.variants:
+        if v.name in names:
+            errors = selection_error(study, records, v.name, stride, steps)
+            if errors is None:
+                return None
+            scored.append((min(errors.values()), v.name, v))
+    return min(scored)[2]
+
+
+def jobs(study: Study, records: dict) -> tuple[list[dict], int]:
+    """The runs that can start now (not finished, their learning rate known), in priority order: variants in
+    config order, the selection seed first; and the number still waiting on a selection."""
+    ready, waiting = [], 0
+    for variant, resolved in all_variants(study, records):
+        for seed in sorted(study.seeds, key=lambda s: s != study.selection_seed):
+            for stride in study.strides:
+                for steps in study.budgets:
+                    if not resolved:
+                        waiting += len(study.lrs) if seed == study.selection_seed else 1
+                        continue
+                    if seed == study.selection_seed:
+                        lrs = study.lrs
+                    else:
+                        lr = chosen_lr(study, records, variant.name, stride, steps)
+                        if lr is None:
+                            waiting += 1
+                            continue
+                        lrs = [lr]
+                    for lr in lrs:
+                        job = {"variant": variant.name, "stride": stride, "steps": steps, "seed": seed, "lr": lr,
+                               "spec": dataclasses.asdict(variant)}  # fmt: skip
+                        key = job_key(job)
+                        if key not in records:
+                            ready.append(job)
+                        elif records[key]["job"]["spec"] != job["spec"]:
+                            raise ValueError(
+                                f"{study.out_dir}/runs/{key}.json holds a run of another design under the name "
+                                f"{variant.name!r}: rename the variant or use another out_dir"
+                            )
+    return ready, waiting
+
+
+def total_steps(study: Study) -> int:
+    """Training steps of the whole grid (every variant and followup, every run)."""
+    per_seed = len(study.lrs) + (len(study.seeds) - 1)
+    return (len(study.variants) + len(study.followups)) * len(study.strides) * sum(study.budgets) * per_seed
+
+
+def read_records(folder: Path) -> dict:
+    """Every finished run's record in ``folder/runs`` by key; a torn or foreign file is reported and skipped
+    (it is run again)."""
+    out = {}
+    for path in sorted((folder / "runs").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            key = job_key(record["job"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print(f"h3r-sweep: ignoring unreadable run record {path} ({error}); that run runs again", file=sys.stderr)
+            continue
+        if key != path.stem:
+            print(f"h3r-sweep: ignoring {path}: its record is of run {key}", file=sys.stderr)
+            continue
+        out[key] = record
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One run
+# ---------------------------------------------------------------------------------------------------------
+
+
+_DATA: dict = {}  # per process: (seed, input, options) -> (train, val, test, bound); a worker runs many jobs
+
+
+def datasets(config: Config, num_eval: int):
+    """The train, val and test sets of a run's seed (val and test: ``num_eval`` faces each) and the
+    Cramer-Rao bound (N, K) px of the test faces; cached in the process."""
+    options = dict(config.data.options)
+    options.pop("num_eval", None)
+    num_train = options.pop("num_train", 2048)
+    key = (config.train.seed, tuple(config.data.input_size), json.dumps(options, sort_keys=True), num_eval)
+    if key not in _DATA:
+        _DATA.clear()
+        make = lambda n, split: SyntheticLandmarks(  # noqa: E731
+            n, tuple(config.data.input_size), seed=config.train.seed, split=split, **options
+        )
+        test = make(num_eval, "test")
+        _DATA[key] = (make(num_train, "train"), make(num_eval, "val"), test, dataset_bound(test))
+    return _DATA[key]
+
+
+def train_steps(model, variant, codec, config: Config, train_set) -> float:
+    """``config.train.max_steps`` steps of the variant's loss, with the batches, per-step target generator,
+    optimizer and schedule of :func:`trainers.engine.train` (same parameters, bit for bit, for the plain
+    codec loss: tested); returns the last loss."""
+    tc = config.train
+    info = dist_utils.DistInfo()
+    optimizer = make_optimizer(model, config.optim)
+    scheduler = make_scheduler(optimizer, config.optim, tc.max_steps)
+    steps_per_epoch = len(train_set) // tc.batch_size
+    step, last = 0, math.nan
+    seed_everything(tc.seed)  # as the engine does before its loop
+    while step < tc.max_steps:
+        epoch, start = divmod(step, steps_per_epoch)
+        index_lists = dist_utils.train_batches(len(train_set), tc.batch_size, tc.seed, epoch, info, start)
+        index_lists = index_lists[: tc.max_steps - step]
+        for batch in batches(train_set, index_lists, 0, seed=dist_utils.mix_seed(tc.seed, epoch)):
+            model.train()
+            generator = torch.Generator("cpu").manual_seed(dist_utils.step_seed(tc.seed, step, 0))
+            enc = codec.encode(batch["keypoints"], batch["visible"], generator=generator)
+            value = variants_lib.loss(variant, codec, model(batch["image"]).float(), enc)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            if config.optim.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            last = float(value.detach())
+    return last
+
+
+@torch.no_grad()
+def _predict(model, variant, codec, images) -> tuple[torch.Tensor, torch.Tensor | None]:
+    out = model(images).float()
+    coords, probs = variants_lib.predict(variant, codec, out)
+    return coords.to(torch.float64), probs
+
+
+def measure_run(model, variant, codec, study: Study, val_set, test_set, bound) -> dict:
+    """The error, the error budget, the displacement slope and the KL of a trained model (see
+    :mod:`.budget`); every number in input px (px^2 for the budget) over the labelled test keypoints."""
+    model.eval()
+    n, B = len(test_set), study.eval_batch_size
+    chunks = [list(range(i, min(i + B, n))) for i in range(0, n, B)]
+    s = float(codec.stride[0])
+    shifts = [j * s / study.shifts_per_cell for j in range(study.shifts_per_cell)]
+    draws, moved, truth, visible, kl_parts = [], [], [], [], []
+    for idx in chunks:
+        batch = test_set.batch(idx)
+        own, probs = _predict(model, variant, codec, batch["image"])
+        fresh = budget_lib.noise_draws(test_set, idx, study.noise_draws - 1, seed=test_set.seed)
+        draws.append(torch.stack([own] + [_predict(model, variant, codec, im)[0] for im in fresh]))
+        moved.append(torch.stack([own] + [
+            _predict(model, variant, codec, test_set.batch(idx, shift=(t, t))["image"])[0] for t in shifts[1:]
+        ]))  # fmt: skip
+        truth.append(batch["keypoints"].to(torch.float64))
+        visible.append(batch["visible"])
+        if probs is not None:
+            expected = codecs_expected(codec, batch["keypoints"], batch["visible"])
+            weight = batch["visible"] * expected.weights
+            kl_parts.append((budget_lib.kl_to_expected(probs, expected.heatmaps, weight), float(weight.sum())))
+    draws, moved = torch.cat(draws, 1), torch.cat(moved, 1)
+    truth, visible = torch.cat(truth), torch.cat(visible)
+    labelled = visible > 0
+    err2 = (draws[0] - truth).pow(2).sum(-1)[labelled]
+    result = {
+        "mean_error_px": float(err2.sqrt().mean()),
+        "rms_error_px": float(err2.mean().sqrt()),
+        "mse_px2": float(err2.mean()),
+        "nme": float(err2.sqrt().mean()) / test_set.normalizer(0),
+        "budget": budget_lib.error_budget(
+            draws, truth, visible, budget_lib.sub_cell_fraction(truth, codec), study.bins, bound[:n]
+        ),
+        "displacement": budget_lib.displacement_slope(moved, shifts, visible),
+        "kl_nats": (sum(k * w for k, w in kl_parts) / max(sum(w for _, w in kl_parts), 1)) if kl_parts else None,
+    }
+    result["budget_closure"] = result["budget"]["sum_px2"] / result["mse_px2"]
+    val_err = []
+    for idx in [list(range(i, min(i + B, len(val_set)))) for i in range(0, len(val_set), B)]:
+        batch = val_set.batch(idx)
+        coords, _ = _predict(model, variant, codec, batch["image"])
+        d = (coords - batch["keypoints"].to(torch.float64)).pow(2).sum(-1).sqrt()
+        val_err.append(d[batch["visible"] > 0])
+    result["val_mean_error_px"] = float(torch.cat(val_err).mean())
+    return result
+
+
+def codecs_expected(codec, keypoints, visible):
+    """The bilinear expected randomized-rounding target of these keypoints on ``codec``'s grid."""
+    from h3r_theory import codecs
+
+    rr = codecs.build("randomized_rounding", input_size=codec.input_size, heatmap_size=codec.heatmap_size,
+                      convention=codec.convention)  # fmt: skip
+    return rr.expected(keypoints, visible)
+
+
+def run_job(job: dict, study: Study) -> dict:
+    """Train and measure one run; returns its record (the job, the numbers, times, machine)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    variant = variants_lib.Variant(**job["spec"])
+    config = run_config(study, job["stride"], job["steps"], job["lr"], job["seed"])
+    train_set, val_set, test_set, bound = datasets(config, study.num_eval)
+    codec = variants_lib.build_codec(variant, tuple(config.data.input_size), job["stride"])
+    seed_everything(job["seed"])  # the same initial backbone for every variant and stride of a seed
+    model = variants_lib.build_model(variant, train_set.num_keypoints, job["stride"])
+    t0 = time.perf_counter()
+    last_loss = train_steps(model, variant, codec, config, train_set)
+    train_seconds = time.perf_counter() - t0
+    measured = measure_run(model, variant, codec, study, val_set, test_set, bound)
+    return {
+        "job": {k: job[k] for k in ("variant", "stride", "steps", "seed", "lr", "spec")},
+        **measured,
+        "final_loss": last_loss,
+        "train_seconds": train_seconds,
+        "wall_seconds": time.perf_counter() - wall,
+        "cpu_seconds": time.process_time() - cpu,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _run_in_worker(job: dict, study: Study) -> dict:
+    return run_job(job, study)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The study
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _fmt_seconds(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m" if seconds >= 3600 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def _interleave(lists: list[list]) -> list:
+    """Round-robin over several studies' ready runs, so that each advances."""
+    out = []
+    for i in range(max((len(x) for x in lists), default=0)):
+        out.extend(x[i] for x in lists if i < len(x))
+    return out
+
+
+def run_studies(studies: list[Study], workers: int | None = None, log=print) -> dict:
+    """Run every missing run of ``studies`` (resumable, one pool, their runs interleaved); they must share
+    one ``out_dir``, where a run two studies hold in common (same key, same design) is run once. Returns
+    the records by key."""
+    from ..run_folder import acquire_lock
+
+    folders = {Path(s.out_dir) for s in studies}
+    if len(folders) != 1:
+        raise ValueError(f"studies run together must share out_dir, got {sorted(map(str, folders))}")
+    folder = folders.pop()
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    workers = workers if workers is not None else (studies[0].workers or len(os.sched_getaffinity(0)))
+    lock = acquire_lock(folder)  # one study process per folder: a second is refused, naming the owner
+    try:
+        records = read_records(folder)
+        per_step = studies[0].seconds_per_step
+        for study in studies:
+            ready, waiting = jobs(study, records)
+            log(f"study {study.title!r}: {len(ready) + waiting} runs to go of the grid of "
+                f"{total_steps(study):,} training steps ({_fmt_seconds(total_steps(study) * per_step)} of CPU at "
+                f"{per_step} s/step on 1 thread, plus about 10 s of measurement per run)")  # fmt: skip
+        log(f"{len(records)} runs already finished in {folder}/runs are read back; {workers or 1} worker(s)")
+        context = multiprocessing.get_context("spawn")
+        pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) if workers else None
+        capacity, in_flight, t_start, finished_now = max(workers, 1), {}, time.perf_counter(), 0
+        try:
+            while True:
+                lists = [jobs(s, records) for s in studies]
+                waiting = sum(w for _, w in lists)
+                ready = [j for j in _interleave([r for r, _ in lists]) if job_key(j) not in in_flight]
+                while ready and len(in_flight) < capacity:
+                    job = ready.pop(0)
+                    in_flight[job_key(job)] = (job, pool.submit(run_job, job, studies[0]) if pool else None)
+                if not in_flight:
+                    if waiting:
+                        raise RuntimeError(f"{waiting} runs wait on a selection that no run can provide")
+                    break
+                if pool is None:
+                    key, (job, _) = next(iter(in_flight.items()))
+                    finished = [(key, job, run_job(job, studies[0]))]
+                else:
+                    done, _ = futures.wait([f for _, f in in_flight.values()], return_when=futures.FIRST_COMPLETED)
+                    finished = [(k, j, f.result()) for k, (j, f) in in_flight.items() if f in done]
+                for key, job, record in finished:
+                    del in_flight[key]
+                    write_text_atomic(folder / "runs" / f"{key}.json", json.dumps(record, indent=1))
+                    records[key] = record
+                    finished_now += 1
+                    left = sum(len(r) + w for r, w in (jobs(s, records) for s in studies))
+                    rate = (time.perf_counter() - t_start) / finished_now
+                    log(f"run {len(records)} ({finished_now} now, {left} to go): {key}: "
+                        f"{record['mean_error_px']:.3f} px, val {record['val_mean_error_px']:.3f} px, "
+                        f"{record['wall_seconds']:.0f} s (elapsed {_fmt_seconds(time.perf_counter() - t_start)})")  # fmt: skip
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+    finally:
+        lock.release()
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``h3r-sweep --study NAME [--report] [--workers N] [key=value ...]``."""
+    parser = argparse.ArgumentParser(prog="h3r-sweep --study", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--study", required=True, help="convergence | representation | a study YAML path; several, comma-separated"
+    )
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    parser.add_argument("--report", action="store_true", help="only write the record from the finished runs")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs that would start, and stop")
+    parser.add_argument("overrides", nargs="*", help="study keys, dotted: budgets=[30,100] seeds=[0]")
+    args = parser.parse_args(argv)
+    try:
+        if args.workers is not None and args.workers < 0:
+            raise ValueError(f"--workers must be >= 0, got {args.workers}")
+        studies = [load_study(name, args.overrides) for name in args.study.split(",")]
+        if args.dry_run:
+            for study in studies:
+                ready, waiting = jobs(study, read_records(Path(study.out_dir)))
+                for job in ready:
+                    print(job_key(job))
+                print(f"{study.title}: {len(ready)} runs ready, {waiting} waiting on a selection; the whole grid "
+                      f"is {total_steps(study):,} steps, {_fmt_seconds(total_steps(study) * study.seconds_per_step)} of CPU")  # fmt: skip
+            return 0
+        if not args.report:
+            run_studies(studies, args.workers, log=lambda m: print(m, file=sys.stderr, flush=True))
+        from .report import write_record
+
+        for study in studies:
+            paths = write_record(study)
+            print("wrote " + ", ".join(str(p) for p in paths.values()))
+        return 0
+    except (ValueError, OSError) as error:
+        print(f"h3r-sweep: {error}", file=sys.stderr)
+        return 2
