@@ -52,7 +52,12 @@ def random_case(R=5, N=40, K=3, seed=0):
     visible = (torch.rand(N, K, generator=g) > 0.2).float()
     # Centred over the labelled keypoints, so that the constant offset is exactly the one added below.
     per_face = per_face - per_face[visible > 0].mean(0) - pull[visible > 0].mean(0)
-    return truth + per_face + pull + noise + torch.tensor([0.1, -0.2], dtype=torch.float64), truth, visible, fraction
+    return (
+        truth + per_face + pull + noise + torch.tensor([0.1, -0.2], dtype=torch.float64),
+        truth,
+        visible,
+        fraction,
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -87,7 +92,9 @@ def test_a_noiseless_unbiased_predictor_has_an_empty_budget():
 
 def test_the_budget_refuses_one_draw():
     with pytest.raises(ValueError, match="at least 2 noise draws"):
-        budget.error_budget(torch.zeros(1, 2, 1, 2), torch.zeros(2, 1, 2), torch.ones(2, 1), torch.zeros(2, 1, 2))
+        budget.error_budget(
+            torch.zeros(1, 2, 1, 2), torch.zeros(2, 1, 2), torch.ones(2, 1), torch.zeros(2, 1, 2)
+        )
 
 
 def test_displacement_slope_reads_a_follower_a_statue_and_a_half_follower():
@@ -222,10 +229,19 @@ def test_workers_give_the_serial_numbers_and_a_study_resumes_run_by_run(tmp_path
     study = tiny_study(tmp_path, seeds=[0], strides=[4], variants=[TINY["variants"][1]])
     serial = runner.run_studies([study], workers=0, log=lambda m: None)
     assert len(serial) == 2  # two learning rates for the selection seed
-    other = tiny_study(tmp_path, seeds=[0], strides=[4], variants=[TINY["variants"][1]], out_dir=str(tmp_path / "p"))
+    other = tiny_study(
+        tmp_path, seeds=[0], strides=[4], variants=[TINY["variants"][1]], out_dir=str(tmp_path / "p")
+    )
     parallel = runner.run_studies([other], workers=2, log=lambda m: None)
     for key, record in serial.items():
-        for field in ("mean_error_px", "budget", "displacement", "kl_nats", "val_mean_error_px", "final_loss"):
+        for field in (
+            "mean_error_px",
+            "budget",
+            "displacement",
+            "kl_nats",
+            "val_mean_error_px",
+            "final_loss",
+        ):
             assert record[field] == parallel[key][field], (key, field)
     # A finished run is read back, not run again; a deleted one is run again.
     (tmp_path / "p" / "runs" / f"{next(iter(serial))}.json").unlink()
@@ -277,3 +293,24 @@ def test_the_cli_exits_2_with_one_line_on_a_typo(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "budgets" in err[0]
     assert main(["--study", "no_such_study", "--dry-run"]) == 2
+
+
+def test_the_record_counts_the_chosen_rate_only_and_pairs_by_seed(tmp_path):
+    from trainers.studies import report
+
+    study = tiny_study(tmp_path, variants=[TINY["variants"][0]], record_dir=str(tmp_path / "record"))
+    records = runner.run_studies([study], workers=0, log=lambda m: None)
+    runs = report.counted_runs(study, records)
+    assert len(runs) == 2 * 2  # 2 strides x 2 seeds, one rate each
+    for (name, stride, steps, seed), r in runs.items():
+        assert r["job"]["lr"] == runner.chosen_lr(study, records, name, stride, steps)
+    ratio = report.paired(runs, ("rr_expected", 16, 3), ("rr_expected", 4, 3), ratio=True)
+    expected = [runs[("rr_expected", 16, 3, s)]["mean_error_px"] / runs[("rr_expected", 4, 3, s)]["mean_error_px"]
+                for s in (0, 1)]  # fmt: skip
+    assert ratio["per_seed"] == pytest.approx(expected) and ratio["mean"] == pytest.approx(sum(expected) / 2)
+    paths = report.write_record(study)
+    record = json.loads(paths["json"].read_text())
+    assert record["runs_finished"] == 6 and record["runs_in_grid"] == 6  # 4 counted + the other rate's 2
+    text = paths["md"].read_text()
+    assert "Stride 16 / stride 4 error ratio" in text and f"{ratio['mean']:.3f}" in text
+    assert paths["representation"].stat().st_size > 0  # one budget: the designs' figure

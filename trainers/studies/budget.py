@@ -46,8 +46,12 @@ def noise_draws(dataset, indices: Sequence[int], draws: int, seed: int) -> list[
     plus fresh white Gaussian noise of the set's sd (``dataset.noise``), clipped to [0, 1] like the set's
     own; the noise of draw ``r`` comes from a generator seeded by ``(seed, r)``: reproducible."""
     if getattr(dataset, "noise_distribution", None) != "gaussian":
-        raise ValueError("noise draws need a synthetic set with Gaussian pixel noise (noise_distribution: gaussian)")
-    clean = render_scene(build_scene(dataset.params(list(indices))), dataset.input_size, torch.float32, clip=False)
+        raise ValueError(
+            "noise draws need a synthetic set with Gaussian pixel noise (noise_distribution: gaussian)"
+        )
+    clean = render_scene(
+        build_scene(dataset.params(list(indices))), dataset.input_size, torch.float32, clip=False
+    )
     out = []
     for r in range(draws):
         g = torch.Generator().manual_seed(1_000_003 * (seed + 1) + 7919 * (r + 1) + int(indices[0]))
@@ -92,7 +96,11 @@ def error_budget(
     labelled = visible > 0
     if not labelled.any():
         raise ValueError("error_budget: no labelled keypoint")
-    p, x, f = p[:, labelled], truth.to(torch.float64)[labelled], fraction.to(torch.float64)[labelled]  # (R,M,2)...
+    p, x, f = (
+        p[:, labelled],
+        truth.to(torch.float64)[labelled],
+        fraction.to(torch.float64)[labelled],
+    )  # (R,M,2)...
     mse = (p - x).pow(2).sum(-1).mean()
     mean = p.mean(0)  # (M, 2)
     var = p.var(0, unbiased=True)  # (M, 2) per axis, unbiased over the draws
@@ -103,7 +111,9 @@ def error_budget(
     fitted = torch.zeros_like(bias)
     for axis in range(2):
         total = torch.zeros(bins, dtype=torch.float64).index_add_(0, which[:, axis], bias[:, axis])
-        count = torch.zeros(bins, dtype=torch.float64).index_add_(0, which[:, axis], torch.ones_like(bias[:, axis]))
+        count = torch.zeros(bins, dtype=torch.float64).index_add_(
+            0, which[:, axis], torch.ones_like(bias[:, axis])
+        )
         curve[:, axis] = total / count.clamp(min=1)
         fitted[:, axis] = curve[which[:, axis], axis]
     offset = bias.mean(0)  # (2,) the constant part of the bin means (their count-weighted mean)

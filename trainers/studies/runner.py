@@ -38,7 +38,14 @@ import torch
 from .. import distributed as dist_utils
 from ..bound import dataset_bound
 from ..build import make_optimizer, make_scheduler
-from ..config import Config, from_dict, parse_override, read_yaml_mapping, resolve_config_path, set_dotted_value
+from ..config import (
+    Config,
+    from_dict,
+    parse_override,
+    read_yaml_mapping,
+    resolve_config_path,
+    set_dotted_value,
+)
 from ..config import validate as validate_config
 from ..data.synthetic import SyntheticLandmarks
 from ..engine import seed_everything
@@ -77,11 +84,15 @@ class Study:
 
 
 def _list(value: Any, key: str, source: str, kind=int, minimum: float = 0) -> list:
-    ok = isinstance(value, list) and value and all(
-        isinstance(v, kind) and not isinstance(v, bool) and v >= minimum for v in value
+    ok = (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, kind) and not isinstance(v, bool) and v >= minimum for v in value)
     )
     if not ok or len(set(value)) != len(value):
-        raise ValueError(f"{source}: {key} must be a non-empty list of distinct {kind.__name__}s >= {minimum}, got {value!r}")
+        raise ValueError(
+            f"{source}: {key} must be a non-empty list of distinct {kind.__name__}s >= {minimum}, got {value!r}"
+        )
     return value
 
 
@@ -97,7 +108,8 @@ def study_from_dict(data: dict, source: str) -> Study:
             raise ValueError(f"{source}: missing key {key!r}")
     data = dict(data)
     data["variants"] = [
-        variants_lib.variant_from_dict(v, f"{source}: variants[{i}]") for i, v in enumerate(data["variants"] or [])
+        variants_lib.variant_from_dict(v, f"{source}: variants[{i}]")
+        for i, v in enumerate(data["variants"] or [])
     ]
     if not data["variants"]:
         raise ValueError(f"{source}: variants must list at least one design")
@@ -108,7 +120,13 @@ def study_from_dict(data: dict, source: str) -> Study:
     _list(study.lrs, "lrs", source, kind=float, minimum=1e-12)
     if study.selection_seed not in study.seeds:
         raise ValueError(f"{source}: selection_seed {study.selection_seed} is not in seeds {study.seeds}")
-    for key, low in (("noise_draws", 2), ("shifts_per_cell", 2), ("bins", 1), ("num_eval", 1), ("eval_batch_size", 1)):
+    for key, low in (
+        ("noise_draws", 2),
+        ("shifts_per_cell", 2),
+        ("bins", 1),
+        ("num_eval", 1),
+        ("eval_batch_size", 1),
+    ):
         value = getattr(study, key)
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
             raise ValueError(f"{source}: {key} must be an int >= {low}, got {value!r}")
@@ -122,7 +140,9 @@ def study_from_dict(data: dict, source: str) -> Study:
         missing = [n for n in f["from"] if n not in names]
         if missing or not f["from"]:
             raise ValueError(f"{where}: 'from' must name variants of this study, unknown: {missing}")
-        bad = sorted(set(f["change"]) - {fl.name for fl in dataclasses.fields(variants_lib.Variant)} - {"name"})
+        bad = sorted(
+            set(f["change"]) - {fl.name for fl in dataclasses.fields(variants_lib.Variant)} - {"name"}
+        )
         if bad:
             raise ValueError(f"{where}: change has unknown variant key(s) {bad}")
         names.append(f["name"])
@@ -132,7 +152,9 @@ def study_from_dict(data: dict, source: str) -> Study:
         base = run_config(study, stride, study.budgets[0], study.lrs[0], study.seeds[0])
         W, H = base.data.input_size
         if W % 16 or H % 16 or W % stride:
-            raise ValueError(f"{source}: input {W}x{H} does not suit stride {stride} (multiples of 16 and of the stride)")
+            raise ValueError(
+                f"{source}: input {W}x{H} does not suit stride {stride} (multiples of 16 and of the stride)"
+            )
     return study
 
 
@@ -144,7 +166,9 @@ def load_study(name: str, overrides: list[str] = ()) -> Study:
     for item in overrides:
         key, text = parse_override(item, "key", "budgets=[30,100] or base.train.batch_size=8")
         if key.split(".")[0] not in STUDY_KEYS:
-            raise ValueError(f"unknown study key {key.split('.')[0]!r} in override {item!r}; valid: {list(STUDY_KEYS)}")
+            raise ValueError(
+                f"unknown study key {key.split('.')[0]!r} in override {item!r}; valid: {list(STUDY_KEYS)}"
+            )
         set_dotted_value(data, key, text)
     return study_from_dict(data, str(path))
 
@@ -181,11 +205,15 @@ def all_variants(study: Study, records: dict) -> list[tuple[variants_lib.Variant
     return out
 
 
-def selection_error(study: Study, records: dict, variant: str, stride: int, steps: int) -> dict[float, float] | None:
+def selection_error(
+    study: Study, records: dict, variant: str, stride: int, steps: int
+) -> dict[float, float] | None:
     """``{lr: val error}`` of the selection seed's runs, or None while one is missing."""
     out = {}
     for lr in study.lrs:
-        key = job_key({"variant": variant, "stride": stride, "steps": steps, "seed": study.selection_seed, "lr": lr})
+        key = job_key(
+            {"variant": variant, "stride": stride, "steps": steps, "seed": study.selection_seed, "lr": lr}
+        )
         if key not in records:
             return None
         out[lr] = records[key]["val_mean_error_px"]
@@ -259,7 +287,10 @@ def read_records(folder: Path) -> dict:
             record = json.loads(path.read_text())
             key = job_key(record["job"])
         except (OSError, ValueError, KeyError, TypeError) as error:
-            print(f"h3r-sweep: ignoring unreadable run record {path} ({error}); that run runs again", file=sys.stderr)
+            print(
+                f"h3r-sweep: ignoring unreadable run record {path} ({error}); that run runs again",
+                file=sys.stderr,
+            )
             continue
         if key != path.stem:
             print(f"h3r-sweep: ignoring {path}: its record is of run {key}", file=sys.stderr)
@@ -353,7 +384,9 @@ def measure_run(model, variant, codec, study: Study, val_set, test_set, bound) -
         if probs is not None:
             expected = codecs_expected(codec, batch["keypoints"], batch["visible"])
             weight = batch["visible"] * expected.weights
-            kl_parts.append((budget_lib.kl_to_expected(probs, expected.heatmaps, weight), float(weight.sum())))
+            kl_parts.append(
+                (budget_lib.kl_to_expected(probs, expected.heatmaps, weight), float(weight.sum()))
+            )
     draws, moved = torch.cat(draws, 1), torch.cat(moved, 1)
     truth, visible = torch.cat(truth), torch.cat(visible)
     labelled = visible > 0
@@ -367,7 +400,9 @@ def measure_run(model, variant, codec, study: Study, val_set, test_set, bound) -
             draws, truth, visible, budget_lib.sub_cell_fraction(truth, codec), study.bins, bound[:n]
         ),
         "displacement": budget_lib.displacement_slope(moved, shifts, visible),
-        "kl_nats": (sum(k * w for k, w in kl_parts) / max(sum(w for _, w in kl_parts), 1)) if kl_parts else None,
+        "kl_nats": (sum(k * w for k, w in kl_parts) / max(sum(w for _, w in kl_parts), 1))
+        if kl_parts
+        else None,
     }
     result["budget_closure"] = result["budget"]["sum_px2"] / result["mse_px2"]
     val_err = []
@@ -429,7 +464,17 @@ def _run_in_worker(job: dict, study: Study) -> dict:
 
 def _fmt_seconds(seconds: float) -> str:
     seconds = max(0.0, seconds)
-    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m" if seconds >= 3600 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return (
+        f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+        if seconds >= 3600
+        else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    )
+
+
+def _cost(steps: int) -> float:
+    """A run's relative cost for the ETA: its steps plus its measurement (about 70 steps' worth: 8
+    forward passes of the 256 test faces)."""
+    return steps + 70.0
 
 
 def _interleave(lists: list[list]) -> list:
@@ -463,8 +508,18 @@ def run_studies(studies: list[Study], workers: int | None = None, log=print) -> 
                 f"{per_step} s/step on 1 thread, plus about 10 s of measurement per run)")  # fmt: skip
         log(f"{len(records)} runs already finished in {folder}/runs are read back; {workers or 1} worker(s)")
         context = multiprocessing.get_context("spawn")
-        pool = futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) if workers else None
-        capacity, in_flight, t_start, finished_now = max(workers, 1), {}, time.perf_counter(), 0
+        pool = (
+            futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init)
+            if workers
+            else None
+        )
+        capacity, in_flight, t_start, finished_now, done_cost = (
+            max(workers, 1),
+            {},
+            time.perf_counter(),
+            0,
+            0.0,
+        )
         try:
             while True:
                 lists = [jobs(s, records) for s in studies]
@@ -481,18 +536,25 @@ def run_studies(studies: list[Study], workers: int | None = None, log=print) -> 
                     key, (job, _) = next(iter(in_flight.items()))
                     finished = [(key, job, run_job(job, studies[0]))]
                 else:
-                    done, _ = futures.wait([f for _, f in in_flight.values()], return_when=futures.FIRST_COMPLETED)
+                    done, _ = futures.wait(
+                        [f for _, f in in_flight.values()], return_when=futures.FIRST_COMPLETED
+                    )
                     finished = [(k, j, f.result()) for k, (j, f) in in_flight.items() if f in done]
                 for key, job, record in finished:
                     del in_flight[key]
                     write_text_atomic(folder / "runs" / f"{key}.json", json.dumps(record, indent=1))
                     records[key] = record
                     finished_now += 1
-                    left = sum(len(r) + w for r, w in (jobs(s, records) for s in studies))
-                    rate = (time.perf_counter() - t_start) / finished_now
-                    log(f"run {len(records)} ({finished_now} now, {left} to go): {key}: "
+                    done_cost += _cost(job["steps"])
+                    left = [jobs(s, records) for s in studies]
+                    left_cost = sum(_cost(j["steps"]) for r, _ in left for j in r) + sum(
+                        w * _cost(max(s.budgets)) for s, (_, w) in zip(studies, left)
+                    )  # a run waiting on a selection counted at the largest budget: an upper bound
+                    elapsed = time.perf_counter() - t_start
+                    log(f"run {len(records)} ({finished_now} now, {sum(len(r) + w for r, w in left)} to go): {key}: "
                         f"{record['mean_error_px']:.3f} px, val {record['val_mean_error_px']:.3f} px, "
-                        f"{record['wall_seconds']:.0f} s (elapsed {_fmt_seconds(time.perf_counter() - t_start)})")  # fmt: skip
+                        f"{record['wall_seconds']:.0f} s (elapsed {_fmt_seconds(elapsed)}, "
+                        f"ETA {_fmt_seconds(elapsed * left_cost / done_cost)})")  # fmt: skip
         finally:
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -505,7 +567,9 @@ def main(argv: list[str] | None = None) -> int:
     """``h3r-sweep --study NAME [--report] [--workers N] [key=value ...]``."""
     parser = argparse.ArgumentParser(prog="h3r-sweep --study", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--study", required=True, help="convergence | representation | a study YAML path; several, comma-separated"
+        "--study",
+        required=True,
+        help="convergence | representation | a study YAML path; several, comma-separated",
     )
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     parser.add_argument("--report", action="store_true", help="only write the record from the finished runs")

@@ -92,7 +92,9 @@ def variant_from_dict(data: Any, where: str) -> Variant:
 def build_codec(variant: Variant, input_size: tuple[int, int], stride: int) -> HeatmapCodec:
     """The variant's codec for a square or rectangular input (W, H) at an output stride."""
     W, H = input_size
-    return codecs.build(variant.codec, input_size=(W, H), heatmap_size=(W // stride, H // stride), **variant.options)
+    return codecs.build(
+        variant.codec, input_size=(W, H), heatmap_size=(W // stride, H // stride), **variant.options
+    )
 
 
 class LearnedDownsample(nn.Module):
@@ -115,7 +117,9 @@ class StudyNet(TinyNet):
     With ``fusion="avgpool"`` and one channel it is exactly :class:`~trainers.models.tiny.TinyNet` (the
     same parameters in the same order, built from the same random numbers)."""
 
-    def __init__(self, num_keypoints: int, output_stride: int, width: int, fusion: str, channels: int) -> None:
+    def __init__(
+        self, num_keypoints: int, output_stride: int, width: int, fusion: str, channels: int
+    ) -> None:
         super().__init__(num_keypoints, output_stride=output_stride, width=width)
         self.channels = channels
         self.down = nn.ModuleDict()
@@ -123,7 +127,9 @@ class StudyNet(TinyNet):
             for s in TAP_STRIDES:
                 if s < output_stride:
                     self.down[str(s)] = LearnedDownsample(2 * width, output_stride // s)
-            init_backbone(self.down)  # He-normal like the rest; drawn after the backbone, which stays the same
+            init_backbone(
+                self.down
+            )  # He-normal like the rest; drawn after the backbone, which stays the same
         if channels != 1:  # a wider last conv, initialised like the heatmap head's (near zero: flat maps)
             self.head.conv = nn.Conv2d(2 * width, num_keypoints * channels, kernel_size=1)
             nn.init.normal_(self.head.conv.weight, std=1e-3)
@@ -188,7 +194,9 @@ def loss(variant: Variant, codec: HeatmapCodec, output: Tensor, enc: Encoded) ->
     predicted = flat.gather(-1, cells[:, :, None, :].expand(-1, -1, 2, -1)).transpose(-1, -2)  # (B, K, 9, 2)
     per_cell = ((predicted - target) * s).abs().sum(-1) * unique  # px, L1 over x and y
     per_keypoint = per_cell.sum(-1) / unique.sum(-1)
-    return ce + variant.coordinate_weight * (per_keypoint * enc.weights).sum() / enc.weights.sum().clamp(min=1)
+    return ce + variant.coordinate_weight * (per_keypoint * enc.weights).sum() / enc.weights.sum().clamp(
+        min=1
+    )
 
 
 def offset_decode(output: Tensor, codec: HeatmapCodec) -> Tensor:
