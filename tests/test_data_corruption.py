@@ -241,7 +241,7 @@ def test_absurd_coco_values_are_refused_at_load(tmp_path, edit, message):
 
 @pytest.mark.real_samples
 def test_absurd_text_values_are_refused_with_file_and_line(tmp_path):
-    lines = (REAL_SAMPLES / "wflw_original/list_98pt_test_blur.txt").read_text().splitlines()[:3]
+    lines = (real_samples_dir("wflw_original") / "list_98pt_test_blur.txt").read_text().splitlines()[:3]
     tokens = lines[1].split()
     tokens[7] = "1e300"
     path = tmp_path / "list.txt"
@@ -251,7 +251,9 @@ def test_absurd_text_values_are_refused_with_file_and_line(tmp_path):
     ):
         wflw.load_wflw(path, tmp_path)
     csv_lines = (
-        (REAL_SAMPLES / "must_ai_lab_helen/face_landmarks_300w_helen5_rows.csv").read_text().splitlines()
+        (real_samples_dir("must_ai_lab_helen") / "face_landmarks_300w_helen5_rows.csv")
+        .read_text()
+        .splitlines()
     )
     row = csv_lines[2].split(",")
     row[1] = "1e307"  # scale: 200 x 1e307 overflows to inf
@@ -289,7 +291,7 @@ def test_absurd_mpii_scale_and_duplicate_persons(tmp_path):
 
 @pytest.mark.real_samples
 def test_duplicate_lines_and_rows_are_counted_and_dropped(tmp_path):
-    lines = (REAL_SAMPLES / "wflw_original/list_98pt_test_blur.txt").read_text().splitlines()[:3]
+    lines = (real_samples_dir("wflw_original") / "list_98pt_test_blur.txt").read_text().splitlines()[:3]
     path = tmp_path / "list.txt"
     # line 4 repeats line 2, with other spacing: the same face
     path.write_text("\n".join([lines[0], lines[1], lines[2], "  " + lines[1].replace(" ", "\t")]) + "\n")
@@ -300,7 +302,9 @@ def test_duplicate_lines_and_rows_are_counted_and_dropped(tmp_path):
     assert f"1 {reason} (e.g. {path}:4 = {path}:2)" in records.summary()
 
     csv_lines = (
-        (REAL_SAMPLES / "must_ai_lab_helen/face_landmarks_300w_helen5_rows.csv").read_text().splitlines()
+        (real_samples_dir("must_ai_lab_helen") / "face_landmarks_300w_helen5_rows.csv")
+        .read_text()
+        .splitlines()
     )
     path = tmp_path / "rows.csv"
     path.write_text("\n".join(csv_lines + [csv_lines[3], csv_lines[1]]) + "\n")

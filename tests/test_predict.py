@@ -232,6 +232,7 @@ def untrained_checkpoint(tmp_path: Path, config, num_keypoints: int):
     return model, path
 
 
+@pytest.mark.real_samples
 @pytest.mark.parametrize(
     "name, folder, flip", [("wflw", "mmpose/wflw", True), ("coco", "mmpose/coco", False)]
 )
@@ -280,6 +281,7 @@ def config_flip(config, K):
     return flip_pairs_for(config.data.name, K)
 
 
+@pytest.mark.real_samples
 def test_dataset_root_and_split(tmp_path, capsys):
     """INPUT a dataset root with --split: the records and crops of h3r-eval's own eval set (mmpose's WFLW
     JSON, laid out as the registry reads it), predicted as evaluate() predicts them."""
