@@ -71,7 +71,7 @@ def test_unknown_key_in_yaml_file_lists_valid_keys(tmp_path, capsys):
 
 def test_bad_values_fail_clearly(capsys):
     for override, message in [
-        ("train.batch_size=many", "synthetic.yaml: train.batch_size must be int, got str"),
+        ("train.batch_size=many", "command line: train.batch_size must be int, got str"),
         ("optim.schedule=linear", "optim.schedule must be"),
         ("codec.name=nearest", "unknown codec 'nearest'"),
         ("train.batch_size", "must look like section.key=value"),

@@ -176,3 +176,82 @@ def test_non_text_config_file_names_the_file(tmp_path, content):
 def test_a_folder_given_as_the_config_file_says_so(tmp_path):
     with pytest.raises(ValueError, match=rf"config file expected at {tmp_path}, but that is a folder"):
         load_config(tmp_path)
+
+
+# issue 24, point 4: PyYAML keeps the last of two equal keys, so a repeated section replaced the first one
+@pytest.mark.parametrize(
+    "text, line, key",
+    [
+        ("train:\n  out_dir: mine\noptim:\n  lr: 0.01\ntrain:\n  seed: 1\n", 5, "train"),
+        ("optim:\n  lr: 0.01\n  gamma: 0.5\n  lr: 0.1\n", 4, "lr"),
+        ("codec:\n  options: {sigma: 2, sigma: 3}\n", 2, "sigma"),
+    ],
+    ids=["section", "leaf", "flow"],
+)
+def test_duplicate_keys_are_refused_naming_the_file_and_line(tmp_path, text, line, key):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(
+        ValueError, match=rf"^{path}: not valid YAML: line {line}, column \d+: duplicate key '{key}'"
+    ):
+        load_config(path)
+    with pytest.raises(ValueError, match=r"override codec.options=.*: duplicate key 'a'"):
+        load_config(None, ["codec.options={a: 1, a: 2}"])
+
+
+def test_merged_keys_may_still_be_overridden(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("data:\n  options: &o {flip: true}\ncodec:\n  options:\n    <<: *o\n    flip: false\n")
+    assert load_config(path).codec.options == {"flip": False}
+
+
+# issue 24, point 16: one line for YAML errors, a huge integer and an override's bad value
+def test_yaml_syntax_errors_are_one_line_with_line_and_column(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  seed: [1\n  x: 2\n")
+    with pytest.raises(ValueError) as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{path}: not valid YAML: line 3, column 4: expected ',' or ']'")
+
+
+def test_an_integer_too_long_to_read_names_the_key_or_line(tmp_path):
+    with pytest.raises(ValueError, match=r"^override train.seed='9{40}\.\.\. \(5000 characters\)'.*too long"):
+        load_config(None, ["train.seed=" + "9" * 5000])
+    path = tmp_path / "seed.yaml"
+    path.write_text("train:\n  seed: " + "9" * 5000 + "\n")
+    with pytest.raises(ValueError, match=rf"^{path}: not valid YAML: line 2, column 9: integer too long"):
+        load_config(path)
+
+
+def test_errors_from_overrides_name_the_command_line_not_the_file(tmp_path):
+    with pytest.raises(ValueError, match=r"^command line: optim.gamma must be > 0 and <= 1, got -1.0$"):
+        load_config("synthetic", ["optim.gamma=-1"])
+    with pytest.raises(ValueError, match=r"^command line: train.seed must be int, got str"):
+        load_config("synthetic", ["train.seed=abc"])
+    path = tmp_path / "run.yaml"
+    path.write_text("optim:\n  gamma: -1\n")  # the file is at fault, whatever the command line adds
+    with pytest.raises(ValueError, match=rf"^{path}: optim.gamma must be"):
+        load_config(path, ["optim.lr=0.01"])
+
+
+# issue 24, point 17
+def test_a_folder_named_like_a_bundled_config_does_not_shadow_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wflw").mkdir()  # a dataset folder, as users keep them
+    assert load_config("wflw").data.name == "wflw"
+    with pytest.raises(ValueError, match="but that is a folder"):
+        load_config("./wflw")
+
+
+def test_epochs_that_max_steps_would_override_are_refused(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"^command line: train.epochs=3 would be ignored: .*synthetic.yaml sets"
+    ):
+        load_config("synthetic", ["train.epochs=3"])
+    assert load_config("synthetic", ["train.epochs=3", "train.max_steps=null"]).train.max_steps is None
+    assert load_config("wflw", ["train.max_steps=5"]).train.max_steps == 5  # documented: max_steps wins
+    path = tmp_path / "both.yaml"
+    path.write_text("train:\n  epochs: 2\n  max_steps: 10\n")
+    with pytest.raises(ValueError, match=rf"^{path}: train.epochs=2 and train.max_steps=10 are both set"):
+        load_config(path)

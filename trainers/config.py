@@ -249,6 +249,59 @@ def check_expanded_size(data: Any, where: str, limit: int = MAX_EXPANDED_VALUES)
     size(data)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing a key written twice in one mapping.
+
+    Plain YAML keeps the last of two equal keys: a repeated ``train:`` section silently drops the whole first
+    one (its ``out_dir`` included). Keys merged in with ``<<: *alias`` may still be overridden, as YAML means.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first_line.get(key)
+            except TypeError:  # an unhashable key: SafeLoader refuses it below, with its own message
+                continue
+            if seen is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first written at line {seen})", key_node.start_mark
+                )
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        # Python refuses to convert an integer of more than 4300 digits (a ValueError PyYAML lets through,
+        # naming neither the file nor the key); a YAML error keeps the line.
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"integer too long to read ({exc})", node.start_mark
+            ) from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)``, refusing duplicate keys (:class:`_StrictLoader`)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def yaml_error_line(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line, ``line L, column C: problem (context)``: PyYAML's own message spans 4-5
+    lines, with a copy of the offending line and a caret."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + problem + (f" ({context})" if context else "")
+
+
 def set_dotted_value(data: dict, key: str, text: str) -> None:
     """Set ``data[a][b][c] = yaml(text)`` for ``key = "a.b.c"``, creating the missing mappings on the way.
 
@@ -261,10 +314,13 @@ def set_dotted_value(data: dict, key: str, text: str) -> None:
         if not isinstance(node, dict):
             raise ValueError(f"cannot set {key!r}: {p!r} is not a mapping")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = parse_yaml(text) if text.strip() else None
         check_expanded_size(value, f"override {key}")
     except yaml.YAMLError as exc:
-        raise ValueError(f"override {key}={text!r}: the value is not valid YAML: {exc}") from None
+        shown = text if len(text) <= 60 else text[:40] + f"... ({len(text)} characters)"
+        raise ValueError(
+            f"override {key}={shown!r}: the value is not valid YAML: {yaml_error_line(exc)}"
+        ) from None
     except RecursionError:
         raise ValueError(f"override {key}: the value is nested too deeply to read") from None
     node[parts[-1]] = value
@@ -287,18 +343,64 @@ def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML config (a path, or a bundled name like ``"synthetic"``), apply overrides, validate.
 
-    The result is a :class:`Config` with every default filled in.
+    The result is a :class:`Config` with every default filled in. An error names the file when the file's
+    own values are at fault, and the command line when the file alone is valid and an override is not.
     """
     data: dict = {}
+    where = "command line"
     if path is not None:
         file = resolve_config_path(path)
         data = read_yaml_mapping(file)
         where = str(file)
-    else:
-        where = "config"
-    data = apply_overrides(data, overrides)
-    config = from_dict(data, Config, where)
-    return validate(config, where if path is not None else None)
+    full = apply_overrides(data, overrides)
+    _check_run_length(full, overrides, where)
+    try:
+        return _build(full, where if path is not None else None)
+    except ValueError as err:
+        if path is None or not overrides or not _builds(data, where):
+            raise
+        raise ValueError(
+            str(err).replace(f"{where}: ", "command line: ", 1)
+        ) from None  # the file alone builds
+
+
+def _builds(data: dict, where: str) -> bool:
+    try:
+        _build(data, where)
+    except ValueError:
+        return False
+    return True
+
+
+def _build(data: dict, where: str | None) -> Config:
+    """``from_dict`` then ``validate``, errors prefixed with ``where`` (a file, ``"command line"`` or None)."""
+    return validate(from_dict(data, Config, where or "config"), where)
+
+
+def _check_run_length(full: dict, overrides: Sequence[str], where: str) -> None:
+    """Refuse ``train.epochs`` where ``train.max_steps`` would silently win over it.
+
+    ``max_steps`` overrides ``epochs`` when set: that is what a ``train.max_steps=...`` override on a config
+    that trains by epochs means. The other way round (``train.epochs=...`` over a file's ``max_steps``, or
+    both in one place) the epochs would be ignored without a word.
+    """
+    train = full.get("train")
+    if not isinstance(train, dict) or train.get("epochs") is None or train.get("max_steps") is None:
+        return
+    on_line = {item.split("=", 1)[0].strip() for item in overrides}
+    epochs, steps = train["epochs"], train["max_steps"]
+    if "train.max_steps" in on_line and "train.epochs" not in on_line:
+        return  # the command line's max_steps wins over the file's epochs, as documented
+    if "train.epochs" in on_line and "train.max_steps" not in on_line:
+        raise ValueError(
+            f"command line: train.epochs={epochs!r} would be ignored: {where} sets train.max_steps={steps!r}, "
+            "which wins; add train.max_steps=null to train by epochs"
+        )
+    source = "command line" if "train.epochs" in on_line else where
+    raise ValueError(
+        f"{source}: train.epochs={epochs!r} and train.max_steps={steps!r} are both set (max_steps would win "
+        "and epochs be ignored); set one of them"
+    )
 
 
 def read_yaml_mapping(file: Path) -> dict:
@@ -311,10 +413,10 @@ def read_yaml_mapping(file: Path) -> dict:
     except OSError as exc:
         raise ValueError(f"{file}: cannot read the config file ({exc.strerror or exc})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = parse_yaml(text) or {}
         check_expanded_size(data, str(file))
     except yaml.YAMLError as exc:
-        raise ValueError(f"{file}: not valid YAML: {exc}") from None
+        raise ValueError(f"{file}: not valid YAML: {yaml_error_line(exc)}") from None
     except RecursionError:
         raise ValueError(f"{file}: the YAML is nested too deeply to read") from None
     if not isinstance(data, dict):
@@ -327,9 +429,12 @@ def resolve_config_path(path: str | Path) -> Path:
     file = Path(path).expanduser()
     if file.is_file():
         return file
-    if file.is_dir():
-        raise ValueError(f"config file expected at {file}, but that is a folder")
+    # A bare name is a bundled config even where a folder of that name sits in the current directory (a
+    # dataset folder ./wflw is common): a folder is never a config file, so it cannot be what was meant.
     bundled = CONFIG_DIR / f"{path}.yaml"
+    bare_name = Path(path).name == str(path)
+    if file.is_dir() and not (bare_name and bundled.is_file()):
+        raise ValueError(f"config file expected at {file}, but that is a folder")
     if bundled.is_file():
         return bundled
     names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
