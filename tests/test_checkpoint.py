@@ -86,3 +86,69 @@ def test_rng_state_round_trip_through_a_checkpoint(tmp_path):
     random.seed(9), np.random.seed(9), torch.manual_seed(9)
     ckpt.set_rng_state(ckpt.load(path)["rng"])
     assert (random.random(), np.random.randn(3).tolist(), torch.rand(4).tolist()) == expected
+
+
+# -- the checksum (issue 24, point 5) ----------------------------------------------------------------------
+def _training_checkpoint(path) -> dict:
+    """A real ``save_checkpoint`` of a layer after one Adam step (so the optimizer holds tensors)."""
+    from trainers.config import load_config
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 8)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.ones(2, 8)).sum().backward()
+    optimizer.step()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    ckpt.save_checkpoint(
+        path,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        step=1,
+        config=load_config(),
+    )
+    return ckpt.load(path)
+
+
+def _flip_inside(path, tensor: torch.Tensor) -> None:
+    data = bytearray(path.read_bytes())
+    at = data.find(tensor.numpy().tobytes())
+    assert at > 0  # the tensor's bytes are stored as they are (zip entries are not compressed)
+    data[at + 6] ^= 0x08
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("part", ["model", "optimizer"])
+def test_a_flipped_bit_inside_a_tensor_is_refused(tmp_path, part):
+    path = tmp_path / "last.pt"
+    state = _training_checkpoint(path)
+    assert state["format"] == 2 and len(state["checksum"]) == 64
+    tensor = state["model"]["weight"] if part == "model" else state["optimizer"]["state"][0]["exp_avg"]
+    _flip_inside(path, tensor)
+    assert torch.load(path, weights_only=True)["step"] == 1  # the damage is invisible to torch.load
+    with pytest.raises(ValueError, match=r"last.pt is damaged: its contents do not match the checksum"):
+        ckpt.load(path)
+
+
+def test_a_checksum_lost_or_absent(tmp_path):
+    state = _training_checkpoint(tmp_path / "last.pt")
+    torch.save({k: v for k, v in state.items() if k != "checksum"}, tmp_path / "lost.pt")
+    with pytest.raises(
+        ValueError, match="lost.pt is damaged: its format stores a checksum and this one has none"
+    ):
+        ckpt.load(tmp_path / "lost.pt")
+    older = {k: v for k, v in state.items() if k != "checksum"} | {"format": 1}  # written before checksums
+    torch.save(older, tmp_path / "older.pt")
+    assert ckpt.load(tmp_path / "older.pt")["step"] == 1
+
+
+def test_the_digest_reads_every_value_and_is_device_independent():
+    state = {"a": torch.arange(6.0).reshape(2, 3), "b": [1, 2.5, "x", None, (True,)], "checksum": "ignored"}
+    digest = ckpt.contents_digest(state)
+    assert digest == ckpt.contents_digest(dict(state, checksum="other"))
+    assert digest == ckpt.contents_digest(dict(state, a=state["a"].t().contiguous().t()))  # layout only
+    for changed in (dict(state, a=state["a"].reshape(3, 2)), dict(state, b=[1, 2.5, "x", None, (False,)])):
+        assert ckpt.contents_digest(changed) != digest
+    assert ckpt.contents_digest(dict(state, a=state["a"].bfloat16())) != digest  # numpy has no bfloat16

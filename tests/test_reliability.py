@@ -297,7 +297,7 @@ def test_checkpoint_errors_get_one_line(tmp_path, capsys):
     cases["shapes differ"] = wrong_shape
     cases["missing"] = dict(state, model=dict(list(state["model"].items())[1:]))
     for message, bad in cases.items():
-        torch.save(bad, tmp_path / "bad.pt")
+        torch.save(dict(bad, checksum=ckpt.contents_digest(bad)), tmp_path / "bad.pt")  # a sound file
         assert evaluate(tmp_path / "bad.pt") == 2
         line = _one_line(capsys)
         assert message in line and "does not fit this model" in line
@@ -305,6 +305,14 @@ def test_checkpoint_errors_get_one_line(tmp_path, capsys):
     assert evaluate(tmp_path) == 2 and "is a folder" in _one_line(capsys)
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
     assert evaluate(tmp_path / "garbage.pt") == 2 and "cannot read checkpoint" in _one_line(capsys)
+    # issue 24, point 5: a bit flipped inside a tensor unpickles fine; the checksum refuses it
+    data = bytearray((run / "last.pt").read_bytes())
+    weight = next(v for v in state["model"].values() if v.numel() >= 64).numpy().tobytes()
+    data[data.find(weight) + 9] ^= 0x40
+    (tmp_path / "rotted.pt").write_bytes(data)
+    assert torch.load(tmp_path / "rotted.pt", weights_only=True)["step"] == state["step"]
+    assert evaluate(tmp_path / "rotted.pt") == 2
+    assert "rotted.pt is damaged: its contents do not match the checksum" in _one_line(capsys)
 
     # a pickle that would need code to load: refused, and nobody is told how to force it
     torch.save({"model": Payload()}, tmp_path / "evil.pt")

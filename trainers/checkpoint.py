@@ -7,10 +7,15 @@ checkpoint or the new one, never a truncated file.
 
 Safe to load: everything stored is tensors, numbers, strings, lists, tuples and dicts, so checkpoints are
 read with ``torch.load(weights_only=True)``, which refuses to unpickle arbitrary objects.
+
+Verified on load: a checkpoint stores a checksum of its contents (every tensor's bytes, every value), checked
+by :func:`load`. A bit flipped inside a tensor leaves a file that unpickles fine and evaluates to a wrong
+number; the checksum turns that into a refusal naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -69,7 +74,7 @@ def load(path: PathLike, map_location: str | torch.device | None = "cpu") -> dic
     if not path.is_file():
         raise ValueError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" not in str(exc):  # not a pickle of objects: a damaged or foreign file
             raise ValueError(
@@ -82,6 +87,62 @@ def load(path: PathLike, map_location: str | torch.device | None = "cpu") -> dic
         ) from None
     except Exception as exc:  # corrupted, truncated or not a torch file
         raise ValueError(f"cannot read checkpoint {path}: {type(exc).__name__}: {_first_line(exc)}") from None
+    verify_checksum(state, path)
+    return state
+
+
+# format 1: no checksum (written before checksums existed, still accepted); format 2: "checksum" verified.
+FORMAT = 2
+CHECKSUM_KEY = "checksum"
+
+
+def contents_digest(state: dict) -> str:
+    """A BLAKE2b digest (64 hex characters) of every entry of ``state`` but its checksum.
+
+    It reads each tensor's dtype, shape and bytes (on the CPU) and each other value's type and ``repr``, in
+    the dicts' own order, which ``torch.save`` and ``torch.load`` keep; the same contents give the same
+    digest on any device.
+    """
+    digest = hashlib.blake2b(digest_size=32)
+    _feed(digest, {k: v for k, v in state.items() if k != CHECKSUM_KEY})
+    return digest.hexdigest()
+
+
+def _feed(digest, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        data = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{data.dtype}{tuple(value.shape)}:".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}:".encode())
+        for key, item in value.items():
+            _feed(digest, key)
+            _feed(digest, item)
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{type(value).__name__[0]}{len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    else:  # str, int, float, bool, None: repr is exact (floats round-trip)
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def verify_checksum(state: Any, path: PathLike) -> None:
+    """Raise ``ValueError`` naming ``path`` when ``state`` does not match its stored checksum, or when a
+    checkpoint of a format that has one lost it. Older checkpoints (format 1, no checksum) pass."""
+    if not isinstance(state, dict):
+        return
+    stored = state.get(CHECKSUM_KEY)
+    if stored is None:
+        if isinstance(state.get("format"), int) and state["format"] >= 2:
+            raise ValueError(
+                f"checkpoint {path} is damaged: its format stores a checksum and this one has none"
+            )
+        return
+    if stored != contents_digest(state):
+        raise ValueError(
+            f"checkpoint {path} is damaged: its contents do not match the checksum stored with them (bytes "
+            "changed on disk or in a copy); use another checkpoint or train again"
+        )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -136,7 +197,8 @@ def save_checkpoint(
     path: PathLike, *, model, optimizer, scheduler, scaler, step: int, config, best: dict | None = None
 ) -> Path:
     """Everything an exact resume needs: parameters, optimizer/scheduler/scaler state, the step and every
-    RNG state. The config goes along as JSON text, for the record (a resume uses the config it is given)."""
+    RNG state. The config goes along as JSON text (a resume and an evaluation compare it with theirs), and a
+    checksum of all of it (:func:`contents_digest`), verified by :func:`load`."""
     state = {
         "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -145,11 +207,12 @@ def save_checkpoint(
         "step": int(step),
         "rng": rng_state(),
         "config": config.to_json(),
-        "format": 1,
+        "format": FORMAT,
         # Bit-for-bit resume holds for a fixed thread count and torch version; a resume warns when they differ.
         "threads": torch.get_num_threads(),
         "torch_version": str(torch.__version__),
     }
+    state[CHECKSUM_KEY] = contents_digest(state)
     return save_atomic(state, path)
 
 
