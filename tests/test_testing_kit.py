@@ -228,7 +228,10 @@ class NumpyMSRAHeatmap:
 
 def test_a_numpy_protocol_codec_passes_what_applies():
     report = check_codec(
-        numpy_codec(NumpyMSRAHeatmap, convention="msra"), Claims(round_trip_cells=0.5), max_examples=FEW
+        numpy_codec(NumpyMSRAHeatmap, convention="msra"),
+        Claims(round_trip_cells=0.5),
+        max_examples=FEW,
+        profile="all",
     )
     assert report.holds, report.card()
     status = {r.name: r.status for r in report.results}

@@ -19,8 +19,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import conventions
-from .subject import CodecFactory, Size, Subject, _unpack_decoded, _unpack_targets, label_of
+from . import frames
+from .subject import (
+    PROBE_SIZES,
+    CodecFactory,
+    Size,
+    Subject,
+    _unpack_decoded,
+    _unpack_targets,
+    built_label,
+    label_of,
+    refuse_non_heatmap,
+)
 
 
 class NumpyInstanceCodec(Subject):
@@ -38,6 +48,16 @@ class NumpyInstanceCodec(Subject):
         super().__init__(input_size, heatmap_size, convention)
         self.codec = codec
         self.stochastic = bool(stochastic)
+        self.output_dtype = None
+
+    def _saw(self, array: Any) -> np.ndarray:
+        """``array`` as float64, noting its own float precision (float32 targets are compared as such)."""
+        array = np.asarray(array)
+        if array.dtype.kind == "f" and array.dtype.itemsize < 8:
+            own = {2: torch.float16, 4: torch.float32}[array.dtype.itemsize]
+            if self.output_dtype is None or torch.finfo(own).eps > torch.finfo(self.output_dtype).eps:
+                self.output_dtype = own
+        return array.astype(np.float64)
 
     def encode(self, keypoints, visible=None, generator=None):
         kp = keypoints.detach().cpu().numpy()
@@ -50,7 +70,7 @@ class NumpyInstanceCodec(Subject):
         maps, weights = [], []
         for b in range(B):
             out = self.codec.encode(kp[b : b + 1], vis[b : b + 1])
-            maps.append(np.asarray(out["heatmaps"], dtype=np.float64))
+            maps.append(self._saw(out["heatmaps"]))
             weights.append(np.asarray(out["keypoint_weights"], dtype=np.float64).reshape(K))
         return torch.from_numpy(np.stack(maps)), torch.from_numpy(np.stack(weights))
 
@@ -59,30 +79,45 @@ class NumpyInstanceCodec(Subject):
         coords, scores = [], []
         for b in range(maps.shape[0]):
             kp, sc = self.codec.decode(maps[b])
-            coords.append(np.asarray(kp, dtype=np.float64)[0, :, :2])
+            coords.append(self._saw(kp)[0, :, :2])
             scores.append(np.asarray(sc, dtype=np.float64).reshape(-1))
         return torch.from_numpy(np.stack(coords)), torch.from_numpy(np.stack(scores))
 
 
 def numpy_codec(
-    factory: Callable[[Size, Size], Any], convention: str = "msra", stochastic: bool = False
+    factory: Callable[[Size, Size], Any],
+    convention: str | None = None,
+    stochastic: bool = False,
+    *,
+    label: str | None = None,
 ) -> CodecFactory:
     """Wrap ``factory(input_size, heatmap_size) -> codec`` whose codecs speak the per-instance numpy protocol.
 
     Args:
         factory: e.g. ``lambda i, h: MSRAHeatmap(input_size=i, heatmap_size=h, sigma=2)``.
         convention: the pixel convention the codec uses (``"msra"``, ``u = x / s``, for the toolbox's
-            MSRA-style heatmaps; ``"udp"`` for its UDP codec).
+            MSRA-style heatmaps; ``"udp"`` for its UDP codec; ``"corner"`` for floor-on-encode codecs). As
+            everywhere in the kit, ``None`` reads the codec's ``convention`` attribute, else infers the
+            convention under which its encode and decode agree, and the report says which.
         stochastic: the codec's ``encode`` draws random targets.
+        label: the codec's name in reports (default: the factory's, or the class it builds when the factory
+            is a lambda).
     """
-    conventions.check_convention(convention)
+    if convention is not None:
+        frames.check_convention(convention)
+    built = factory(*PROBE_SIZES)
+    name = label or built_label(factory, built)
+    refuse_non_heatmap(built, "numpy", *PROBE_SIZES, name)
 
-    def build(input_size: Size, heatmap_size: Size) -> Subject:
+    def build(input_size: Size, heatmap_size: Size, convention: str) -> Subject:
         return NumpyInstanceCodec(
             factory(input_size, heatmap_size), input_size, heatmap_size, convention, stochastic
         )
 
-    return CodecFactory(build, convention, label_of(factory))
+    stated = getattr(built, "convention", None)
+    if convention is None and isinstance(stated, str) and stated in frames.CONVENTIONS:
+        return CodecFactory(build, stated, name, "codec")
+    return CodecFactory(build, convention, name)
 
 
 class FunctionCodec(Subject):
@@ -114,9 +149,10 @@ def function_codec(
     encode_fn: Callable,
     decode_fn: Callable,
     *,
-    convention: str = "pixel_center",
+    convention: str | None = None,
     expected_fn: Callable | None = None,
     stochastic: bool = False,
+    label: str | None = None,
 ) -> CodecFactory:
     """Wrap plain functions into a codec the invariants accept.
 
@@ -127,16 +163,18 @@ def function_codec(
             is 1 where its map has any non-zero cell.
         decode_fn: ``decode_fn(heatmaps, *, input_size, heatmap_size) -> keypoints (B, K, 2) px`` or
             ``(keypoints, scores (B, K))``.
-        convention: the pixel convention the functions use.
+        convention: the pixel convention the functions use (``None``: inferred, as for every entry point).
         expected_fn: for a stochastic encoder, ``E[encode_fn]`` with ``encode_fn``'s signature minus
             ``generator``; without it the round trip of a stochastic codec is not applicable.
         stochastic: ``encode_fn`` draws random targets.
+        label: the codec's name in reports (default: the encode function's ``module:name``).
     """
-    conventions.check_convention(convention)
+    if convention is not None:
+        frames.check_convention(convention)
 
-    def build(input_size: Size, heatmap_size: Size) -> Subject:
+    def build(input_size: Size, heatmap_size: Size, convention: str) -> Subject:
         return FunctionCodec(
             encode_fn, decode_fn, expected_fn, input_size, heatmap_size, convention, stochastic
         )
 
-    return CodecFactory(build, convention, label_of(encode_fn))
+    return CodecFactory(build, convention, label or label_of(encode_fn))

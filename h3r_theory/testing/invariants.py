@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from .. import conventions
+from . import frames
 from . import strategies as S
 from .claims import DEFAULT_CLAIMS, Claims
 from .result import NOT_APPLICABLE, InvariantResult
@@ -52,7 +53,7 @@ class Case:
         text = f"heatmap {w}x{h}, input {W}x{H}, {self.convention}, {str(self.dtype).replace('torch.', '')}"
         if self.cells:
             uv = torch.tensor([list(self.cells)], dtype=torch.float64).reshape(1, -1, 2)
-            px = conventions.heatmap_to_input(uv, (W, H), (w, h), self.convention)[0].tolist()
+            px = frames.heatmap_to_input(uv, (W, H), (w, h), self.convention)[0].tolist()
             text += f"; keypoints {_pts(self.cells)} cells = {_pts(px)} px"
         for name, value in self.extra:
             text += f"; {name} {value}"
@@ -80,6 +81,41 @@ def _worst(cells: Tensor, px: Tensor) -> tuple[float, float, int]:
     flat = cells.reshape(-1)
     i = int(flat.argmax())
     return float(flat[i]), float(px.reshape(-1)[i]), i
+
+
+def _sample(
+    convention: str,
+    claims: Claims,
+    space: SearchSpace,
+    seed: int,
+    *,
+    border=True,
+    dtype=torch.float64,
+    margin_extra: float = 0.0,
+    extra=None,
+):
+    """The fixed cases of a failing invariant's measurement: one keypoint each, spread over the interior of
+    a seeded sample of realistic geometries, and (``border``) between the image's edge and the interior."""
+    from .diagnose import border_cells, interior_margin, sample_geometries, spread_cells
+
+    def build() -> dict[str, list]:
+        groups: dict[str, list] = {"interior": []}
+        if border:
+            groups["border"] = []
+        for g in sample_geometries(space, seed):
+            margin = interior_margin(g, claims.margin_cells) + margin_extra
+            if min(g.heatmap_size) < S.min_cells_for(margin):
+                continue
+            for j, uv in enumerate(spread_cells(g, margin, 48).tolist()):
+                more = tuple(extra(j)) if extra else ()
+                groups["interior"].append(Case(g, convention, (tuple(uv),), dtype, more))
+            if border:
+                for j, uv in enumerate(border_cells(g, convention, margin, 32).tolist()):
+                    more = tuple(extra(j)) if extra else ()
+                    groups["border"].append(Case(g, convention, (tuple(uv),), dtype, more))
+        return groups
+
+    return build
 
 
 def _prepare(codec, claims: Claims, space: SearchSpace) -> tuple[CodecFactory, Subject]:
@@ -146,7 +182,7 @@ def round_trip(
         decoded, _ = subject.decode(maps, activation=activation)
         cells, px = _axis_error(subject, decoded, kp)
         worst, worst_px, i = _worst(cells, px)
-        allowed = claims.round_trip_cells + _allowance(case.dtype, case.geometry)
+        allowed = claims.round_trip_cells + _allowance(subject.precision(case.dtype), case.geometry)
         finding = ""
         if not worst <= allowed:
             got = decoded.reshape(-1, 2)[i].tolist()
@@ -158,7 +194,13 @@ def round_trip(
 
     strategy = _inside_case(space, factory.convention, claims.margin_cells, dtypes=S.dtypes())
     return run_search(
-        name, strategy, check, max_examples=max_examples, seed=seed, tolerance=claims.round_trip_cells
+        name,
+        strategy,
+        check,
+        max_examples=max_examples,
+        seed=seed,
+        tolerance=claims.round_trip_cells,
+        sample=_sample(factory.convention, claims, space, seed),
     )
 
 
@@ -335,8 +377,11 @@ def reproducible(
 # -- 3. equivariance -----------------------------------------------------------------------------------
 
 
-def _map_tolerance(maps: Tensor) -> float:
-    rel = 1e-9 if maps.dtype == torch.float64 else 1e-5
+def _map_tolerance(maps: Tensor, subject: Subject | None = None) -> float:
+    """Round-off allowed between two targets: relative to the peak, at the precision the codec computed in
+    (a numpy codec's float32 targets are compared at float32 precision, though the adapter widens them)."""
+    dtype = subject.precision(maps.dtype) if subject is not None else maps.dtype
+    rel = 1e-9 if dtype == torch.float64 else 1e-5
     return rel * max(1.0, float(maps.abs().max()))
 
 
@@ -368,10 +413,10 @@ def shift_equivariance(
         w, h = subject.heatmap_size
         b_part = b[..., max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)]
         a_part = a[..., max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)]
-        map_err, map_tol = float((b_part - a_part).abs().max()), _map_tolerance(a)
+        map_err, map_tol = float((b_part - a_part).abs().max()), _map_tolerance(a, subject)
         cells, px = _axis_error(subject, subject.decode(b)[0] - subject.decode(a)[0], moved - kp)
         worst, worst_px, i = _worst(cells, px)
-        allowed = claims.equivariance_cells + _allowance(torch.float64, case.geometry)
+        allowed = claims.equivariance_cells + _allowance(subject.precision(torch.float64), case.geometry)
         if not map_err <= map_tol:
             finding = f"the targets of the moved keypoints differ from the shifted targets by {map_err:.3g}"
         elif not worst <= allowed:
@@ -380,8 +425,24 @@ def shift_equivariance(
             finding = ""
         return Observation(not finding, worst, worst_px, case.describe(), finding)
 
+    shifts = [(1, 0), (0, 1), (-2, 1), (3, -3), (-1, -2), (2, 3)]
+    sample = _sample(
+        factory.convention,
+        claims,
+        space,
+        seed,
+        border=False,
+        margin_extra=MAX_SHIFT,
+        extra=lambda j: [("shift (cells)", shifts[j % len(shifts)])],
+    )
     return run_search(
-        name, case(), check, max_examples=max_examples, seed=seed, tolerance=claims.equivariance_cells
+        name,
+        case(),
+        check,
+        max_examples=max_examples,
+        seed=seed,
+        tolerance=claims.equivariance_cells,
+        sample=sample,
     )
 
 
@@ -409,30 +470,32 @@ def flip_equivariance(
     def check(case: Case) -> Observation:
         subject = _build(factory, case)
         W = subject.input_size[0]
-        offset = conventions.heatmap_flip_offset(subject.input_size, subject.heatmap_size, subject.convention)
+        offset = frames.heatmap_flip_offset(subject.input_size, subject.heatmap_size, subject.convention)
         kp = case.keypoints(subject)
         a = subject.targets(kp)[0]
         mirrored = conventions.flip_heatmaps(a)
         finding = ""
         decoded = subject.decode(a)[0].double().cpu()
-        want = conventions.flip_x(decoded, W)
+        want = frames.flip_x(decoded, W, subject.convention)
         want[..., 0] -= offset * float(subject.cell_px()[0])
         cells, px = _axis_error(subject, subject.decode(mirrored)[0], want)
         worst, worst_px, i = _worst(cells, px)
-        allowed = claims.equivariance_cells + _allowance(torch.float64, case.geometry)
+        allowed = claims.equivariance_cells + _allowance(subject.precision(torch.float64), case.geometry)
         if not worst <= allowed:
             finding = (
                 f"keypoint {i}: decoding the mirrored targets is off the mirrored decode by {worst:.4g} cells "
                 f"({worst_px:.4g} px; flip offset of the convention {offset:.4g} cells)"
             )
         if abs(offset) < 1e-12:  # the flip is exact: the mirrored keypoints must give the mirrored targets
-            b = subject.targets(conventions.flip_x(kp, W))[0]
+            b = subject.targets(frames.flip_x(kp, W, subject.convention))[0]
             map_err = float((b - mirrored).abs().max())
-            cells_b, px_b = _axis_error(subject, subject.decode(b)[0], conventions.flip_x(decoded, W))
+            cells_b, px_b = _axis_error(
+                subject, subject.decode(b)[0], frames.flip_x(decoded, W, subject.convention)
+            )
             worst_b, worst_px_b, j = _worst(cells_b, px_b)
             if worst_b > worst:
                 worst, worst_px = worst_b, worst_px_b
-            if not finding and not (map_err <= _map_tolerance(a) and worst_b <= allowed):
+            if not finding and not (map_err <= _map_tolerance(a, subject) and worst_b <= allowed):
                 finding = (
                     f"keypoint {j}: the targets of the mirrored keypoint differ from the mirrored targets by "
                     f"{map_err:.3g} and decode {worst_b:.4g} cells ({worst_px_b:.4g} px) off the mirrored decode"
@@ -440,7 +503,13 @@ def flip_equivariance(
         return Observation(not finding, worst, worst_px, case.describe(), finding)
 
     return run_search(
-        name, case(), check, max_examples=max_examples, seed=seed, tolerance=claims.equivariance_cells
+        name,
+        case(),
+        check,
+        max_examples=max_examples,
+        seed=seed,
+        tolerance=claims.equivariance_cells,
+        sample=_sample(factory.convention, claims, space, seed),
     )
 
 

@@ -16,7 +16,7 @@ from .claims import Claims
 from .result import FAILS, NOT_APPLICABLE
 from .strategies import SearchSpace, probe_geometry
 from .subject import as_factory
-from .suite import INVARIANTS, check_invariant
+from .suite import _names, check_invariant
 
 
 def codec_test_suite(
@@ -28,9 +28,11 @@ def codec_test_suite(
     max_examples: int | None = None,
     seed: int = 0,
     only: Sequence[str] | None = None,
+    profile: str | None = None,
     **claims,
 ):
-    """A pytest test function running every invariant on ``codec`` (see :func:`check_codec`).
+    """A pytest test function running a profile of invariants on ``codec`` (see :func:`check_codec`):
+    ``profile=None`` checks every invariant on this package's codecs and the mathematical ones on others.
 
     ``claims`` are the fields of :class:`Claims` (``convention=``, ``round_trip_cells=``, ...).
     """
@@ -39,7 +41,7 @@ def codec_test_suite(
     stated = Claims(**claims)
     space = SearchSpace(input_size=input_size, heatmap_size=heatmap_size)
     factory = as_factory(codec, stated.convention, protocol, probe=probe_geometry(space))
-    names = list(INVARIANTS) if only is None else list(only)
+    names, _ = _names(factory, only, profile)
 
     @pytest.mark.parametrize("invariant", names)
     def test_codec_invariant(invariant):

@@ -11,6 +11,15 @@ from dataclasses import asdict, dataclass, field
 
 HOLDS, FAILS, NOT_APPLICABLE = "holds", "fails", "n/a"
 
+#: What each profile checks, for the report card's second line.
+PROFILE_WORDS = {
+    "math": "the mathematical invariants (round trip, unbiasedness, shift and flip); "
+    "--profile all adds this package's protocol checks",
+    "protocol": "this package's protocol (seeding, dtype and device, float32, edge semantics, constant maps, "
+    "bad input)",
+    "all": "the mathematical invariants and this package's protocol",
+}
+
 
 @dataclass(frozen=True)
 class Counterexample:
@@ -43,6 +52,9 @@ class InvariantResult:
         examples: how many examples were evaluated.
         counterexample: the shrunk failing example, or ``None`` when the invariant holds.
         note: why it does not apply, or what was checked.
+        sampled: for a failure, the error measured on a fixed, seeded sample of realistic geometries (see
+            :func:`h3r_theory.testing.diagnose.sample_geometries`): ``{"interior": {...}, "border": {...}}``,
+            each with the ``worst`` and ``median`` error (in ``unit`` and in px) over its ``keypoints``.
     """
 
     name: str
@@ -54,6 +66,7 @@ class InvariantResult:
     examples: int = 0
     counterexample: Counterexample | None = None
     note: str = ""
+    sampled: dict | None = None
 
     @property
     def holds(self) -> bool:
@@ -78,6 +91,15 @@ class InvariantResult:
         text = "  ".join(parts)
         if self.counterexample is not None:
             text += f"\n{'':{name_width + 2}s}counterexample: {self.counterexample}"
+        for group, m in (self.sampled or {}).items():
+            px = self.unit == "cells"
+            worst = f"{_fmt(m['worst'])} {self.unit}" + (f" = {_fmt(m['worst_px'])} px" if px else "")
+            median = f"{_fmt(m['median'])} {self.unit}" + (f" = {_fmt(m['median_px'])} px" if px else "")
+            where = "interior keypoints" if group == "interior" else "keypoints near the border"
+            text += (
+                f"\n{'':{name_width + 2}s}sampled, {m['keypoints']} {where} of realistic geometries: "
+                f"worst {worst}, median {median}"
+            )
         return text
 
     def to_dict(self) -> dict:
@@ -95,6 +117,10 @@ class Report:
     codec: str
     convention: str
     results: list[InvariantResult] = field(default_factory=list)
+    profile: str = "all"
+    convention_note: str = ""
+    diagnosis: list[str] = field(default_factory=list)
+    diagnosis_data: dict = field(default_factory=dict)
 
     @property
     def holds(self) -> bool:
@@ -113,12 +139,17 @@ class Report:
     def card(self) -> str:
         """The human-readable report card: a header, one line per invariant, a verdict."""
         width = max([len(r.name) for r in self.results] + [10])
-        lines = [f"codec {self.codec} (convention {self.convention})"]
+        note = f", {self.convention_note}" if self.convention_note else ""
+        lines = [f"codec {self.codec} (convention {self.convention}{note})"]
+        lines.append(f"profile {self.profile}: {PROFILE_WORDS.get(self.profile, 'the invariants asked for')}")
         lines += ["  " + r.line(width).replace("\n", "\n  ") for r in self.results]
+        if self.diagnosis:
+            lines.append("diagnosis:")
+            lines += [f"  {line}" for line in self.diagnosis]
         failed = len(self.failures)
         applicable = sum(r.status != NOT_APPLICABLE for r in self.results)
         verdict = "all hold" if not failed else f"{failed} FAIL"
-        lines.append(f"{applicable} invariants checked, {verdict}")
+        lines.append(f"{applicable} invariants of profile {self.profile} checked, {verdict}")
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -126,8 +157,12 @@ class Report:
             {
                 "codec": self.codec,
                 "convention": self.convention,
+                "convention_note": self.convention_note,
+                "profile": self.profile,
                 "holds": self.holds,
                 "results": [r.to_dict() for r in self.results],
+                "diagnosis": self.diagnosis,
+                "diagnosis_data": self.diagnosis_data,
             },
             indent=2,
         )

@@ -50,19 +50,27 @@ def run_search(
     seed: int,
     unit: str = "cells",
     tolerance: float | None = None,
+    sample: Callable[[], dict[str, list]] | None = None,
 ) -> InvariantResult:
     """Evaluate ``check`` on up to ``max_examples`` examples of ``strategy`` and summarise.
 
-    Reproducible: the search is seeded with ``seed`` and never reads or writes an example database.
+    Reproducible: the search is seeded with ``seed`` and never reads or writes an example database. When it
+    fails and ``sample`` is given, ``check`` is also measured on the fixed cases ``sample()`` returns
+    (``{"interior": [...], "border": [...]}``, one keypoint each): the worst and the median error there,
+    beside the shrunk counterexample, whose error is only the smallest failing one.
     """
     state: dict[str, Any] = {"n": 0, "worst": None, "worst_px": None, "failure": None}
 
     def body(example):
+        inputs = example.describe() if hasattr(example, "describe") else repr(example)
+        if PROGRESS is not None:
+            PROGRESS(name, inputs)
         try:
             obs = check(example)
         except Exception as exc:  # the codec under test raised: that is a finding, not a kit error
-            inputs = example.describe() if hasattr(example, "describe") else repr(example)
             obs = Observation(False, inputs=inputs, finding=_crash(exc))
+        except SystemExit as exc:  # sys.exit() inside the codec ends no run: it is this example's failure
+            obs = Observation(False, inputs=inputs, finding=f"called sys.exit({exc.code!r})")
         state["n"] += 1
         if obs.worst is not None and (state["worst"] is None or obs.worst > state["worst"]):
             state["worst"], state["worst_px"] = obs.worst, obs.worst_px
@@ -91,6 +99,7 @@ def run_search(
     failure = state["failure"]
     if failure is None and note:  # the search itself could not run: nothing was shown to hold
         return InvariantResult(name=name, status=NOT_APPLICABLE, examples=state["n"], note=note)
+    sampled = measure(check, sample()) if failure is not None and sample is not None else None
     return InvariantResult(
         name=name,
         status=FAILS if failure is not None else HOLDS,
@@ -101,7 +110,41 @@ def run_search(
         examples=state["n"],
         counterexample=Counterexample(failure.inputs, failure.finding) if failure is not None else None,
         note=note,
+        sampled=sampled,
     )
+
+
+#: ``PROGRESS(invariant, example)`` is called before every example when set (the CLI's worker sets it, so
+#: that an example that hangs or ends the process can be named).
+PROGRESS: Callable[[str, str], None] | None = None
+
+
+def measure(check: Callable[[Any], Observation], groups: dict[str, list]) -> dict:
+    """The worst and median error of ``check`` over each group of fixed cases (``None`` errors skipped)."""
+    out = {}
+    for group, cases in groups.items():
+        errors, crashed = [], 0
+        for case in cases:
+            try:
+                obs = check(case)
+            except Exception:  # noqa: BLE001 - counted, the search reported the crash itself
+                crashed += 1
+                continue
+            if obs.worst is not None:
+                errors.append((obs.worst, obs.worst_px if obs.worst_px is not None else float("nan")))
+        if not errors:
+            continue
+        errors.sort()
+        worst, median = errors[-1], errors[len(errors) // 2]
+        out[group] = {
+            "keypoints": len(errors),
+            "worst": worst[0],
+            "worst_px": worst[1],
+            "median": median[0],
+            "median_px": median[1],
+            "crashed": crashed,
+        }
+    return out
 
 
 def _crash(exc: Exception) -> str:

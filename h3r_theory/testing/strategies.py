@@ -15,6 +15,7 @@ import torch
 from hypothesis import strategies as st
 
 from .. import conventions
+from . import frames
 
 #: Keypoints of the equivariance checks sit on odd multiples of 1/512 cell: exact in binary floating point,
 #: and never on a cell centre nor on a rounding tie (x.5), where rounding codecs break symmetry by design.
@@ -61,7 +62,7 @@ def strides(max_stride: int = 16) -> st.SearchStrategy[int]:
 
 
 def conventions_() -> st.SearchStrategy[str]:
-    return st.sampled_from(conventions.CONVENTIONS)
+    return st.sampled_from(frames.CONVENTIONS)
 
 
 def dtypes() -> st.SearchStrategy[torch.dtype]:
@@ -167,10 +168,7 @@ def grid_keypoints(draw, geometry: Geometry, margin: float = 0.0, max_keypoints:
 def heatmap_box(geometry: Geometry, convention: str) -> tuple[tuple[float, float], tuple[float, float]]:
     """The half-open box, in cells, of the keypoints the heatmap holds (those inside the input image):
     :func:`h3r_theory.conventions.heatmap_extent` for ``convention``."""
-    try:
-        return conventions.heatmap_extent(geometry.heatmap_size, geometry.input_size, convention)
-    except TypeError:  # a conventions module whose extent is the heatmap's own cells, [-0.5, w - 0.5)
-        return conventions.heatmap_extent(geometry.heatmap_size)
+    return frames.heatmap_extent(geometry.heatmap_size, geometry.input_size, convention)
 
 
 @st.composite
