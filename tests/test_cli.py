@@ -146,3 +146,31 @@ def test_every_valid_key_is_settable():
         section, name = key.split(".")
         value = getattr(getattr(defaults, section), name)
         assert load_config(None, [f"{key}={json.dumps(value)}"]) == defaults, key
+
+
+# issue 24, point 6: h3r-eval compares the checkpoint's stored settings with its config, as h3r-predict does
+@pytest.mark.parametrize(
+    "override, setting",
+    [
+        ("model.output_stride=8", "model.output_stride=4"),
+        ("codec.name=argmax", 'codec.name="randomized_rounding"'),
+        ("codec.options.convention=msra", "codec.options={}"),
+    ],
+)
+def test_eval_refuses_a_checkpoint_trained_with_other_settings(tmp_path, capsys, override, setting):
+    out = tmp_path / "run"
+    assert cli.train_main(["synthetic", *TINY, f"train.out_dir={out}"]) == 0
+    capsys.readouterr()
+    assert cli.eval_main(["synthetic", *TINY, override, "--checkpoint", str(out / "last.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"was trained with {setting}, the config has" in err
+
+
+# issue 24, point 16: a non-finite --shift is the argument's fault, not the model's
+def test_eval_refuses_a_non_finite_shift(tmp_path, capsys):
+    argv = ["synthetic", *TINY, "--checkpoint", str(tmp_path / "none.pt"), "--shift"]
+    for shift in (["nan", "0"], ["0", "inf"]):
+        assert cli.eval_main([*argv, *shift]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"h3r-eval: error: --shift DX DY must be finite numbers of input pixels, got {' '.join(shift)}"
+        )

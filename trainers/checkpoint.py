@@ -16,6 +16,7 @@ number; the checksum turns that into a refusal naming the file.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import random
@@ -216,12 +217,55 @@ def save_checkpoint(
     return save_atomic(state, path)
 
 
-def load_weights(model: torch.nn.Module, path: PathLike) -> dict:
-    """Load the model parameters of a checkpoint (``weights_only=True``); returns the checkpoint dict."""
+# The settings a checkpoint's stored config must share with the config that reads it (h3r-eval,
+# h3r-predict): what fixes the network's shape and what the codec reads from its maps. Weights alone cannot
+# tell two codecs, two strides of the same network or two pixel conventions apart.
+MATCHED_SETTINGS = (
+    ("model", "name"),
+    ("model", "output_stride"),
+    ("model", "head"),
+    ("codec", "name"),
+    ("codec", "options"),
+    ("data", "name"),
+    ("data", "input_size"),
+)
+
+
+def check_settings(state: dict, config, path: PathLike, override: str = "") -> None:
+    """Raise ``ValueError`` when the config stored in checkpoint ``state`` differs from ``config`` (a
+    :class:`~trainers.config.Config`) in one of :data:`MATCHED_SETTINGS`; ``override`` is how the command
+    line sets a key (``"--set "`` for h3r-predict), for the message. A checkpoint without a stored config
+    (written by hand) is checked by its weights' shapes only."""
+    try:
+        stored = json.loads(state.get("config") or "{}")
+    except (TypeError, ValueError):
+        stored = {}
+    stored = stored if isinstance(stored, dict) else {}
+    given = config.to_dict()
+    for section, key in MATCHED_SETTINGS:
+        if not isinstance(stored.get(section), dict) or key not in stored[section]:
+            continue
+        theirs, ours = stored[section][key], given[section][key]
+        if json.dumps(theirs, sort_keys=True) != json.dumps(ours, sort_keys=True):
+            raise ValueError(
+                f"checkpoint {path} was trained with {section}.{key}={json.dumps(theirs)}, the config has "
+                f"{json.dumps(ours)} (pass the training config, or {override}{section}.{key}=...)"
+            )
+
+
+def load_weights(model: torch.nn.Module, path: PathLike, config=None) -> dict:
+    """Load the model parameters of a checkpoint (``weights_only=True``); returns the checkpoint dict.
+
+    With ``config`` given, the checkpoint's stored settings are checked against it first
+    (:func:`check_settings`): a model evaluated under another stride, codec or convention would load
+    and report a wrong number.
+    """
     state = load(path)
     if not isinstance(state, dict) or "model" not in state:
         keys = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{path} is not an h3r-train checkpoint (no 'model' entry; keys: {keys})")
+    if config is not None:
+        check_settings(state, config, path)
     problems = state_dict_mismatch(unwrap(model).state_dict(), state["model"])
     if problems:
         raise ValueError(f"checkpoint {path} does not fit this model ({problems}); same config as training?")

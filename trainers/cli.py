@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,6 +129,11 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     """``h3r-eval CONFIG --checkpoint PATH [key=value ...]``: print (and optionally save) the metrics."""
     args = _parser("h3r-eval", with_checkpoint=True).parse_intermixed_args(argv)
     try:
+        if not all(math.isfinite(v) for v in args.shift):  # argparse's float() reads "nan" and "inf"
+            raise ValueError(
+                "--shift DX DY must be finite numbers of input pixels, got "
+                + " ".join(f"{v:g}" for v in args.shift)
+            )
         config = load_config(args.config, args.overrides)
         from .evaluate import evaluate_checkpoint
 

@@ -300,7 +300,7 @@ def evaluate_checkpoint(
     check_evaluation(config, codec, eval_set.num_keypoints)  # a bad eval.decode fails before any work
     torch.manual_seed(config.train.seed)
     model = build_network(config, eval_set.num_keypoints)
-    load_weights(model, Path(checkpoint_path))
+    load_weights(model, Path(checkpoint_path), config)  # refuses another stride, codec or convention
     model.to(device)
     out_dir = Path(config.train.out_dir)
     return evaluate(

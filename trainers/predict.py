@@ -60,17 +60,6 @@ from .runtime import amp_dtype, batches
 
 MIN_OVERLAY_SIDE = 256  # pixels on the longer side of an overlay, at least
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-# The settings a checkpoint's stored config must share with CONFIG: what fixes the network's shape and
-# what the codec reads from its maps. (Weights alone cannot tell two codecs apart.)
-MATCHED_SETTINGS = (
-    ("model", "name"),
-    ("model", "output_stride"),
-    ("model", "head"),
-    ("codec", "name"),
-    ("codec", "options"),
-    ("data", "name"),
-    ("data", "input_size"),
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,20 +275,7 @@ def load_checked(model: nn.Module, path: Path, config: Config) -> dict:
     state = checkpoint_io.load(path)
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{path} is not an h3r-train checkpoint (no 'model' entry)")
-    try:
-        stored = json.loads(state.get("config") or "{}")
-    except (TypeError, ValueError):
-        stored = {}
-    given = config.to_dict()
-    for section, key in MATCHED_SETTINGS:
-        if section not in stored or key not in stored[section]:
-            continue  # a checkpoint without a stored config is checked by its weights' shapes only
-        theirs, ours = stored[section][key], given[section][key]
-        if json.dumps(theirs, sort_keys=True) != json.dumps(ours, sort_keys=True):
-            raise ValueError(
-                f"checkpoint {path} was trained with {section}.{key}={json.dumps(theirs)}, the config has "
-                f"{json.dumps(ours)} (pass the training config, or --set {section}.{key}=...)"
-            )
+    checkpoint_io.check_settings(state, config, path, override="--set ")
     try:
         unwrap(model).load_state_dict(state["model"])
     except RuntimeError as exc:
