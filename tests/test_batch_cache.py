@@ -53,10 +53,10 @@ def test_cache_delegates_the_dataset_and_is_bounded():
 def test_sweep_numbers_are_the_same_with_and_without_the_cache(tmp_path, monkeypatch):
     def run(folder):
         config = sw.sweep_from_dict({**TINY, "input_sizes": [], "seeds": [0], "out_dir": str(folder)}, "TINY")
-        return sw.run_sweep(config, progress=False, log=lambda text: None)["rows"]
+        return sw.run_sweep(config, progress=False, log=lambda text: None, workers=0)["rows"]
 
     cached = run(tmp_path / "cached")
-    monkeypatch.setattr(sw, "BatchCache", lambda dataset: dataset)
+    monkeypatch.setattr(sw.run, "BatchCache", lambda dataset: dataset)
     plain = run(tmp_path / "plain")
     timing = {"gflops", "latency_ms_cpu", "train_seconds", "train_cpu_seconds"}
     assert len(cached) == len(plain) > 0

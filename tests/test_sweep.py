@@ -403,3 +403,85 @@ def test_headline_row_repeats_the_summary_of_each_main_decoder(tiny_sweep):
             cell = f"{r['mean_error_px']:.3f} [{r['mean_error_px_low']:.3f}, {r['mean_error_px_high']:.3f}]"
             assert cell in rows[r["codec"]], (r["codec"], r["stride"])
     assert rows["vanilla floor 0.3826 x stride"].startswith("| vanilla floor 0.3826 x stride | 1.53 | 3.06 |")
+
+
+# -- trainings in worker processes, resume, folder rules (issue 22 point 8, issue 24 point 7) -----------
+
+SMALL = {**TINY, "input_sizes": [], "seeds": [0], "strides": [4]}
+TIMINGS = ("train_seconds", "train_cpu_seconds", "latency_ms_cpu")
+
+
+def _numbers(record):
+    """Every number of a record but the timings, as JSON text (so that NaN equals NaN)."""
+    rows = [{k: v for k, v in r.items() if k not in TIMINGS} for r in record["rows"]]
+    return json.dumps([rows, record["conditional"]], sort_keys=True)
+
+
+def test_workers_give_the_numbers_of_a_serial_run_on_one_thread(tmp_path):
+    parallel = sw.run_sweep(sw.sweep_from_dict({**SMALL, "out_dir": str(tmp_path / "p")}, "SMALL"),
+                            progress=False, log=lambda t: None, workers=2)  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = sw.run_sweep(sw.sweep_from_dict({**SMALL, "out_dir": str(tmp_path / "s")}, "SMALL"),
+                              progress=False, log=lambda t: None, workers=0)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert _numbers(parallel) == _numbers(serial)
+    assert parallel["workers"] == 2 and parallel["cpu_seconds"] > 0
+
+
+def test_a_second_sweep_reads_finished_trainings_back_and_reruns_only_a_lost_one(tmp_path, capsys):
+    config = sw.sweep_from_dict({**SMALL, "out_dir": str(tmp_path / "out")}, "SMALL")
+    first = sw.run_sweep(config, progress=False, log=lambda t: None, workers=0)
+    (tmp_path / "out" / "argmax_s4_in32_seed0" / "sweep_run.json").unlink()  # as if killed during that run
+    capsys.readouterr()
+    again = sw.run_sweep(config, progress=True, log=lambda t: None, workers=0)
+    err = capsys.readouterr().err
+    assert "3 of 4 trainings already finished" in err and err.count(" done: ") == 1
+    assert _numbers(again) == _numbers(first)
+
+
+def test_a_sweep_refuses_a_folder_that_is_not_its_own_and_changed_settings(tmp_path, capsys):
+    run = tmp_path / "train_run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"precious")
+    assert sw.main([f"--out={run}", "--no-progress", "--workers=0", *_small_overrides()]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds an h3r-train run (last.pt)" in err[0]
+    assert (run / "last.pt").read_bytes() == b"precious"
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    assert sw.main([f"--out={afile}", "--no-progress", *_small_overrides()]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    out = tmp_path / "sweep"
+    assert sw.main([f"--out={out}", "--no-progress", "--workers=0", *_small_overrides()]) == 0
+    changed = [*_small_overrides(), "base.train.max_steps=2"]
+    assert sw.main([f"--out={out}", "--no-progress", "--workers=0", *changed]) == 2
+    assert "finished run of other settings" in capsys.readouterr().err
+    assert sw.main([f"--out={out}", "--no-progress", "--workers=0", "--overwrite", *changed]) == 0
+    saved = json.loads((out / "results" / "sweep.json").read_text())
+    assert {r["steps"] for r in saved["rows"]} == {2}
+
+
+def _small_overrides():
+    """SMALL as command-line overrides of the bundled sweep (the same small grid, one model)."""
+    return ["strides=[4]", "seeds=[0]", "input_sizes=[]", "model_width=4", "latency_repeats=1",
+            "temperature_samples=8", "jitter_shifts=[0.0]", "bound=false",
+            "models=[{name: argmax, codec: argmax}]", "base.data.input_size=[32,32]",
+            "base.data.options={num_train: 64, num_eval: 16, num_keypoints: 4}", "base.train.max_steps=3",
+            "base.train.batch_size=8", "base.eval.batch_size=16"]  # fmt: skip
+
+
+def test_two_sweeps_in_one_folder_at_once_are_refused(tmp_path):
+    from trainers.run_folder import acquire_lock
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / ".h3r-sweep").write_text("x")
+    lock = acquire_lock(out)  # this process holds it, as a running sweep would
+    try:
+        with pytest.raises(ValueError, match="in use"):
+            sw.run_sweep(sw.sweep_from_dict({**SMALL, "out_dir": str(out)}, "SMALL"), progress=False, workers=0)
+    finally:
+        lock.release()
