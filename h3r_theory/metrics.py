@@ -25,6 +25,8 @@ import contextlib
 import io
 import json
 import math
+import os
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -527,7 +529,13 @@ def write_coco_results(
         for n in range(N)
     ]
     path = Path(path)
-    path.write_text(json.dumps(results))
+    # Through a temp file created exclusively and a rename: a kill leaves no half-written file, and a link
+    # at ``path`` is replaced instead of written through. (The name follows trainers.run_folder.temp_path,
+    # so a run folder's clean-up recognises it.)
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.h3r.tmp"
+    with os.fdopen(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644), "w") as f:
+        f.write(json.dumps(results))
+    os.replace(tmp, path)
     return path
 
 

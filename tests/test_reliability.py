@@ -241,7 +241,7 @@ def test_orphaned_temp_files_are_removed_and_a_torn_log_line_does_not_block_resu
     out = tmp_path / "run"
     full = engine.train(tiny(tmp_path / "full", "train.checkpoint_every=2"))
     engine.train(tiny(out, "train.checkpoint_every=2"), stop_after_steps=3)
-    (out / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # a kill during a checkpoint write
+    (out / ".last.pt.4242-0badcafe.h3r.tmp").write_bytes(b"PK\x03\x04 half")  # a kill mid-checkpoint
     with (out / "metrics.jsonl").open("a") as f:
         f.write('{"kind": "train", "step": 4, "epo')  # a kill during a log write
     resumed = engine.train(tiny(out, "train.checkpoint_every=2", "train.resume=auto"))

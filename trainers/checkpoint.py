@@ -20,7 +20,6 @@ import json
 import os
 import pickle
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from .distributed import unwrap
+from .run_folder import temp_path
 
 PathLike = str | Path
 
@@ -36,7 +36,8 @@ def save_atomic(obj: Any, path: PathLike) -> Path:
     """``torch.save(obj)`` to ``path`` atomically (temp file in the same dir, fsync, ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_name = temp_path(path)  # created exclusively: never written through an existing file or link
+    fd = os.open(tmp_name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)

@@ -90,28 +90,57 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, total_steps: int, c
     """Restore a checkpoint into the run's objects and the global RNGs; returns its step.
 
     Refused (ValueError, saying what differs) when the config stored in the checkpoint differs from
-    ``config`` in a setting that shapes the trained parameters; a different thread count or torch version
-    is allowed but noted, since bit-for-bit equality with an uninterrupted run then no longer holds."""
+    ``config`` in a setting that shapes the trained parameters, when it has no stored config to compare,
+    and when one of its parts is missing or malformed; a different thread count or torch version is
+    allowed but noted, since bit-for-bit equality with an uninterrupted run then no longer holds."""
     state = ckpt.load(path)
-    if isinstance(state, dict) and isinstance(state.get("config"), str):
-        diffs = config_differences(state["config"], json.loads(config.to_json()))
-        if diffs:
-            raise ValueError(
-                f"cannot resume from {path}: its run had other settings ({'; '.join(diffs)}); use the "
-                "same settings, or a new train.out_dir without train.resume"
-            )
+    if not isinstance(state, dict) or not isinstance(state.get("config"), str):
+        raise ValueError(
+            f"cannot resume from {path}: it holds no stored config (not written by h3r-train), so its "
+            "settings cannot be compared with this run's; start afresh in a new train.out_dir"
+        )
+    try:
+        stored = json.loads(state["config"])
+    except ValueError:
+        stored = None
+    if not isinstance(stored, dict):
+        raise ValueError(f"cannot resume from {path}: its stored config is not a JSON mapping")
+    diffs = config_differences(stored, json.loads(config.to_json()))
+    if diffs:
+        raise ValueError(
+            f"cannot resume from {path}: its run had other settings ({'; '.join(diffs)}); use the "
+            "same settings, or a new train.out_dir without train.resume"
+        )
+    step = state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise ValueError(f"cannot resume from {path}: its step must be an integer >= 0, got {step!r}")
+    if step > total_steps:
+        raise ValueError(f"checkpoint {path} is at step {step}, past this run's {total_steps} steps")
     state = ckpt.load_weights(model, path)
     env = ckpt.environment_differences(state)
     if env:
         note(f"resuming {path} under {', '.join(env)}: the result can differ in the last bits")
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    step = int(state["step"])
-    ckpt.set_rng_state(state["rng"])  # last: building the model before this consumed random numbers
-    if step > total_steps:
-        raise ValueError(f"checkpoint {path} is at step {step}, past this run's {total_steps} steps")
+    parts = [
+        ("optimizer", optimizer.load_state_dict),
+        ("scheduler", scheduler.load_state_dict),
+        ("scaler", scaler.load_state_dict),
+        ("rng", ckpt.set_rng_state),  # last: building the model before this consumed random numbers
+    ]
+    for name, restore in parts:
+        _restore_part(path, state, name, restore)
     return step
+
+
+def _restore_part(path: Path, state: dict, name: str, restore) -> None:
+    """``restore(state[name])``; a part missing or that its loader cannot read -> one ValueError naming it."""
+    if not isinstance(state.get(name), dict):
+        found = "missing" if name not in state else f"a {type(state[name]).__name__}, not a mapping"
+        raise ValueError(f"cannot resume from {path}: its '{name}' state is {found}")
+    try:
+        restore(state[name])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ValueError(f"cannot resume from {path}: its '{name}' state is malformed ({detail})") from None
 
 
 def _resume_path(resume: str | None, out_dir: Path) -> Path | None:
@@ -123,11 +152,19 @@ def _resume_path(resume: str | None, out_dir: Path) -> Path | None:
 
 def _final_from_log(path: Path, at_step: int) -> dict:
     """The evaluation logged at ``at_step``: a run resumed after it finished does not evaluate again
-    (unless that evaluation never completed: then {} and the caller evaluates)."""
+    (unless that evaluation never completed, or the log is not there, as when a finished checkpoint is
+    resumed into a new folder: then {} and the caller evaluates)."""
+    records = read_jsonl(path) if path.is_file() else []
     last_eval = next(
-        (r for r in reversed(read_jsonl(path)) if r.get("kind") == "eval" and r.get("step") == at_step), {}
+        (r for r in reversed(records) if r.get("kind") == "eval" and r.get("step") == at_step), {}
     )
     return {k: v for k, v in last_eval.items() if k not in ("kind", "step", "epoch")}
+
+
+def _logged(path: Path, kind: str, at_step: int) -> bool:
+    """Whether the log at ``path`` holds a ``kind`` record of step ``at_step``."""
+    records = read_jsonl(path) if path.is_file() else []
+    return any(r.get("kind") == kind and r.get("step") == at_step for r in records)
 
 
 def train(
@@ -194,12 +231,14 @@ def _train(
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
     # -- the output folder: checked and locked only now, after everything above was built and checked ------
+    # train.resume=auto resumes only from a checkpoint that is there: a folder holding a run's config and log
+    # but no last.pt is refused like any other folder holding a run, not silently replaced.
+    resume = _resume_path(tc.resume, out_dir)
     lock = dist_utils.on_main(
-        lambda: open_run_folder(out_dir, resuming=tc.resume is not None, overwrite=overwrite), info
+        lambda: open_run_folder(out_dir, resuming=resume is not None, overwrite=overwrite), info
     )
     try:
         # -- resume, DDP, logs ----------------------------------------------------------------------------------
-        resume = _resume_path(tc.resume, out_dir)
         step = 0
         if resume is not None:
             step = _resume(resume, model, optimizer, scheduler, scaler, total_steps, config)
@@ -243,7 +282,33 @@ def _train(
                 logger.log({"kind": "eval", "step": at_step, "epoch": at_step // steps_per_epoch, **result})
             return result
 
+        def log_train(at_step: int, epoch: int, loss, batch: dict, enc) -> None:
+            mean_loss = float(dist_utils.all_reduce_mean(loss.detach(), info))
+            if not math.isfinite(mean_loss):  # checked at log steps only: a sync per step costs on GPU
+                raise ValueError(nonfinite_loss_message(mean_loss, at_step, epoch, batch, enc, model, config))
+            if logger is not None:
+                lr = scheduler.get_last_lr()[0]
+                logger.log(
+                    {
+                        "kind": "train",
+                        "step": at_step,
+                        "epoch": epoch,
+                        "loss": mean_loss,
+                        "lr": lr,
+                        "loss_name": loss_name,
+                    }
+                )
+            if progress is not None:
+                progress.set_postfix(loss=f"{mean_loss:.4f}")
+
         saved_step = step if resume is not None else None
+        # A Ctrl-C during the checkpoint write or the evaluation of an evaluation step stops the run after
+        # the checkpoint and before the evaluation's record: the resumed run evaluates that step first, from
+        # the same parameters and RNG state, so the log is the uninterrupted run's. (The final step's
+        # evaluation is caught up below, after the loop.)
+        if resume is not None and 0 < step < total_steps and tc.eval_every and step % tc.eval_every == 0:
+            if logger is not None and not _logged(logger.path, "eval", step):
+                run_eval(step)
 
         def checkpoint_now(at_step: int) -> None:
             nonlocal saved_step
@@ -288,7 +353,9 @@ def _train(
                     loss = loss_fn(output.float(), enc)  # the loss in float32, outside autocast
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
-                    with deferred_interrupt():  # an update is applied whole, or not at all
+                    # An update is applied whole, with its log record, or not at all: a Ctrl-C that lands
+                    # between the two would checkpoint the step and lose its record for good.
+                    with deferred_interrupt():
                         if config.optim.grad_clip is not None:
                             scaler.unscale_(optimizer)
                             nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
@@ -296,29 +363,8 @@ def _train(
                         scaler.update()
                         scheduler.step()
                         step += 1
-
-                    if step % max(1, tc.log_every) == 0 or step == total_steps:
-                        mean_loss = float(dist_utils.all_reduce_mean(loss.detach(), info))
-                        if not math.isfinite(
-                            mean_loss
-                        ):  # checked at log steps only: a sync per step costs on GPU
-                            raise ValueError(
-                                nonfinite_loss_message(mean_loss, step, epoch, batch, enc, model, config)
-                            )
-                        if logger is not None:
-                            lr = scheduler.get_last_lr()[0]
-                            logger.log(
-                                {
-                                    "kind": "train",
-                                    "step": step,
-                                    "epoch": epoch,
-                                    "loss": mean_loss,
-                                    "lr": lr,
-                                    "loss_name": loss_name,
-                                }
-                            )
-                        if progress is not None:
-                            progress.set_postfix(loss=f"{mean_loss:.4f}")
+                        if step % max(1, tc.log_every) == 0 or step == total_steps:
+                            log_train(step, epoch, loss, batch, enc)
                     if progress is not None:
                         progress.update(1)
                     # The checkpoint first: a failing evaluation must not lose the trained model.
@@ -346,7 +392,8 @@ def _train(
                 final = run_eval(step)
 
         history = read_jsonl(out_dir / "metrics.jsonl") if info.is_main else []
-        if info.is_main and history:
+        # A finished checkpoint resumed into a new folder logs its evaluation only: no curve to draw.
+        if info.is_main and any(r.get("kind") == "train" for r in history):
             save_curves(history, out_dir / "curves.png", title=f"{config.data.name} / {config.codec.name}")
         dist_utils.barrier(info)
         last = out_dir / "last.pt"

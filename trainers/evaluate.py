@@ -279,14 +279,21 @@ def dataset_metrics(
         if gt_file is None:
             raise ValueError("COCO evaluation needs dataset.annotation_file (the person_keypoints JSON)")
         image_ids = [int(_record_field(dataset.records[i], "image_id")) for i in indices]
-        folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="h3r_coco_"))
-        folder.mkdir(parents=True, exist_ok=True)
-        results = metrics.write_coco_results(
-            folder / "coco_results.json", image_ids, pred, scores.mean(-1), keypoint_scores=scores
-        )
-        stats = metrics.coco_keypoint_ap(gt_file, results, image_ids=sorted(set(image_ids)))
-        return {"ap": stats["AP"], **{k.lower(): v for k, v in stats.items() if k != "AP"}}
+        if out_dir is not None:  # a training run keeps its results file
+            return _coco_ap(gt_file, image_ids, pred, scores, Path(out_dir))
+        with tempfile.TemporaryDirectory(prefix="h3r_coco_") as folder:  # nothing left behind
+            return _coco_ap(gt_file, image_ids, pred, scores, Path(folder))
     return {}
+
+
+def _coco_ap(gt_file, image_ids: list, pred: Tensor, scores: Tensor, folder: Path) -> dict:
+    """COCO AP through ``folder/coco_results.json``; pred (N, K, 2), scores (N, K)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    results = metrics.write_coco_results(
+        folder / "coco_results.json", image_ids, pred, scores.mean(-1), keypoint_scores=scores
+    )
+    stats = metrics.coco_keypoint_ap(gt_file, results, image_ids=sorted(set(image_ids)))
+    return {"ap": stats["AP"], **{k.lower(): v for k, v in stats.items() if k != "AP"}}
 
 
 def evaluate_checkpoint(
@@ -302,7 +309,6 @@ def evaluate_checkpoint(
     model = build_network(config, eval_set.num_keypoints)
     load_weights(model, Path(checkpoint_path), config)  # refuses another stride, codec or convention
     model.to(device)
-    out_dir = Path(config.train.out_dir)
     return evaluate(
         model,
         codec,
@@ -313,7 +319,7 @@ def evaluate_checkpoint(
         amp=amp_dtype(device, config.train.amp),
         num_workers=config.data.num_workers,
         info=info,
-        out_dir=out_dir if info.is_main else None,
+        out_dir=None,  # h3r-eval writes only its --output: COCO results go to a temporary folder
     )
 
 

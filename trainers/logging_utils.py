@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
+
+from .run_folder import write_bytes_atomic
 
 
 class JsonlLogger:
@@ -21,11 +22,12 @@ class JsonlLogger:
     def __init__(self, path: str | Path, resume_step: int | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if resume_step is None:
-            write_text_atomic(self.path, "")
-        elif self.path.exists():
+        kept = []
+        if resume_step is not None and self.path.is_file():
             kept = [r for r in read_jsonl(self.path, drop_torn_tail=True) if r.get("step", 0) <= resume_step]
-            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        # Always rewritten (a resume into a new folder starts an empty log): the appends below then go to a
+        # regular file of ours, never through a link left at this name.
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def log(self, record: dict) -> None:
         with self.path.open("a") as f:
@@ -45,10 +47,9 @@ def _plain(record: dict) -> dict:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` through a temporary file in the same folder (never half-written)."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Replace ``path`` by ``text`` through a temporary file in the same folder (never half-written, never
+    written through a link: :func:`trainers.run_folder.write_bytes_atomic`)."""
+    write_bytes_atomic(Path(path), text.encode("utf-8"))
 
 
 def read_jsonl(path: str | Path, drop_torn_tail: bool = False) -> list[dict]:

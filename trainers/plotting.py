@@ -14,6 +14,7 @@ otherwise.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .data.specs import SPECS
+from .run_folder import write_bytes_atomic
 
 # The limbs drawn between keypoints, declared with each dataset (trainers.data.specs).
 MPII_SKELETON: tuple[tuple[int, int], ...] = SPECS["mpii"].skeleton
@@ -261,9 +263,9 @@ def save_curves(history: Sequence[dict], path: str | Path, title: str = "") -> P
         second_metric="mean_error_px" if metric is not None else None,
         title=title,
     )
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return write_bytes_atomic(Path(path), buffer.getvalue())  # replaces a link at the name, never follows it
 
 
 def plot_sweep(

@@ -5,10 +5,15 @@
 * refuses a path that is a file, or a folder it cannot create or write, naming it;
 * takes the folder's lock (``.lock``, holding the owner's pid and host): a second run into the same folder
   fails at once; a lock whose process is gone (a run killed with ``kill -9``) is taken over with a note;
-* removes the ``.*.tmp`` files that killed atomic writes left behind (safe: the lock says no other run is
-  writing here);
 * refuses to start over a folder that already holds a run (``config.json``, ``metrics.jsonl`` or
-  ``last.pt``) unless the run resumes or the caller asked to overwrite.
+  ``last.pt``) unless the run resumes (from a checkpoint that is there) or the caller asked to overwrite;
+* then removes the temporary files that killed atomic writes of this program left behind: only those whose
+  name is one :func:`temp_path` gives to a file a run writes, and whose first bytes are what that file
+  holds (safe: the lock says no other run is writing here; any other file is left alone).
+
+Every file a run writes goes through :func:`temp_path` and ``os.replace`` (:func:`write_bytes_atomic`): the
+temporary file is created exclusively (never through an existing file or link) and the rename replaces a
+link at the target's name instead of writing through it.
 
 :func:`config_differences` lists the settings that differ between the config stored in a checkpoint and the
 one a resume is given; settings that cannot change the trained parameters (where to log, how often to
@@ -20,12 +25,23 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import socket
 import sys
 from pathlib import Path
 
 LOCK_NAME = ".lock"
 RUN_FILES = ("config.json", "metrics.jsonl", "last.pt")
+# Every file a run writes into its folder, and how each starts (the temp file of a killed write is empty or
+# holds a prefix of it): a zip archive (torch.save), a PNG, JSON text.
+WRITTEN_FILES = {
+    "last.pt": (b"PK\x03\x04",),
+    "curves.png": (b"\x89PNG",),
+    "config.json": (b"{",),
+    "metrics.jsonl": (b"{",),
+    "coco_results.json": (b"[",),
+}
+TEMP_SUFFIX = ".h3r.tmp"
 
 # Settings free to change between a run and its resume: none of them changes the trained parameters.
 RESUME_FREE = {
@@ -129,9 +145,49 @@ def acquire_lock(folder: Path) -> RunLock:
     raise ValueError(f"could not take the lock {path} (another run keeps taking it)")
 
 
+def temp_path(path: Path) -> Path:
+    """A fresh temporary name beside ``path``: ``.<name>.<pid>-<8 hex><TEMP_SUFFIX>``."""
+    return path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def write_bytes_atomic(path: Path, data: bytes, fsync: bool = False) -> Path:
+    """Replace ``path`` by ``data`` through an exclusively created temp file and ``os.replace``: a kill
+    leaves the old file or the new one, and a symlink at ``path`` is replaced, never written through."""
+    path = Path(path)
+    tmp = temp_path(path)
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _orphan_of(path: Path) -> bool:
+    """Whether ``path`` is the temp file of a killed write of ours: its name (see :func:`temp_path`), a
+    regular file (not a link), and empty or starting as the file it was to replace starts."""
+    name = path.name
+    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)) or path.is_symlink() or not path.is_file():
+        return False
+    target, _, token = name[1 : -len(TEMP_SUFFIX)].rpartition(".")
+    pid, _, tag = token.partition("-")
+    if target not in WRITTEN_FILES or not pid.isdigit() or len(tag) != 8:
+        return False
+    with path.open("rb") as f:
+        head = f.read(8)
+    return not head or any(head.startswith(m) or m.startswith(head) for m in WRITTEN_FILES[target])
+
+
 def clean_orphans(folder: Path) -> list[Path]:
-    """Delete the ``.*.tmp`` files of atomic writes that were killed mid-way; returns what was removed."""
-    removed = [p for p in folder.glob(".*.tmp") if p.is_file()]
+    """Delete the temp files of this program's atomic writes that were killed mid-way (:func:`_orphan_of`);
+    returns what was removed. Other ``.tmp`` files, the user's, are left alone."""
+    removed = [p for p in folder.glob(f".*{TEMP_SUFFIX}") if _orphan_of(p)]
     for p in removed:
         p.unlink(missing_ok=True)
     return removed
@@ -155,15 +211,17 @@ def open_run_folder(folder: Path, *, resuming: bool, overwrite: bool) -> RunLock
             raise
         raise ValueError(f"cannot use the output folder train.out_dir={folder}: {exc.strerror}") from None
     try:
-        removed = clean_orphans(folder)
-        if removed:
-            note(f"removed {len(removed)} temporary file(s) left by a killed write in {folder}")
         existing = [name for name in RUN_FILES if (folder / name).exists()]
         if existing and not resuming and not overwrite:
+            resumable = "resume it with train.resume=auto, " if "last.pt" in existing else ""
             raise ValueError(
-                f"output folder {folder} already holds a run ({', '.join(existing)}); resume it with "
-                "train.resume=auto, start over with --overwrite, or choose another train.out_dir"
+                f"output folder {folder} already holds a run ({', '.join(existing)}"
+                f"{'' if resumable else '; no last.pt to resume from'}); {resumable}start over with "
+                "--overwrite, or choose another train.out_dir"
             )
+        removed = clean_orphans(folder)  # only once the run is accepted: a refused run changes nothing
+        if removed:
+            note(f"removed {len(removed)} temporary file(s) left by a killed write in {folder}")
     except BaseException:
         lock.release()
         raise
@@ -203,4 +261,6 @@ __all__ = [
     "note",
     "open_run_folder",
     "refuse_if_in_use",
+    "temp_path",
+    "write_bytes_atomic",
 ]

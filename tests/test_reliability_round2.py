@@ -1,0 +1,197 @@
+"""Issue 24: what a second hostile pass still broke in ``h3r-train``, one test per point.
+
+A Ctrl-C landing mid-update or during an evaluation step's checkpoint (the log must stay the uninterrupted
+run's), temp files that are not ours, ``train.resume=auto`` over a run without a checkpoint, links at the
+names of the files a run writes, malformed checkpoint parts, and a finished checkpoint resumed elsewhere.
+Tiny configs, seconds on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from h3r_theory import metrics
+from trainers import checkpoint as ckpt
+from trainers import cli, engine
+from trainers.guards import TrainingInterrupted
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = [
+    "data.input_size=[32, 32]",
+    "data.options={num_train: 48, num_eval: 8, num_keypoints: 6}",
+    "train.batch_size=8",
+    "train.max_steps=4",
+    "train.log_every=1",
+    "train.progress=false",
+    "train.device=cpu",
+]
+
+
+def tiny(out_dir: Path, *overrides: str):
+    from trainers.config import load_config
+
+    return load_config("synthetic", [*TINY, f"train.out_dir={out_dir}", *overrides])
+
+
+def same(a, b) -> bool:
+    a, b = a.state_dict(), b.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+def _sigint_on_call(monkeypatch, owner, name: str, call: int) -> None:
+    """Send this process a SIGINT from inside the ``call``-th call of ``owner.name``, as a Ctrl-C would."""
+    real, calls = getattr(owner, name), []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapped)
+
+
+# -- point 1: the log is bit-identical after a Ctrl-C anywhere ----------------------------------------------
+@pytest.mark.parametrize(
+    "where, overrides",
+    [
+        ("mid-update", ("train.checkpoint_every=0",)),  # SIGINT inside the 3rd optimizer update
+        ("checkpoint at an eval step", ("train.checkpoint_every=2", "train.eval_every=2")),
+    ],
+)
+def test_ctrl_c_loses_no_log_record(tmp_path, monkeypatch, where, overrides):
+    full = engine.train(tiny(tmp_path / "full", *overrides))
+    out = tmp_path / "run"
+    if where == "mid-update":
+        _sigint_on_call(monkeypatch, torch.amp.GradScaler, "update", 3)
+    else:
+        _sigint_on_call(monkeypatch, ckpt, "save_atomic", 1)  # the checkpoint of step 2, before its eval
+    with pytest.raises(TrainingInterrupted) as info:
+        engine.train(tiny(out, *overrides))
+    assert info.value.step == (3 if where == "mid-update" else 2)
+    monkeypatch.undo()
+    resumed = engine.train(tiny(out, *overrides, "train.resume=auto"))
+    assert same(full.model, resumed.model)
+    assert resumed.history == full.history
+    assert (out / "metrics.jsonl").read_bytes() == (tmp_path / "full" / "metrics.jsonl").read_bytes()
+
+
+# -- point 2: only our own temp files are removed, and only by a run that is accepted -----------------------
+def test_temp_files_that_are_not_ours_are_left_alone(tmp_path, capsys):
+    refused = tmp_path / "u"
+    refused.mkdir()
+    (refused / ".thesis.tmp").write_text("precious\n")
+    (refused / "last.pt").write_text("x\n")
+    assert cli.train_main(["synthetic", *TINY, f"train.out_dir={refused}"]) == 2
+    assert "already holds a run" in _one_line(capsys)
+    assert (refused / ".thesis.tmp").read_text() == "precious\n"
+
+    out = tmp_path / "run"
+    out.mkdir()
+    theirs = {
+        ".thesis.tmp": b"precious",
+        ".notes.h3r.tmp": b"precious",
+        ".last.pt.12-abcdef12.h3r.tmp": b"precious, named like ours",  # not the start of a zip file
+        ".mine.txt.12-abcdef12.h3r.tmp": b"",  # not a file a run writes
+    }
+    ours = {".last.pt.4242-0badcafe.h3r.tmp": b"PK\x03\x04half", ".config.json.7-00000000.h3r.tmp": b""}
+    for name, data in {**theirs, **ours}.items():
+        (out / name).write_bytes(data)
+    assert cli.train_main(["synthetic", *TINY, f"train.out_dir={out}"]) == 0
+    assert "removed 2 temporary file(s)" in capsys.readouterr().err
+    assert {name: (out / name).read_bytes() for name in theirs} == theirs
+    assert not any((out / name).exists() for name in ours)
+
+
+# -- point 3: resume=auto with no checkpoint refuses a folder that holds a run ------------------------------
+def test_resume_auto_without_a_checkpoint_does_not_replace_a_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    engine.train(tiny(out, "train.checkpoint_every=0"), stop_after_steps=2)  # stopped before any checkpoint
+    assert not (out / "last.pt").exists()
+    before = {name: (out / name).read_bytes() for name in ("config.json", "metrics.jsonl")}
+    assert cli.train_main(["synthetic", *TINY, f"train.out_dir={out}", "train.resume=auto"]) == 2
+    line = _one_line(capsys)
+    assert "already holds a run (config.json, metrics.jsonl; no last.pt to resume from)" in line
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert cli.train_main(["synthetic", *TINY, f"train.out_dir={tmp_path / 'new'}", "train.resume=auto"]) == 0
+
+
+# -- point 8: files are replaced through a temp file and a rename, never written through a link --------------
+def test_links_at_the_names_of_written_files_are_replaced_not_followed(tmp_path):
+    out = tmp_path / "run"
+    engine.train(tiny(out, "train.checkpoint_every=2"), stop_after_steps=2)
+    victims = {}
+    for name in ("curves.png", "config.json", "metrics.jsonl"):
+        victim = tmp_path / f"victim_{name}"
+        victim.write_bytes((out / name).read_bytes() if name == "metrics.jsonl" else b"precious")
+        victims[victim] = victim.read_bytes()
+        (out / name).unlink()
+        (out / name).symlink_to(victim)
+    engine.train(tiny(out, "train.checkpoint_every=2", "train.resume=auto"))
+    assert {v: v.read_bytes() for v in victims} == victims
+    for name in ("curves.png", "config.json", "metrics.jsonl"):
+        assert not (out / name).is_symlink() and (out / name).stat().st_size > 0
+    victim = tmp_path / "victim.json"
+    victim.write_text("precious")
+    (tmp_path / "coco_results.json").symlink_to(victim)
+    metrics.write_coco_results(tmp_path / "coco_results.json", [1], torch.zeros(1, 2, 2), torch.ones(1))
+    assert victim.read_text() == "precious" and not (tmp_path / "coco_results.json").is_symlink()
+
+
+# -- point 12: every malformed part of a checkpoint is refused in one line ----------------------------------
+def _resealed(state: dict) -> dict:
+    """``state`` with a valid checksum: the damage is in the contents, not on the disk."""
+    return dict(state, checksum=ckpt.contents_digest(state))
+
+
+def test_malformed_checkpoint_parts_are_refused_with_one_line(tmp_path, capsys):
+    source = tmp_path / "source"
+    engine.train(tiny(source, "train.checkpoint_every=2"), stop_after_steps=2)
+    state = ckpt.load(source / "last.pt")
+    without = lambda key: {k: v for k, v in state.items() if k != key}  # noqa: E731
+    cases = {
+        "its 'rng' state is a str, not a mapping": dict(state, rng="bad"),
+        "its 'rng' state is malformed": dict(state, rng={"python": 1}),
+        "its 'optimizer' state is missing": without("optimizer"),
+        "its 'optimizer' state is malformed": dict(state, optimizer={"state": {}, "param_groups": "x"}),
+        "it holds no stored config": without("config"),
+        "its step must be an integer >= 0, got -3": dict(state, step=-3),
+        "its step must be an integer >= 0, got '2'": dict(state, step="2"),
+    }
+    for i, (message, bad) in enumerate(cases.items()):
+        path = tmp_path / f"bad{i}.pt"
+        torch.save(_resealed(bad), path)
+        argv = ["synthetic", *TINY, f"train.out_dir={tmp_path / f'run{i}'}", f"train.resume={path}"]
+        assert cli.train_main(argv) == 2, message
+        line = _one_line(capsys)
+        assert line.startswith(f"h3r-train: error: cannot resume from {path}: {message}"), line
+        assert not (tmp_path / f"run{i}" / "config.json").exists()  # refused before anything was written
+
+
+# -- point 13: a finished checkpoint resumed into a new folder ---------------------------------------------
+def test_a_finished_checkpoint_resumed_into_a_new_folder_is_evaluated_there(tmp_path, capsys):
+    finished = engine.train(tiny(tmp_path / "a"))
+    argv = [
+        "synthetic",
+        *TINY,
+        f"train.out_dir={tmp_path / 'b'}",
+        f"train.resume={tmp_path / 'a' / 'last.pt'}",
+    ]
+    assert cli.train_main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["steps"] == 4 and result["nme"] == finished.final["nme"]
+    records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["kind"], r["step"]) for r in records] == [("eval", 4)]
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["out_dir"] == str(tmp_path / "b")
