@@ -342,7 +342,16 @@ def test_cli_reports_a_good_codec_and_exits_0(capsys):
 
 
 def test_cli_reports_a_broken_codec_and_exits_1(capsys):
-    code = main([f"{__name__}:HalfCellOffDecoder", "--examples", "5", "--only", "round_trip,reproducible"])
+    code = main(
+        [
+            f"{__name__}:HalfCellOffDecoder",
+            "--examples",
+            "5",
+            "--only",
+            "round_trip,reproducible",
+            "--in-process",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert re.search(r"round_trip\s+FAILS\s+worst 0\.5 cells", out)
@@ -350,7 +359,16 @@ def test_cli_reports_a_broken_codec_and_exits_1(capsys):
 
 
 def test_cli_json(capsys):
-    assert main([f"{__name__}:HalfCellOffDecoder", "--examples", "5", "--only", "round_trip", "--json"]) == 1
+    argv = [
+        f"{__name__}:HalfCellOffDecoder",
+        "--examples",
+        "5",
+        "--only",
+        "round_trip",
+        "--json",
+        "--in-process",
+    ]
+    assert main(argv) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["holds"] is False and report["convention"] == "pixel_center"
     (result,) = report["results"]
@@ -364,7 +382,19 @@ def test_cli_json(capsys):
 def test_cli_convention_and_sizes_reach_the_codec(capsys):
     args = ["h3r_theory.codecs:RandomizedRounding", "--convention", "msra", "--input-size", "64", "48"]
     assert (
-        main(args + ["--heatmap-size", "16", "12", "--examples", "5", "--only", "round_trip,reproducible"])
+        main(
+            args
+            + [
+                "--heatmap-size",
+                "16",
+                "12",
+                "--examples",
+                "5",
+                "--only",
+                "round_trip,reproducible",
+                "--in-process",
+            ]
+        )
         == 0
     )
     out = capsys.readouterr().out
@@ -381,7 +411,10 @@ def test_cli_convention_and_sizes_reach_the_codec(capsys):
         ([f"{__name__}:exploding_factory"], "could not build a codec: RuntimeError: boom"),
         (["h3r_theory.codecs:Argmax", "--convention", "opencv"], "argument --convention: invalid choice"),
         (["h3r_theory.codecs:Argmax", "--input-size", "0", "8"], "input_size must be a (width, height) pair"),
-        (["h3r_theory.codecs:Argmax", "--round-trip-cells", "-1"], "Claims.round_trip_cells must be >= 0"),
+        (
+            ["h3r_theory.codecs:Argmax", "--round-trip-cells", "-1"],
+            "Claims.round_trip_cells must be a finite number >= 0",
+        ),
         (["h3r_theory.codecs:Argmax", "--only", "round_trip,speed"], "unknown invariant(s) ['speed']"),
         (["h3r_theory.codecs:Argmax", "--examples", "0"], "--examples must be >= 1"),
         (["h3r_theory.codecs:Argmax", "--border-band-cells", "wide"], "--border-band-cells must be a number"),
@@ -390,7 +423,8 @@ def test_cli_convention_and_sizes_reach_the_codec(capsys):
     ],
 )
 def test_cli_bad_arguments_exit_2_with_one_line(capsys, argv, message):
-    assert main(argv) == 2
+    # in this process, to keep it fast: tests/test_codec_kit_isolation.py refuses through the worker too
+    assert main(argv + ["--in-process"] if argv else argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and captured.err.startswith("h3r-check-codec: error: ")

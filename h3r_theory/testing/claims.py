@@ -7,6 +7,7 @@ a codec that is exact only away from the border states a margin, and so on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -45,12 +46,15 @@ class Claims:
     samples: int = 1000
 
     def __post_init__(self) -> None:
+        # finite: an infinite bound would let any codec, one decoding to NaN included, pass
         for name in ("round_trip_cells", "margin_cells", "equivariance_cells", "float32_cells"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"Claims.{name} must be >= 0 cells, got {getattr(self, name)!r}")
-        if self.border_band_cells is not None and not self.border_band_cells >= 0:
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(
+                    f"Claims.{name} must be a finite number >= 0 cells, got {getattr(self, name)!r}"
+                )
+        if self.border_band_cells is not None and not 0 <= self.border_band_cells < math.inf:
             raise ValueError(
-                f"Claims.border_band_cells must be >= 0 cells or None, got {self.border_band_cells!r}"
+                f"Claims.border_band_cells must be a finite number >= 0 cells or None, got {self.border_band_cells!r}"
             )
         if int(self.samples) < 10:
             raise ValueError(f"Claims.samples must be >= 10, got {self.samples!r}")

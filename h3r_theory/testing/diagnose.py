@@ -189,7 +189,7 @@ def infer_convention(factory, probe=None, geometry: Geometry | None = None) -> C
         grid = torch.round(spread_cells(geometry, margin, 32))
         decoded, _ = subject.decode(_blobs(grid, geometry).to(maps.dtype).to(maps.device))
         decoded = decoded.double().cpu()[0]
-    except Exception as exc:  # noqa: BLE001 - a codec that fails here is reported by the invariants
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the invariants report the codec's failures
         return ConventionFit(
             None, None, None, geometry=geometry, note=f"not inferred: {type(exc).__name__}: {exc}"
         )
@@ -242,12 +242,13 @@ def name_scale(scale: float, W: int, w: int) -> str:
         "1/s": w / W,
     }
     text = f"{scale:.6g}"
-    frac = Fraction(scale).limit_denominator(4 * W)
-    if frac.denominator > 1 and abs(float(frac) - scale) <= 2e-5 * abs(scale):
-        text += f" = {frac.numerator}/{frac.denominator}"
     for label, value in named.items():
         if value is not None and value != 1 and abs(scale - value) <= 2e-5 * abs(value):
-            return f"{text} = {label}"
+            exact = Fraction(value).limit_denominator(10**6)
+            return f"{text} = {exact.numerator}/{exact.denominator} = {label}"
+    small = Fraction(scale).limit_denominator(16)  # a plain ratio such as 3/2; larger ones would fit anything
+    if small.denominator > 1 and abs(float(small) - scale) <= 2e-5 * abs(scale):
+        text += f" = {small.numerator}/{small.denominator}"
     return text
 
 
@@ -287,7 +288,7 @@ def diagnose(factory, claims, space: SearchSpace = DEFAULT_SPACE, seed: int = 0)
     ]
     try:
         _diagnose_fit(factory, claims, geometries, lines, data)
-    except Exception as exc:  # noqa: BLE001 - a codec that fails here is reported by the invariants
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the invariants report the codec's failures
         lines.append(f"round-trip fit not run: the codec raised {type(exc).__name__}: {str(exc)[:120]}")
     fit = infer_convention(
         factory, geometry=next((g for g in geometries if min(g.heatmap_size) >= 8), geometries[0])
@@ -305,7 +306,7 @@ def diagnose(factory, claims, space: SearchSpace = DEFAULT_SPACE, seed: int = 0)
         probe = factory(geometries[0].input_size, geometries[0].heatmap_size)
         if probe.stochastic:
             _diagnose_stochastic(factory, claims, geometries, seed, lines, data)
-    except Exception as exc:  # noqa: BLE001
+    except (Exception, SystemExit) as exc:  # noqa: BLE001
         lines.append(f"stochastic profile not run: the codec raised {type(exc).__name__}: {str(exc)[:120]}")
     return Diagnosis(lines, data)
 
@@ -324,6 +325,10 @@ def _convention_line(factory, fit: ConventionFit) -> str:
     claimed = factory.convention
     if fit.consistent is None:
         return f"convention: {enc}, but {dec}: consistent under none"
+    if fit.consistent == claimed and getattr(factory, "convention_source", "claimed") == "inferred":
+        return (
+            f"convention: consistent under {claimed}, the convention inferred for this report ({enc}, {dec})"
+        )
     if fit.consistent == claimed:
         return f"convention: consistent under {claimed}, as claimed ({enc}, {dec})"
     return (

@@ -127,7 +127,7 @@ def measure(check: Callable[[Any], Observation], groups: dict[str, list]) -> dic
         for case in cases:
             try:
                 obs = check(case)
-            except Exception:  # noqa: BLE001 - counted, the search reported the crash itself
+            except (Exception, SystemExit):  # noqa: BLE001 - counted, the search reported the crash itself
                 crashed += 1
                 continue
             if obs.worst is not None:

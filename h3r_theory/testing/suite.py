@@ -140,6 +140,6 @@ def run_diagnosis(factory, claims: Claims, space: SearchSpace, seed: int) -> tup
 
     try:
         found = diagnose(factory, claims, space, seed)
-    except Exception as exc:  # noqa: BLE001 - the invariants report the codec's failures themselves
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the invariants report the codec's failures
         return [f"not run: {type(exc).__name__}: {str(exc)[:160]}"], {}
     return found.lines, found.data
