@@ -482,6 +482,33 @@ def test_two_sweeps_in_one_folder_at_once_are_refused(tmp_path):
     lock = acquire_lock(out)  # this process holds it, as a running sweep would
     try:
         with pytest.raises(ValueError, match="in use"):
-            sw.run_sweep(sw.sweep_from_dict({**SMALL, "out_dir": str(out)}, "SMALL"), progress=False, workers=0)
+            sw.run_sweep(
+                sw.sweep_from_dict({**SMALL, "out_dir": str(out)}, "SMALL"), progress=False, workers=0
+            )
     finally:
         lock.release()
+
+
+def test_the_best_decoder_is_selected_on_validation_and_comparisons_are_paired(tiny_sweep):
+    _, record = tiny_sweep
+    assert all(math.isfinite(r["val_mean_error_px"]) for r in record["rows"])
+    pairs = sw.report.paired_differences(record)
+    assert {p["stride"] for p in pairs} == {4, 8} and all(p["reference"] == "rr_expected" for p in pairs)
+    for p in pairs:  # the paired difference is the mean of the per-seed differences, recomputed here
+        error = {(r["codec"], r["seed"]): r["mean_error_px"] for r in record["rows"]
+                 if (r["stride"], r["input"]) == (p["stride"], 32)}  # fmt: skip
+        mine = [error[(p["codec"], s)] - error[("rr_expected", s)] for s in (0, 1)]
+        assert p["per_seed"] == pytest.approx(mine)
+        assert p["mean"] == pytest.approx(sum(mine) / 2)
+    table = sw.format_table(record, markdown=True)
+    assert "Paired differences to rr_expected" in table
+    # The "best RR" of the targets is the one with the lowest VALIDATION error at that stride.
+    summary = [
+        s
+        for s in record["summary"]
+        if s["trained_as"] == "randomized_rounding" and s["stride"] == 8 and s["input"] == 32
+    ]
+    chosen = min(summary, key=lambda s: s["val_mean_error_px"])["codec"]
+    assert any(
+        t["measured"].startswith(chosen) for t in record["targets"] if "stride 8 / vanilla floor" in t["name"]
+    )

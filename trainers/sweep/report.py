@@ -41,10 +41,12 @@ COLUMNS = [
     "train_seconds",
     "train_cpu_seconds",
     "steps",
+    "val_mean_error_px",
 ]
 
 SUMMARY_VALUES = (
     "mean_error_px", "nme", "jitter_sd_px", "error_over_floor", "error_over_bound", "rms_bound_px", "temperature",
+    "val_mean_error_px",
 )  # fmt: skip
 
 
@@ -69,7 +71,9 @@ def summarize_rows(rows: Sequence[dict]) -> list[dict]:
         item["sweep"] = "+".join(sorted({s for r in group for s in r["sweep"].split("+") if s}))
         item["latency_ms_cpu"] = math.fsum(r["latency_ms_cpu"] for r in group) / len(group)
         for value in SUMMARY_VALUES:
-            values = [r[value] for r in group if not math.isnan(r[value])]
+            values = [
+                r[value] for r in group if not math.isnan(r.get(value, math.nan))
+            ]  # older records: no val
             if not values:
                 item.update({value: math.nan, f"{value}_low": math.nan, f"{value}_high": math.nan})
                 continue
@@ -117,8 +121,14 @@ def targets(summary: Sequence[dict], rows: Sequence[dict], base_input: int, vani
     out = []
 
     def best(candidates, stride):
+        # Selected on the validation faces when the sweep has them, reported on the held-out ones.
         at = [s for s in candidates if s["stride"] == stride]
-        return min(at, key=lambda s: s["mean_error_px"]) if at else None
+        key = (
+            "val_mean_error_px"
+            if all(math.isfinite(s.get("val_mean_error_px", math.nan)) for s in at)
+            else "mean_error_px"
+        )
+        return min(at, key=lambda s: s[key]) if at else None
 
     def stats_of(s):
         return sweep_stats.mean_interval(
@@ -354,6 +364,56 @@ def headline_lines(record: dict, markdown: bool = False) -> list[str]:
     return [title, ""] + _table(header, body, markdown) + [""]
 
 
+def paired_differences(record: dict, reference: str = "rr_expected") -> list[dict]:
+    """Every main decoder (:func:`main_decoders`) against ``reference`` at every stride of the stride sweep:
+    per seed the difference of mean errors (px), then its mean and 95 % t interval. The seeds share data and
+    initial parameters across models, so the paired interval is the one that answers "which is better"."""
+    rows = record["rows"]
+    base = record["base_input"]
+    names = [
+        n for n in dict.fromkeys(r["codec"] for r in rows) if n in main_decoders(record) and n != reference
+    ]
+    out = []
+    for stride in sorted({r["stride"] for r in rows if "stride" in r["sweep"]}):
+        ref = _per_seed(rows, reference, stride, base)
+        for name in names:
+            other = _per_seed(rows, name, stride, base)
+            seeds = sorted(set(ref) & set(other))
+            if len(seeds) < 2:
+                continue
+            diffs = [other[s] - ref[s] for s in seeds]
+            out.append({"codec": name, "reference": reference, "stride": stride, "per_seed": diffs,
+                        **sweep_stats.mean_interval(diffs)})  # fmt: skip
+    return out
+
+
+def paired_lines(record: dict, markdown: bool = False) -> list[str]:
+    """The table of :func:`paired_differences` (empty when the sweep has fewer than 2 seeds)."""
+    pairs = paired_differences(record)
+    if not pairs:
+        return []
+    body = []
+    for p in pairs:
+        verdict = (
+            f"{p['codec']} lower"
+            if p["high"] < 0
+            else f"{p['codec']} higher"
+            if p["low"] > 0
+            else "not established"
+        )
+        body.append([p["codec"], str(p["stride"]), _interval_text(p), ", ".join(f"{d:+.3f}" for d in p["per_seed"]),
+                     verdict])  # fmt: skip
+    header = [
+        "codec / decoder",
+        "stride",
+        f"minus {pairs[0]['reference']} (px)",
+        "per seed",
+        "paired verdict",
+    ]
+    return ["", f"Paired differences to {pairs[0]['reference']} (per seed, same data and initial parameters; "
+            "mean [95 % t interval]):", ""] + _table(header, body, markdown)  # fmt: skip
+
+
 def format_table(record: dict, markdown: bool = False) -> str:
     """The summary table (mean and 95 % interval over seeds), the targets as measured checks, the
     conditional error at the coarsest stride, the machine and the command, as text or Markdown."""
@@ -373,6 +433,7 @@ def format_table(record: dict, markdown: bool = False) -> str:
         for t in record["targets"]
     ]
     lines += _table(["check", "target", "measured", "verdict"], body, markdown)
+    lines += paired_lines(record, markdown)
     lines += conditional_lines(record, markdown)
     lines += [
         "",

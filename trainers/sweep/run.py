@@ -114,19 +114,29 @@ _DATA: dict = {}  # per process: (seed, size) -> (train set, eval set, bound); t
 
 
 def _datasets(sweep: SweepConfig, config) -> tuple:
-    key = (config.train.seed, json.dumps(dataclasses.asdict(config.data), sort_keys=True, default=str), sweep.bound)
+    key = (
+        config.train.seed,
+        json.dumps(dataclasses.asdict(config.data), sort_keys=True, default=str),
+        sweep.bound,
+    )
     if key not in _DATA:  # one train and one held-out set per (seed, size): every codec sees them
         _DATA.clear()  # the jobs of one (seed, size) are consecutive: free the last one's batches
         train_set, eval_set = (
             BatchCache(d) if hasattr(d, "batch") else d for d in build_datasets(config, ["train", "eval"])
         )
+        # The validation faces that select the best decoder (never the held-out ones that report it): the
+        # synthetic set's own "val" split; a real dataset has none here, and its selection says so.
+        val_set = None
+        if config.data.name == "synthetic":
+            val_config = dataclasses.replace(config, data=dataclasses.replace(config.data, eval_split="val"))
+            val_set = build_datasets(val_config, ["eval"])[0]
         bound = None
         if sweep.bound and getattr(eval_set, "noise_distribution", None) == "gaussian":
             from ..bound import dataset_bound
 
             n_eval = len(eval_set) if config.eval.max_samples is None else config.eval.max_samples
             bound = dataset_bound(eval_set, range(min(len(eval_set), n_eval)))
-        _DATA[key] = (train_set, eval_set, bound)
+        _DATA[key] = (train_set, eval_set, val_set, bound)
     return _DATA[key]
 
 
@@ -137,7 +147,7 @@ def run_job(sweep: SweepConfig, job: dict, out_dir: Path, base_input: int, progr
     run, seed, stride, size = job["run"], job["seed"], job["stride"], job["input"]
     config = job_config(sweep, job, out_dir)
     config.train.progress = progress  # the step bar of this run
-    train_set, eval_set, bound = _datasets(sweep, config)
+    train_set, eval_set, val_set, bound = _datasets(sweep, config)
     seed_everything(seed)  # same initial parameters at every stride and codec of a seed
     model = build_network(config, train_set.num_keypoints, sweep.model_width)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -161,6 +171,11 @@ def run_job(sweep: SweepConfig, job: dict, out_dir: Path, base_input: int, progr
         max_samples=config.eval.max_samples,
         bound=bound,
     )
+    validation = {}
+    if val_set is not None:  # unmoved validation faces only: what the selection of a decoder reads
+        for name, m in measure(result.model, codec, build_decoders(run, codec, temperature), val_set, [0.0],
+                               batch_size=sweep.eval_batch_size, max_samples=config.eval.max_samples).items():  # fmt: skip
+            validation[name] = m["mean_error_px"]
     w, h = codec.heatmap_size
     floor = quantization_floor(stride)
     rows, conditional = [], []
@@ -195,6 +210,7 @@ def run_job(sweep: SweepConfig, job: dict, out_dir: Path, base_input: int, progr
             "num_samples": m["num_samples"],
             "num_shifts": m["num_shifts"],
             "train_mean_error_px": result.final.get("mean_error_px", float("nan")),
+            "val_mean_error_px": validation.get(name, float("nan")),
         })  # fmt: skip
         conditional += sweep_stats.conditional_error_rows(
             m["conditional"], codec=name, stride=stride, input=size, seed=seed
