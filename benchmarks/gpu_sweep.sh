@@ -3,7 +3,10 @@
 #   1. the tests that touch CUDA (they run on the CPU elsewhere; here torch.cuda.is_available() is true);
 #   2. a shortened `h3r-sweep --full` (HRNet-W18, 256 x 256, strides 4 and 16, 3 models, one seed,
 #      300 steps): every column of the CPU sweep plus GPU latency;
-#   3. HRNet-W18 training throughput at 256 x 256 with AMP and its peak GPU memory.
+#   3. HRNet-W18 training throughput at 256 x 256 with AMP and its peak GPU memory;
+#   4. the studies of the residual error (trainers/studies) at the full grid of issue 22 (strides 4 / 8 / 16,
+#      budgets 100 to 3000 steps, 3 seeds), on the GPU, resumable: each call of this script adds the runs
+#      its time limit allows (STUDY_SECONDS per study, default 120), and their records go to docs/studies_full/.
 # Everything goes to benchmarks/results/gpu_sweep/ (the machine is named in each file).
 # Usage: bash benchmarks/gpu_sweep.sh    (from the repository root; PY=python to use another interpreter)
 set -euo pipefail
@@ -57,3 +60,13 @@ for batch in (32, 64):
     print(f"batch {batch}: {batch / seconds:.0f} images/s, {1e3 * seconds:.1f} ms/step, peak {peak:.2f} GiB")
 print(torch.cuda.get_device_name(0))
 PYEOF
+
+echo "== 4. the studies at full size (resumable: finished runs are read back)"
+COMMON=(strides=[4,8,16] device=auto workers=1 out_dir=runs/studies_full)
+declare -A BUDGETS=([convergence]="budgets=[100,300,1000,3000]" [representation]="budgets=[3000]")
+for study in convergence representation; do
+  timeout "${STUDY_SECONDS:-120}" "$PY" -m trainers.sweep --study "$study" "${COMMON[@]}" "${BUDGETS[$study]}" \
+    2>&1 | tail -10 | tee -a "$OUT/studies.txt" || true   # stopped by the limit: the finished runs are kept
+  "$PY" -m trainers.sweep --study "$study" --report "${COMMON[@]}" "${BUDGETS[$study]}" \
+    "record_dir=docs/studies_full/$study" | tee -a "$OUT/studies.txt"
+done

@@ -50,14 +50,14 @@ from ..config import validate as validate_config
 from ..data.synthetic import SyntheticLandmarks
 from ..engine import seed_everything
 from ..logging_utils import write_text_atomic
-from ..runtime import batches
+from ..runtime import batches, to_device
 from . import budget as budget_lib
 from . import variants as variants_lib
 
 STUDY_KEYS = (
     "title", "base", "variants", "followups", "strides", "seeds", "budgets", "lrs", "selection_seed",
     "noise_draws", "shifts_per_cell", "bins", "num_eval", "eval_batch_size", "workers", "out_dir",
-    "record_dir", "seconds_per_step",
+    "record_dir", "seconds_per_step", "device",
 )  # fmt: skip
 
 
@@ -81,6 +81,7 @@ class Study:
     out_dir: str = "runs/studies/study"
     record_dir: str | None = None  # where --report writes the committed record (json, md, figures)
     seconds_per_step: float = 0.14  # for the CPU-time estimate printed before a study starts
+    device: str = "cpu"  # "cpu", "cuda", "cuda:N" or "auto" (CUDA when there is one)
 
 
 def _list(value: Any, key: str, source: str, kind=int, minimum: float = 0) -> list:
@@ -130,6 +131,10 @@ def study_from_dict(data: dict, source: str) -> Study:
         value = getattr(study, key)
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
             raise ValueError(f"{source}: {key} must be an int >= {low}, got {value!r}")
+    if not (
+        isinstance(study.device, str) and (study.device in ("cpu", "auto") or study.device.startswith("cuda"))
+    ):
+        raise ValueError(f"{source}: device must be cpu, auto, cuda or cuda:N, got {study.device!r}")
     if not (isinstance(study.workers, int) and study.workers >= 0):
         raise ValueError(f"{source}: workers must be an int >= 0 (0 = one per core), got {study.workers!r}")
     names = [v.name for v in study.variants]
@@ -329,6 +334,7 @@ def train_steps(model, variant, codec, config: Config, train_set) -> float:
     optimizer and schedule of :func:`trainers.engine.train` (same parameters, bit for bit, for the plain
     codec loss: tested); returns the last loss."""
     tc = config.train
+    device = next(model.parameters()).device
     info = dist_utils.DistInfo()
     optimizer = make_optimizer(model, config.optim)
     scheduler = make_scheduler(optimizer, config.optim, tc.max_steps)
@@ -341,7 +347,8 @@ def train_steps(model, variant, codec, config: Config, train_set) -> float:
         index_lists = index_lists[: tc.max_steps - step]
         for batch in batches(train_set, index_lists, 0, seed=dist_utils.mix_seed(tc.seed, epoch)):
             model.train()
-            generator = torch.Generator("cpu").manual_seed(dist_utils.step_seed(tc.seed, step, 0))
+            batch = to_device(batch, device, channels_last=False)
+            generator = torch.Generator(device).manual_seed(dist_utils.step_seed(tc.seed, step, 0))
             enc = codec.encode(batch["keypoints"], batch["visible"], generator=generator)
             value = variants_lib.loss(variant, codec, model(batch["image"]).float(), enc)
             optimizer.zero_grad(set_to_none=True)
@@ -357,9 +364,10 @@ def train_steps(model, variant, codec, config: Config, train_set) -> float:
 
 @torch.no_grad()
 def _predict(model, variant, codec, images) -> tuple[torch.Tensor, torch.Tensor | None]:
-    out = model(images).float()
+    """Keypoints (B, K, 2) float64 px and the predicted distribution (or None), on the CPU."""
+    out = model(images.to(next(model.parameters()).device)).float()
     coords, probs = variants_lib.predict(variant, codec, out)
-    return coords.to(torch.float64), probs
+    return coords.to("cpu", torch.float64), None if probs is None else probs.cpu()
 
 
 def measure_run(model, variant, codec, study: Study, val_set, test_set, bound) -> dict:
@@ -433,6 +441,9 @@ def run_job(job: dict, study: Study) -> dict:
     codec = variants_lib.build_codec(variant, tuple(config.data.input_size), job["stride"])
     seed_everything(job["seed"])  # the same initial backbone for every variant and stride of a seed
     model = variants_lib.build_model(variant, train_set.num_keypoints, job["stride"])
+    if study.device != "cpu":
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        model = model.to(torch.device(auto if study.device == "auto" else study.device))
     t0 = time.perf_counter()
     last_loss = train_steps(model, variant, codec, config, train_set)
     train_seconds = time.perf_counter() - t0
@@ -445,6 +456,7 @@ def run_job(job: dict, study: Study) -> dict:
         "wall_seconds": time.perf_counter() - wall,
         "cpu_seconds": time.process_time() - cpu,
         "threads": torch.get_num_threads(),
+        "device": str(next(model.parameters()).device),
         "torch": torch.__version__,
     }
 
