@@ -133,6 +133,46 @@ def check_positive(value: object, name: str = "sigma", zero: bool = False, unit:
     return number
 
 
+FLOAT32 = torch.finfo(torch.float32)
+# A Gaussian's nearest cells lie up to (0.5, 0.5) cells from an off-grid centre: exp(-0.25 / sigma^2) must
+# stay above float32's smallest normal number, or the target is all zeros (a 1e-320 sigma gave NaN cells,
+# 0 / 0 at the centre). About 0.05355 cells (a hair above the exact bound, for the rounding of float32 exp).
+SIGMA_MIN = math.sqrt(0.25 / -math.log(FLOAT32.tiny)) * (1 + 2**-10)
+# Above this, exp(-1 / (2 sigma^2)) rounds to 1 in float32: the peak's neighbours equal it and argmax reads
+# the first of them. About 2896 cells.
+SIGMA_MAX = 1.0 / math.sqrt(FLOAT32.eps)
+# The logits decode divides by the temperature: 1 / T must be a finite float32.
+TEMPERATURE_MIN = 1.0 / FLOAT32.max
+
+
+def check_sigma(value: object, name: str = "sigma") -> float:
+    """``value`` as a float in [:data:`SIGMA_MIN`, :data:`SIGMA_MAX`] cells, or ``ValueError`` naming it and
+    saying which end the arithmetic cannot hold."""
+    number = check_positive(value, name)
+    if number < SIGMA_MIN:
+        raise ValueError(
+            f"{name} must be >= {SIGMA_MIN:.4g} cells, got {value!r}: a narrower Gaussian underflows to 0 "
+            "in float32 at the cells nearest its centre"
+        )
+    if number > SIGMA_MAX:
+        raise ValueError(
+            f"{name} must be <= {SIGMA_MAX:.4g} cells, got {value!r}: a wider Gaussian's neighbouring cells "
+            "equal its peak in float32"
+        )
+    return number
+
+
+def check_temperature(value: object, name: str = "temperature") -> float:
+    """``value`` as a float >= :data:`TEMPERATURE_MIN` and finite, or ``ValueError`` naming it."""
+    number = check_positive(value, name, unit="logit scale")
+    if number < TEMPERATURE_MIN:
+        raise ValueError(
+            f"{name} must be >= {TEMPERATURE_MIN:.4g} (logit scale), got {value!r}: the decode divides the "
+            "logits by it, and 1 / temperature overflows float32"
+        )
+    return number
+
+
 def check_int(value: object, name: str, minimum: int) -> int:
     """``value`` as an int, or ``ValueError`` naming ``name`` unless it is an integer >= ``minimum``.
 

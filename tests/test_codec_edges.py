@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from h3r_theory import codecs, conventions
+from h3r_theory import checks, codecs, conventions
 from h3r_theory.codecs.gaussian import taylor_refine
 from h3r_theory.codecs.peaks import argmax_cells, gaussian_maps
 
@@ -194,6 +194,51 @@ def test_bad_options_fail_at_construction(build, match):
         return
     with pytest.raises(ValueError, match=match):
         build()
+
+
+# issue 24, point 10: finite, positive options the arithmetic cannot hold gave NaN or a raw OverflowError
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (
+            lambda: codecs.Gaussian((8, 8), (4, 4), sigma=1e-320),
+            r"sigma must be >= 0.05355 cells, got 1e-320",
+        ),
+        (lambda: codecs.Gaussian((8, 8), (4, 4), sigma=1e300), r"sigma must be <= 2896 cells, got 1e\+300"),
+        (lambda: codecs.DARK((8, 8), (4, 4), sigma=0.01), r"sigma must be >= 0.05355 cells"),
+        (lambda: codecs.DARK((8, 8), (4, 4), blur_sigma=1e300), r"blur_sigma must be <= 2896 cells"),
+        (lambda: codecs.SoftArgmax((8, 8), (4, 4), sigma=1e-30), r"sigma must be >= 0.05355 cells"),
+        (
+            lambda: codecs.RandomizedRounding((8, 8), (4, 4), temperature=1e-300),
+            r"temperature must be >= 2.939e-39",
+        ),
+    ],
+)
+def test_options_beyond_what_float32_can_hold_are_refused(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_the_bounds_are_where_the_arithmetic_breaks():
+    finfo = torch.finfo(torch.float32)
+    # at SIGMA_MIN the nearest cell of an off-grid centre is a normal float32, just below it 0 or subnormal
+    assert torch.exp(torch.tensor(-0.25 / checks.SIGMA_MIN**2)) >= finfo.tiny
+    assert torch.exp(torch.tensor(-0.25 / (0.9 * checks.SIGMA_MIN) ** 2)) < finfo.tiny
+    # at SIGMA_MAX the neighbour is still below the peak in float32, at twice it equal
+    assert torch.exp(torch.tensor(-0.5 / checks.SIGMA_MAX**2)) < 1
+    assert torch.exp(torch.tensor(-0.5 / (2 * checks.SIGMA_MAX) ** 2)) == 1
+    codec = codecs.DARK((256, 256), (64, 64), sigma=checks.SIGMA_MIN)
+    xy, _ = codec.decode(codec.encode(torch.tensor([[[100.3, 57.8]]])).heatmaps, activation="probabilities")
+    assert torch.isfinite(xy).all()
+
+
+def test_a_temperature_that_overflows_the_logits_is_named_at_decode():
+    codec = codecs.RandomizedRounding((64, 64), (16, 16))
+    maps = 1e10 * torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    for method in ("window", "topk", "2x2"):
+        with pytest.raises(ValueError, match=r"temperature=1e-30 makes the decode non-finite: logits up to"):
+            codec.decode(maps, temperature=1e-30, method=method)
+    assert torch.isfinite(codec.decode(maps / 1e10, temperature=1e-30)[0]).all()  # small logits: fine
 
 
 def test_a_radius_beyond_the_map_is_capped_and_gives_the_same_decode():

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..checks import check_positive
+from ..checks import SIGMA_MAX, check_positive, check_sigma
 from .argmax import quantize
 from .base import Encoded, HeatmapCodec
 from .peaks import (
@@ -58,7 +58,7 @@ class Gaussian(HeatmapCodec):
         quarter_offset: bool = False,
     ) -> None:
         super().__init__(input_size, heatmap_size, convention)
-        self.sigma = check_positive(sigma)
+        self.sigma = check_sigma(sigma)
         self.quarter_offset = bool(quarter_offset)
 
     def _centers(self, uv: Tensor) -> Tensor:
@@ -283,6 +283,13 @@ class DARK(Gaussian):
         self.blur_sigma = (
             self.sigma if blur_sigma is None else check_positive(blur_sigma, "blur_sigma", zero=True)
         )
+        if (
+            self.blur_sigma > SIGMA_MAX
+        ):  # as for sigma; the blur's patch also grows with it (1e300 overflowed)
+            raise ValueError(
+                f"blur_sigma must be <= {SIGMA_MAX:.4g} cells, got {blur_sigma!r}: a wider blur's neighbouring "
+                "cells equal its peak in float32"
+            )
 
     def _centers(self, uv: Tensor) -> Tensor:
         return uv

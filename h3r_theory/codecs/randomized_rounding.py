@@ -58,7 +58,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..checks import check_heatmaps, check_int, check_positive
+from ..checks import check_heatmaps, check_int, check_positive, check_temperature
 from .base import Encoded, HeatmapCodec
 from .peaks import Peak, gather_window, map_logsumexp
 
@@ -109,7 +109,7 @@ class RandomizedRounding(HeatmapCodec):
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
         self.target = target
         self.stochastic = target == "sample"  # an instance attribute: ``expected`` targets are deterministic
-        self.temperature = check_positive(temperature, "temperature", unit="logit scale")
+        self.temperature = check_temperature(temperature)
 
     def encode(
         self, keypoints: Tensor, visible: Tensor | None = None, generator: torch.Generator | None = None
@@ -190,7 +190,7 @@ class RandomizedRounding(HeatmapCodec):
             self.radius if radius is None else radius,
             self.heatmap_size,
         )
-        temperature = self.temperature if temperature is None else check_positive(temperature, "temperature")
+        temperature = self.temperature if temperature is None else check_temperature(temperature)
         if activation == "probabilities" and temperature != 1.0:
             raise ValueError(
                 f"temperature applies to logits; got temperature={temperature} with probabilities"
@@ -205,6 +205,28 @@ class RandomizedRounding(HeatmapCodec):
 
     def _decode_cells(self, heatmaps: Tensor, activation: str, peak: Peak, **options) -> Tensor:
         method, k, radius, temperature = self._settings(activation, **options)
+        cells = self._weighted_cells(heatmaps, activation, peak, method, k, radius, temperature)
+        if temperature != 1.0 and not bool(torch.isfinite(cells).all()):
+            # The maps were checked finite: the logits divided by the temperature overflowed.
+            largest = float(heatmaps.detach().abs().amax())
+            raise ValueError(
+                f"temperature={temperature!r} makes the decode non-finite: logits up to {largest:.3g} in "
+                f"magnitude, divided by it, overflow {heatmaps.dtype}; use a temperature >= "
+                f"{largest / torch.finfo(heatmaps.dtype).max:.3g}"
+            )
+        return cells
+
+    def _weighted_cells(
+        self,
+        heatmaps: Tensor,
+        activation: str,
+        peak: Peak,
+        method: str,
+        k: int,
+        radius: int,
+        temperature: float,
+    ) -> Tensor:
+        """The decoded cells (B, K, 2): the weighted mean of the ``method``'s points."""
         h, w = heatmaps.shape[-2:]
         if method == "window" and 2 * radius + 1 <= min(h, w):
             return window_mean(heatmaps, peak, radius, activation, temperature)

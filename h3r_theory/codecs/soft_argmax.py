@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..checks import check_positive
+from ..checks import check_sigma
 from .base import Encoded, HeatmapCodec
 from .peaks import Peak, cell_grid, gaussian_maps
 
@@ -58,7 +58,7 @@ class SoftArgmax(HeatmapCodec):
         sigma: float = 1.0,
     ) -> None:
         super().__init__(input_size, heatmap_size, convention)
-        self.sigma = check_positive(sigma)
+        self.sigma = check_sigma(sigma)
 
     def encode(
         self, keypoints: Tensor, visible: Tensor | None = None, generator: torch.Generator | None = None
