@@ -169,6 +169,9 @@ def test_a_decode_scale_off_by_W_over_W_minus_1_is_named_with_its_factor():
     after = float(re.search(r"([0-9.e-]+) px after correcting", scale[0]).group(1))
     assert after < 0.01  # the scale explains the error: what is left is float32 round-off
     assert not any(line.startswith("scale/offset along y") for line in report.diagnosis)  # y is right
+    # with no claim and no fixed geometry the diagnosis still finds it, in every sampled geometry
+    found = diagnose(as_factory(factory), Claims())
+    assert any("= W/(W-1) (the same ratio in all 3 geometries)" in line for line in found.lines), found.lines
     # the same codec without the bug: no scale line, and it holds in the interior
     good = check_codec(
         numpy_codec(UDPLike, convention="udp"), Claims(margin_cells=1), space=POSE, max_examples=FEW

@@ -13,6 +13,9 @@ Pass your own codec class (or any factory ``(input_size, heatmap_size) -> codec`
   :class:`InvariantResult` (holds or not, the worst error in cells and pixels, a shrunk counterexample).
 * :mod:`~h3r_theory.testing.strategies`: the hypothesis strategies they draw from.
 * :mod:`~h3r_theory.testing.adapters`: plain functions and the per-instance numpy protocol.
+* :mod:`~h3r_theory.testing.diagnose`: what kind of error a codec makes (scale and offset, the consistent
+  convention, the quantization and stochastic profiles).
+* :data:`PROFILES`: ``"math"`` (the mathematical invariants), ``"protocol"`` (this package's protocol), ``"all"``.
 * :func:`codec_test_suite`: a pytest test in one line; ``h3r-check-codec`` on the command line.
 
 Needs hypothesis (``pip install "hypothesis>=6.100"``), which the extras ``[testing]`` and ``[dev]`` install.
@@ -29,6 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without hypothes
 
 from .adapters import function_codec, numpy_codec
 from .claims import Claims
+from .diagnose import Diagnosis, diagnose, infer_convention
 from .invariants import (
     bad_input,
     constant_heatmaps,
@@ -46,15 +50,20 @@ from .invariants import (
 from .pytest_helpers import codec_test_suite
 from .result import Counterexample, InvariantResult, Report
 from .strategies import SearchSpace
-from .subject import CodecFactory, Subject, as_factory
-from .suite import INVARIANTS, check_codec, check_invariant
+from .subject import CodecFactory, NotAHeatmapCodec, Subject, as_factory
+from .suite import INVARIANTS, MATH, PROFILES, PROTOCOL, check_codec, check_invariant
 
 __all__ = [
     "INVARIANTS",
+    "MATH",
+    "PROFILES",
+    "PROTOCOL",
     "Claims",
     "CodecFactory",
     "Counterexample",
+    "Diagnosis",
     "InvariantResult",
+    "NotAHeatmapCodec",
     "Report",
     "SearchSpace",
     "Subject",
@@ -63,6 +72,8 @@ __all__ = [
     "check_codec",
     "check_invariant",
     "codec_test_suite",
+    "diagnose",
+    "infer_convention",
     "constant_heatmaps",
     "dtype_device_shape",
     "edge_semantics",

@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args, *_ = _parse(argv)
-        report = _run_in_process(argv) if args.in_process else _run_isolated(argv, args.deadline)
+        isolate = not args.in_process and hasattr(os, "fork")  # pass_fds and select on pipes need POSIX
+        report = _run_isolated(argv, args.deadline) if isolate else _run_in_process(argv)
     except BadArguments as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
