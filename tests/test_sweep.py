@@ -41,6 +41,8 @@ TINY = {
     ],
     "model_width": 4,
     "jitter_shifts": [0.0, 0.5],
+    "motion": "cell",
+    "noise_draws": 2,
     "eval_batch_size": 16,
     "temperature_samples": 16,
     "latency_repeats": 1,
@@ -512,3 +514,28 @@ def test_the_best_decoder_is_selected_on_validation_and_comparisons_are_paired(t
     assert any(
         t["measured"].startswith(chosen) for t in record["targets"] if "stride 8 / vanilla floor" in t["name"]
     )
+
+
+def test_every_run_carries_its_error_budget_and_its_displacement_slope(tiny_sweep):
+    _, record = tiny_sweep
+    for row in record["rows"]:
+        parts = row["noise_var_px2"] + row["offset_px2"] + row["phase_px2"] + row["per_face_px2"]
+        # The parts add up exactly to the MSE over the two draws; closure compares them with the set's own.
+        assert parts / row["rms_error_px"] ** 2 == pytest.approx(row["budget_closure"], rel=1e-9)
+        assert row["noise_var_px2"] >= 0 and row["noise_sd_over_bound"] > 0
+        assert math.isfinite(row["slope"]) and row["wobble_px"] >= 0
+    # The motion spans one cell: stride 8 moves the faces by 0, 2, 4, 6 px.
+    assert record["sweep"]["motion"] == "cell" and record["sweep"]["shifts_per_cell"] == 4
+
+
+def test_the_jitter_of_a_predictor_that_ignores_the_motion_is_the_stated_multiple_of_the_stride():
+    shifts = [j * 8 / 4 for j in range(4)]  # stride 8, 4 moves per cell
+    labels = torch.tensor(shifts, dtype=torch.float64)[:, None, None, None].expand(4, 3, 2, 2)
+    errors = torch.zeros_like(labels) - labels  # the prediction never moves
+    assert sw.jitter_sd(errors, torch.ones(3, 2)) == pytest.approx(sw.report.statue_jitter(4) * 8)
+
+
+def test_the_sweep_table_shows_the_error_budget(tiny_sweep):
+    _, record = tiny_sweep
+    text = sw.format_table(record, markdown=True)
+    assert "Error budget" in text and "noise sd / CRB" in text and "scores 0.395 x the stride" in text

@@ -57,6 +57,15 @@ class SweepConfig:
     input_seeds: list | None = None  # seeds of the input sweep; None = ``seeds``
     model_width: int | None = None  # tiny: stem width (build_model's ``width``); None = model default
     jitter_shifts: list = dataclasses.field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])  # px per axis
+    # "grid": the faces moved by every (dx, dy) of jitter_shifts; "cell": moved along the diagonal by
+    # j s / shifts_per_cell px for j < shifts_per_cell (s = the stride): a motion over one whole cell, which
+    # gives the displacement slope (trainers.studies.budget.displacement_slope) and a jitter sd that sees a
+    # cell-periodic bias at every stride.
+    motion: str = "grid"
+    shifts_per_cell: int = 4
+    noise_draws: int = (
+        1  # >= 2: the error budget over the set's own image + (noise_draws - 1) fresh noise draws
+    )
     eval_batch_size: int = 64
     temperature_samples: int = 256  # training images whose maps fit the temperature
     latency_repeats: int = 5  # timed forward passes per run (median), after 2 warm-up passes
@@ -148,6 +157,12 @@ def sweep_from_dict(data: dict, source: str = "sweep config") -> SweepConfig:
         value = getattr(config, key)
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             raise ValueError(f"{source}: {key} must be an int >= 1, got {value!r}")
+    if config.motion not in ("grid", "cell"):
+        raise ValueError(f"{source}: motion must be 'grid' or 'cell', got {config.motion!r}")
+    for key, low in (("shifts_per_cell", 2), ("noise_draws", 1)):
+        value = getattr(config, key)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            raise ValueError(f"{source}: {key} must be an int >= {low}, got {value!r}")
     shifts = config.jitter_shifts
     if not (isinstance(shifts, list) and shifts and all(isinstance(s, (int, float)) for s in shifts)):
         raise ValueError(f"{source}: jitter_shifts must be a non-empty list of numbers (px), got {shifts!r}")

@@ -133,6 +133,43 @@ def jitter_sd(errors: torch.Tensor, visible: torch.Tensor) -> float:
     return float(var.sqrt()[labelled].mean())
 
 
+@torch.no_grad()
+def predict_noise_draws(
+    model: torch.nn.Module,
+    train_codec: HeatmapCodec,
+    decoders: dict[str, tuple[HeatmapCodec, dict]],
+    dataset,
+    draws: int,
+    *,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+    max_samples: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Every decoder's predictions (draws, N, K, 2) px on the held-out faces re-rendered with fresh pixel
+    noise (:func:`trainers.studies.budget.noise_draws`, seeded by the set's seed): the same scenes, other
+    noise, for the noise-induced variance of the error budget."""
+    from ..studies.budget import noise_draws
+
+    device = device or next(model.parameters()).device
+    model.eval()
+    n = len(dataset) if max_samples is None else min(len(dataset), int(max_samples))
+    preds: dict[str, list] = {name: [[] for _ in range(draws)] for name in decoders}
+    for start in range(0, n, batch_size):
+        indices = list(range(start, min(start + batch_size, n)))
+        for r, images in enumerate(noise_draws(dataset, indices, draws, seed=getattr(dataset, "seed", 0))):
+            maps, activation = to_maps(model(images.to(device)), train_codec)
+            for name, (codec, options) in decoders.items():
+                preds[name][r].append(
+                    codec.decode(maps, activation=activation, **options)[0].to("cpu", torch.float64)
+                )
+    return {name: torch.stack([torch.cat(p) for p in per_draw]) for name, per_draw in preds.items()}
+
+
+def can_draw_noise(dataset) -> bool:
+    """True for a synthetic set with Gaussian pixel noise (whose scenes can be re-rendered with fresh noise)."""
+    return getattr(dataset, "noise_distribution", None) == "gaussian" and hasattr(dataset, "params")
+
+
 def measure(
     model: torch.nn.Module,
     train_codec: HeatmapCodec,
@@ -144,16 +181,31 @@ def measure(
     device: torch.device | None = None,
     max_samples: int | None = None,
     bound: torch.Tensor | None = None,
+    motion: Sequence[float] | None = None,
+    noise_draws: int = 1,
+    bins: int = 8,
 ) -> dict[str, dict]:
     """Per decoder: ``nme``, ``mean_error_px`` and ``rms_error_px`` on the unmoved split,
     ``mean_error_shifted_px`` (over every shift), ``jitter_sd_px`` (:func:`jitter_sd`), the conditional
     error (:func:`trainers.sweep_stats.conditional_error`, key ``conditional``) and, with ``bound`` (N, K)
     px, ``rms_bound_px`` and ``error_over_bound``. Input pixels except NME, which the dataset defines in
-    ORIGINAL pixels (via :func:`trainers.evaluate.dataset_metrics`)."""
+    ORIGINAL pixels (via :func:`trainers.evaluate.dataset_metrics`).
 
-    shifts = shift_grid(shifts_per_axis)
-    if (0.0, 0.0) not in shifts:
-        shifts = [(0.0, 0.0)] + shifts  # the unmoved split is always measured
+    ``motion``: shifts ``t`` (px, the first 0) along both axes that replace the grid of ``shifts_per_axis``;
+    then also ``slope`` and ``wobble_px`` (:func:`trainers.studies.budget.displacement_slope`). With
+    ``noise_draws >= 2`` on a set that :func:`can_draw_noise`: the error budget (``budget``, the parts of
+    :func:`trainers.studies.budget.error_budget`, over the set's own image and ``noise_draws - 1`` fresh
+    draws) and ``budget_closure``, the parts' sum over the MSE of the set's own images."""
+    from ..studies import budget as budget_lib
+
+    if motion is not None:
+        shifts = [(float(t), float(t)) for t in motion]
+        if shifts[0] != (0.0, 0.0):
+            raise ValueError(f"motion must start with the unmoved shift 0, got {list(motion)}")
+    else:
+        shifts = shift_grid(shifts_per_axis)
+        if (0.0, 0.0) not in shifts:
+            shifts = [(0.0, 0.0)] + shifts  # the unmoved split is always measured
     out = predict_shifted(
         model,
         train_codec,
@@ -169,7 +221,14 @@ def measure(
     if not labelled.any():
         raise ValueError("no labelled keypoint in the evaluated samples: nothing to measure")
     zero = shifts.index((0.0, 0.0))
-    jitter_rows = [i for i, s in enumerate(shifts) if s[0] in shifts_per_axis and s[1] in shifts_per_axis]
+    if motion is not None:
+        jitter_rows = list(range(len(shifts)))
+    else:
+        jitter_rows = [i for i, s in enumerate(shifts) if s[0] in shifts_per_axis and s[1] in shifts_per_axis]
+    fresh = None
+    if noise_draws >= 2 and can_draw_noise(dataset):
+        fresh = predict_noise_draws(model, train_codec, decoders, dataset, noise_draws - 1, batch_size=batch_size,
+                                    device=device, max_samples=max_samples)  # fmt: skip
     inverse = transforms.invert(out["matrix"])
     results = {}
     for name, pred in out["pred"].items():
@@ -190,6 +249,17 @@ def measure(
         if bound is not None:
             ratio = sweep_stats.bound_ratio(pred[zero], gt, vis, bound[: gt.shape[0]])
             row.update(rms_bound_px=ratio["rms_bound_px"], error_over_bound=ratio["error_over_bound"])
+        if motion is not None:
+            moved = budget_lib.displacement_slope(pred, [t for t, _ in shifts], vis)
+            row.update(slope=moved["slope"], wobble_px=moved["wobble_px"])
+        if fresh is not None:
+            draws = torch.cat([pred[zero][None], fresh[name]])
+            fraction = budget_lib.sub_cell_fraction(gt, codec)
+            b = budget_lib.error_budget(
+                draws, gt, vis, fraction, bins, None if bound is None else bound[: gt.shape[0]]
+            )
+            mse = float(dist[zero][labelled].pow(2).mean())
+            row.update(budget=b, budget_closure=b["sum_px2"] / mse)
         metrics = dataset_metrics(
             dataset,
             out["index"].tolist(),

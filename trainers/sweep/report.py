@@ -42,11 +42,20 @@ COLUMNS = [
     "train_cpu_seconds",
     "steps",
     "val_mean_error_px",
+    "slope",
+    "wobble_px",
+    "noise_var_px2",
+    "offset_px2",
+    "phase_px2",
+    "per_face_px2",
+    "budget_closure",
+    "noise_sd_over_bound",
 ]
 
 SUMMARY_VALUES = (
     "mean_error_px", "nme", "jitter_sd_px", "error_over_floor", "error_over_bound", "rms_bound_px", "temperature",
-    "val_mean_error_px",
+    "val_mean_error_px", "slope", "wobble_px", "noise_var_px2", "offset_px2", "phase_px2", "per_face_px2",
+    "budget_closure", "noise_sd_over_bound", "rms_error_px",
 )  # fmt: skip
 
 
@@ -364,6 +373,44 @@ def headline_lines(record: dict, markdown: bool = False) -> list[str]:
     return [title, ""] + _table(header, body, markdown) + [""]
 
 
+def statue_jitter(shifts_per_cell: int) -> float:
+    """The jitter sd, in strides, of a predictor that ignores a motion of ``j s / n`` px along both axes
+    (j < n): the population sd of the moves, times sqrt(2) for the two axes."""
+    n = shifts_per_cell
+    return math.sqrt(2.0) * math.sqrt((n * n - 1) / 12.0) / n
+
+
+def _statue_text(record: dict) -> str:
+    design = record["sweep"]
+    if design.get("motion") != "cell":
+        return ""
+    n = design["shifts_per_cell"]
+    return (f" (motion 'cell': 0 to {n - 1}/{n} of a cell along both axes, where a predictor that ignores the "
+            f"motion scores {statue_jitter(n):.3f} x the stride)")  # fmt: skip
+
+
+def budget_lines(record: dict, markdown: bool = False) -> list[str]:
+    """The error budget of the stride sweep's main decoders (means over seeds): the MSE (px^2) and the
+    shares of its parts, the closure, the noise-induced sd over the Cramer-Rao bound, the displacement
+    slope and the wobble. Empty for a sweep measured without noise draws."""
+    rows = [r for r in record["summary"] if "stride" in r["sweep"] and r["input"] == record["base_input"]
+            and r["codec"] in main_decoders(record) and math.isfinite(r.get("budget_closure", math.nan))]  # fmt: skip
+    if not rows:
+        return []
+    header = ["codec / decoder", "stride", "MSE (px^2)", "noise", "offset", "phase", "per face", "closure",
+              "noise sd / CRB", "slope", "wobble (px)"]  # fmt: skip
+    body = []
+    for r in rows:
+        parts = [r[k] for k in ("noise_var_px2", "offset_px2", "phase_px2", "per_face_px2")]
+        total = sum(parts)
+        body.append([r["codec"], str(r["stride"]), f"{total:.4f}", *(f"{100 * p / total:.1f} %" for p in parts),
+                     f"{r['budget_closure']:.4f}", _with_interval(r, "noise_sd_over_bound", 2),
+                     _with_interval(r, "slope", 3), _with_interval(r, "wobble_px", 3)])  # fmt: skip
+    draws = record["sweep"].get("noise_draws")
+    return ["", f"Error budget (trainers.studies.budget; the set's own image + {draws - 1} fresh noise draw(s) "
+            "per face; shares of the MSE over the draws, means over seeds):", ""] + _table(header, body, markdown)  # fmt: skip
+
+
 def paired_differences(record: dict, reference: str = "rr_expected") -> list[dict]:
     """Every main decoder (:func:`main_decoders`) against ``reference`` at every stride of the stride sweep:
     per seed the difference of mean errors (px), then its mean and 95 % t interval. The seeds share data and
@@ -434,12 +481,13 @@ def format_table(record: dict, markdown: bool = False) -> str:
     ]
     lines += _table(["check", "target", "measured", "verdict"], body, markdown)
     lines += paired_lines(record, markdown)
+    lines += budget_lines(record, markdown)
     lines += conditional_lines(record, markdown)
     lines += [
         "",
         "Columns: error = mean Euclidean error (input px) on the unmoved held-out faces; x argmax@ref = that "
         "error / argmax's at the largest input and the finest stride; jitter sd = sd of the error vector over "
-        "re-rendered sub-pixel shifts; x bound = RMS error / RMS Cramer-Rao bound; floor = vanilla rounding "
+        f"the re-rendered moves{_statue_text(record)}; slope = predicted over true displacement; x bound = RMS error / RMS Cramer-Rao bound; floor = vanilla rounding "
         "floor 0.3826 x stride; GFLOPs = forward, one image (2 per multiply-add); CPU ms/img = median "
         "latency at batch 1 (depends on the load); T = temperature fitted on training maps.",
         "",

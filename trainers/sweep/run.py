@@ -6,6 +6,7 @@ import concurrent.futures as futures
 import dataclasses
 import inspect
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -161,6 +162,9 @@ def run_job(sweep: SweepConfig, job: dict, out_dir: Path, base_input: int, progr
     temperature = fitted_temperature(result.model, codec, train_set, sweep.temperature_samples)
     if temperature is not None:
         temperature = store_temperature(result.checkpoint, temperature, sweep.temperature_samples)
+    motion = None
+    if sweep.motion == "cell":  # one whole cell of motion, along both axes
+        motion = [j * codec.stride[0] / sweep.shifts_per_cell for j in range(sweep.shifts_per_cell)]
     measured = measure(
         result.model,
         codec,
@@ -170,6 +174,8 @@ def run_job(sweep: SweepConfig, job: dict, out_dir: Path, base_input: int, progr
         batch_size=sweep.eval_batch_size,
         max_samples=config.eval.max_samples,
         bound=bound,
+        motion=motion,
+        noise_draws=sweep.noise_draws,
     )
     validation = {}
     if val_set is not None:  # unmoved validation faces only: what the selection of a decoder reads
@@ -211,12 +217,27 @@ def run_job(sweep: SweepConfig, job: dict, out_dir: Path, base_input: int, progr
             "num_shifts": m["num_shifts"],
             "train_mean_error_px": result.final.get("mean_error_px", float("nan")),
             "val_mean_error_px": validation.get(name, float("nan")),
+            "slope": m.get("slope", float("nan")),
+            "wobble_px": m.get("wobble_px", float("nan")),
+            **budget_columns(m),
         })  # fmt: skip
         conditional += sweep_stats.conditional_error_rows(
             m["conditional"], codec=name, stride=stride, input=size, seed=seed
         )
     return {"rows": rows, "conditional": conditional, "train_size": len(train_set), "train_wall": train_wall,
             "cpu_seconds": time.process_time() - cpu0}  # fmt: skip
+
+
+def budget_columns(measured: dict) -> dict:
+    """The error budget's parts (px^2), its closure and the noise sd over the Cramer-Rao bound, as row
+    columns (NaN without a budget)."""
+    b = measured.get("budget")
+    nan = float("nan")
+    out = {k: (b[k] if b else nan) for k in ("noise_var_px2", "offset_px2", "phase_px2", "per_face_px2")}
+    out["budget_closure"] = measured.get("budget_closure", nan)
+    ratio = b.get("noise_var_over_bound") if b else None
+    out["noise_sd_over_bound"] = math.sqrt(ratio) if ratio is not None else nan
+    return out
 
 
 def _worker_init() -> None:
