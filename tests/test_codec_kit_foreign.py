@@ -180,6 +180,20 @@ def test_a_decode_scale_off_by_W_over_W_minus_1_is_named_with_its_factor():
     assert not any(line.startswith("scale/offset") for line in good.diagnosis)
 
 
+class HalfCellRight(codecs.RandomizedRounding):
+    """Decodes half a cell too far right (x only)."""
+
+    def decode(self, heatmaps, activation=None, **options):
+        coords, scores = super().decode(heatmaps, activation, **options)
+        return coords + torch.tensor([0.5 * self.stride[0], 0.0], dtype=coords.dtype), scores
+
+
+def test_a_constant_decode_offset_is_named_in_pixels_and_cells():
+    found = diagnose(as_factory(HalfCellRight), Claims())
+    (line,) = [line for line in found.lines if line.startswith("scale/offset")]
+    assert line.startswith("scale/offset along x") and "decode offset +2 px = +0.5 cells (scale 1)" in line
+
+
 def test_name_scale_names_the_geometry_ratio_and_the_fraction():
     assert name_scale(11 / 10, 11, 4) == "1.1 = 11/10 = W/(W-1)"
     assert name_scale(191 / 192, 192, 48) == "0.994792 = 191/192 = (W-1)/W"

@@ -289,7 +289,7 @@ def diagnose(factory, claims, space: SearchSpace = DEFAULT_SPACE, seed: int = 0)
     try:
         _diagnose_fit(factory, claims, geometries, lines, data)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the invariants report the codec's failures
-        lines.append(f"round-trip fit not run: the codec raised {type(exc).__name__}: {str(exc)[:120]}")
+        lines.append(f"round-trip fit not run: {type(exc).__name__}: {str(exc)[:120]}")
     fit = infer_convention(
         factory, geometry=next((g for g in geometries if min(g.heatmap_size) >= 8), geometries[0])
     )
@@ -307,7 +307,7 @@ def diagnose(factory, claims, space: SearchSpace = DEFAULT_SPACE, seed: int = 0)
         if probe.stochastic:
             _diagnose_stochastic(factory, claims, geometries, seed, lines, data)
     except (Exception, SystemExit) as exc:  # noqa: BLE001
-        lines.append(f"stochastic profile not run: the codec raised {type(exc).__name__}: {str(exc)[:120]}")
+        lines.append(f"stochastic profile not run: {type(exc).__name__}: {str(exc)[:120]}")
     return Diagnosis(lines, data)
 
 
@@ -348,6 +348,7 @@ def _diagnose_fit(factory, claims, geometries, lines, data) -> None:
         err = (decoded - kp) / cell_px  # (n, 2) signed, cells
         entry = {
             "geometry": f"{g.heatmap_size[0]}x{g.heatmap_size[1]} of {g.input_size[0]}x{g.input_size[1]}",
+            "cell_px": cell_px.tolist(),
             "axes": [],
         }
         for a in range(2):
@@ -382,10 +383,15 @@ def _diagnose_fit(factory, claims, geometries, lines, data) -> None:
             if same and len(fits) > 1 and "/" in ax["name"]
             else ""
         )
+        cell = worst["cell_px"][a]
+        if abs(ax["scale"] - 1) <= 1e-6:
+            what = f"decode offset {ax['offset_px']:+.4g} px = {ax['offset_px'] / cell:+.4g} cells (scale 1)"
+        else:
+            what = f"decode scale {ax['name']}{where}, offset {ax['offset_px']:+.4g} px"
         lines.append(
             f"scale/offset along {'xy'[a]}: decode(encode(x)) = {ax['scale']:.6g} x {ax['offset_px']:+.4g} px on "
-            f"{worst['geometry']}: decode scale {ax['name']}{where}, offset {ax['offset_px']:.4g} px; error "
-            f"{ax['error_px']:.4g} px before, {ax['residual_px']:.3g} px after correcting"
+            f"{worst['geometry']}: {what}; error {ax['error_px']:.4g} px before, {ax['residual_px']:.3g} px after "
+            "correcting"
         )
     errors = torch.cat(quantization["errors"])
     mean_2d = float(errors.mean())
