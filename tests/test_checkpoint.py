@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 
@@ -152,3 +153,59 @@ def test_the_digest_reads_every_value_and_is_device_independent():
     for changed in (dict(state, a=state["a"].reshape(3, 2)), dict(state, b=[1, 2.5, "x", None, (False,)])):
         assert ckpt.contents_digest(changed) != digest
     assert ckpt.contents_digest(dict(state, a=state["a"].bfloat16())) != digest  # numpy has no bfloat16
+
+
+# -- a full disk inside torch.save (issue 24, point 11) -----------------------------------------------------
+class _NearlyFullDisk:
+    """A checkpoint's temp file on a disk with a few KB left: small writes land, a large one fails with
+    ENOSPC (the file's own close then succeeds, as on a real disk)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data) -> int:
+        size = memoryview(data).nbytes
+        if size > 4096:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def full_disk_for_checkpoints(monkeypatch) -> None:
+    """Open every checkpoint temp file on a :class:`_NearlyFullDisk`."""
+    real = os.fdopen
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        if "w" in mode and ".last.pt." in os.readlink(f"/proc/self/fd/{fd}"):
+            return _NearlyFullDisk(fd)
+        return real(fd, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="needs /proc (Linux)")
+def test_a_full_disk_during_the_write_is_oserror_enospc(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    ckpt.save_atomic(_state(1.0), path)
+    before = path.read_bytes()
+    full_disk_for_checkpoints(monkeypatch)
+    big = {"model": {"w": torch.zeros(100_000)}}  # one write of 400 KB: more than the disk has left
+    with pytest.raises(OSError) as info:  # inside torch.save it was RuntimeError("... unexpected pos ...")
+        ckpt.save_atomic(big, path)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -195,3 +195,21 @@ def test_a_finished_checkpoint_resumed_into_a_new_folder_is_evaluated_there(tmp_
     records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [(r["kind"], r["step"]) for r in records] == [("eval", 4)]
     assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["out_dir"] == str(tmp_path / "b")
+
+
+# -- point 11: a full disk inside the checkpoint write is one line, status 1 --------------------------------
+def test_a_full_disk_inside_torch_save_is_one_line_and_status_1(tmp_path, monkeypatch, capsys):
+    from test_checkpoint import full_disk_for_checkpoints
+
+    if not Path("/proc/self/fd").exists():
+        pytest.skip("needs /proc (Linux)")
+    out = tmp_path / "run"
+    args = ["synthetic", *TINY, "train.checkpoint_every=2", f"train.out_dir={out}"]
+    engine.train(tiny(out, "train.checkpoint_every=2"), stop_after_steps=2)
+    before = (out / "last.pt").read_bytes()
+    full_disk_for_checkpoints(monkeypatch)
+    assert cli.train_main([*args, "train.resume=auto"]) == 1
+    line = _one_line(capsys)
+    assert line.startswith("h3r-train: error: disk full") and "the last checkpoint is intact" in line
+    monkeypatch.undo()
+    assert (out / "last.pt").read_bytes() == before

@@ -16,6 +16,7 @@ number; the checksum turns that into a refusal naming the file.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -36,11 +37,14 @@ def save_atomic(obj: Any, path: PathLike) -> Path:
     """``torch.save(obj)`` to ``path`` atomically (temp file in the same dir, fsync, ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name = temp_path(path)  # created exclusively: never written through an existing file or link
-    fd = os.open(tmp_name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    # Serialised in memory first: torch.save writing to a full disk fails with a RuntimeError ("unexpected
+    # pos ..." from its zip writer) that says nothing of the disk, while a plain write raises OSError(ENOSPC).
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    tmp_name = temp_path(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+        with _create(tmp_name) as f:
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
@@ -53,6 +57,12 @@ def save_atomic(obj: Any, path: PathLike) -> Path:
         raise
     _fsync_dir(path.parent)  # make the rename itself durable
     return path
+
+
+def _create(path: Path):
+    """A new file opened for binary writing, created exclusively: never written through an existing file or
+    link at that name."""
+    return os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644), "wb")
 
 
 def _fsync_dir(directory: Path) -> None:
