@@ -131,6 +131,8 @@ def error_budget(
         "phase_px2": float(phase2),
         "per_face_px2": float(per_face),
         "sum_px2": float(noise_var + offset2 + phase2 + per_face),
+        # The MSE of each draw alone: how far one draw (the set's own images, say) may fall from their mean.
+        "mse_per_draw_px2": (p - x).pow(2).sum(-1).mean(-1).tolist(),
         "phase_curve_px": curve.tolist(),
     }
     if bound is not None:
