@@ -95,6 +95,20 @@ def test_a_module_that_exits_at_import_is_refused_in_one_line(tmp_path, monkeypa
     assert not (tmp_path / ".hypothesis").exists()
 
 
+def test_a_module_that_ends_the_process_at_import_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "vanishes_at_import.py").write_text("import os\nos._exit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    assert (
+        main(["vanishes_at_import:Codec"]) == 2
+    )  # through the worker only: in this process it would end pytest
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert (
+        "vanishes_at_import:Codec: the codec ended the process (exit status 3) while importing the module"
+        in captured.err
+    )
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
@@ -103,7 +117,9 @@ def test_a_module_that_exits_at_import_is_refused_in_one_line(tmp_path, monkeypa
         (["--equivariance-cells", "nan"], "Claims.equivariance_cells must be a finite number >= 0"),
         (["--heatmap-size", "100000", "100000"], "--heatmap-size 100000 100000: at most 256 cells per side"),
         (["--input-size", "100000", "64"], "--input-size 100000 64: at most 8192 pixels per side"),
-        (["--deadline", "0"], "--deadline must be > 0 seconds"),
+        (["--deadline", "0"], "--deadline must be a finite number > 0 of seconds"),
+        (["--deadline", "inf"], "--deadline must be a finite number > 0 of seconds"),
+        (["--seed", str(2**70)], "--seed must be in [0, 2**63)"),
         (["--only", "round_trip", "--profile", "math"], "--only and --profile exclude each other"),
     ],
 )

@@ -165,8 +165,10 @@ def _parse(argv):
             raise BadArguments("--only and --profile exclude each other")
     if args.examples is not None and args.examples < 1:
         raise BadArguments(f"--examples must be >= 1, got {args.examples}")
-    if not args.deadline > 0:
-        raise BadArguments(f"--deadline must be > 0 seconds, got {args.deadline}")
+    if not 0 <= args.seed < 2**63:
+        raise BadArguments(f"--seed must be in [0, 2**63), got {args.seed}")
+    if not 0 < args.deadline < float("inf"):
+        raise BadArguments(f"--deadline must be a finite number > 0 of seconds, got {args.deadline}")
     for flag, size, limit, unit in (
         ("--input-size", args.input_size, MAX_PIXELS, "pixels"),
         ("--heatmap-size", args.heatmap_size, MAX_CELLS, "cells"),
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, *_ = _parse(argv)
         isolate = not args.in_process and hasattr(os, "fork")  # pass_fds and select on pipes need POSIX
-        report = _run_isolated(argv, args.deadline) if isolate else _run_in_process(argv)
+        report = _run_isolated(argv, args.deadline, args.target) if isolate else _run_in_process(argv)
     except BadArguments as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -256,7 +258,7 @@ def _check_in_process(argv) -> Report:
 # -- the isolated run: the codec runs in a worker process ----------------------------------------------
 
 
-def _run_isolated(argv, deadline: float) -> Report:
+def _run_isolated(argv, deadline: float, target: str) -> Report:
     """Run the checks in a worker process, so that a codec that exits, hangs or crashes the interpreter
     costs the invariant it happened in (reported as that invariant's failure), not the whole run."""
     done: dict[str, InvariantResult] = {}
