@@ -213,3 +213,74 @@ def test_a_full_disk_inside_torch_save_is_one_line_and_status_1(tmp_path, monkey
     assert line.startswith("h3r-train: error: disk full") and "the last checkpoint is intact" in line
     monkeypatch.undo()
     assert (out / "last.pt").read_bytes() == before
+
+
+# -- point 15: Ctrl-C at any moment of the start is one line and status 130 ---------------------------------
+@pytest.mark.slow
+def test_ctrl_c_during_the_start_is_one_line_and_status_130(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    for delay in (0.4, 0.8, 1.2, 1.6):  # inside torch's import, the engine's, the data's, the first steps
+        out = tmp_path / f"run{delay}"
+        cmd = [sys.executable, "-m", "trainers.cli", "train", "synthetic", *TINY, f"train.out_dir={out}"]
+        proc = subprocess.Popen(
+            cmd,
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            continue  # the tiny run finished first
+        assert proc.returncode == 130, (delay, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (delay, err)
+        assert "interrupted" in err
+
+
+def test_ctrl_c_in_predict_is_one_line_and_status_130(tmp_path, capsys, monkeypatch):
+    from trainers import predict
+
+    run = tmp_path / "run"
+    engine.train(tiny(run))
+    predict.save_synthetic_images(tiny(run), tmp_path / "images", 2)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(predict, "predict_instances", interrupted)
+    argv = [
+        "synthetic",
+        str(tmp_path / "images"),
+        "--checkpoint",
+        str(run / "last.pt"),
+        *sum((["--set", o] for o in TINY), []),
+    ]
+    try:
+        status = predict.main([*argv, "--out", str(tmp_path / "p")])
+    except KeyboardInterrupt:  # what reached the user: a traceback
+        status = "a KeyboardInterrupt traceback"
+    assert status == 130
+    assert _one_line(capsys) == "h3r-predict: interrupted"
+
+
+# -- point 16: h3r-predict --out FILE names the argument ----------------------------------------------------
+def test_predict_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    from trainers import predict
+
+    (tmp_path / "taken").write_text("mine\n")
+    argv = ["synthetic", str(tmp_path), "--checkpoint", str(tmp_path / "none.pt")]
+    assert predict.main([*argv, "--out", str(tmp_path / "taken")]) == 2
+    assert (
+        _one_line(capsys)
+        == f"h3r-predict: error: --out {tmp_path / 'taken'}: {tmp_path / 'taken'} is a file, not a folder"
+    )
+    assert predict.main([*argv, "--out", str(tmp_path / "taken" / "sub")]) == 2
+    assert "is a file, not a folder" in _one_line(capsys)
+    assert (tmp_path / "taken").read_text() == "mine\n"

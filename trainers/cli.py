@@ -16,10 +16,14 @@ checkpoint of the last completed step was written (resume with ``train.resume=au
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import math
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,6 +56,30 @@ def _parser(prog: str, with_checkpoint: bool) -> argparse.ArgumentParser:
         )
         p.add_argument("--output", help="write the metrics as JSON to this file")
     return p
+
+
+@contextlib.contextmanager
+def exit_at_once_on_ctrl_c(prog: str):
+    """While the block runs (the imports of torch and the engine), a Ctrl-C ends the process at once with
+    one line and status 130.
+
+    A KeyboardInterrupt raised inside torch's import leaves the module half-initialised: the next import
+    fails with an unrelated error (a 40-80 line traceback) or the interpreter crashes at exit (SIGSEGV).
+    Nothing has been written yet, so there is nothing to save: ``os._exit`` skips the clean-up that crashes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        os.write(2, f"{prog}: interrupted\n".encode())
+        os._exit(130)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _leave_process_group() -> None:
@@ -99,8 +127,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     """``h3r-train CONFIG [key=value ...] [--overwrite]``: train, then print the final metrics as JSON."""
     args = _parser("h3r-train", with_checkpoint=False).parse_intermixed_args(argv)
     try:
+        with exit_at_once_on_ctrl_c("h3r-train"):
+            from .engine import train
         config = load_config(args.config, args.overrides)
-        from .engine import train
 
         result = train(config, overwrite=args.overwrite)
     except (ValueError, OSError, KeyboardInterrupt) as exc:
@@ -134,8 +163,9 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
                 "--shift DX DY must be finite numbers of input pixels, got "
                 + " ".join(f"{v:g}" for v in args.shift)
             )
+        with exit_at_once_on_ctrl_c("h3r-eval"):
+            from .evaluate import evaluate_checkpoint
         config = load_config(args.config, args.overrides)
-        from .evaluate import evaluate_checkpoint
 
         result = evaluate_checkpoint(config, Path(args.checkpoint), shift=tuple(args.shift))
     except (ValueError, OSError, KeyboardInterrupt) as exc:

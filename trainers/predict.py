@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import io
 import json
 import math
 import re
@@ -56,6 +57,7 @@ from .data.parsing import read_json
 from .data.records import ImageRef, load_image, make_record
 from .distributed import local_device, unwrap
 from .evaluate import predict
+from .run_folder import write_bytes_atomic
 from .runtime import amp_dtype, batches
 
 MIN_OVERLAY_SIDE = 256  # pixels on the longer side of an overlay, at least
@@ -396,7 +398,9 @@ def write_outputs(
     ``{"predictions": path, "overlays": [path, ...]}``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "predictions.json"
-    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    # Each file through a temp file and a rename: a Ctrl-C leaves whole files, and a link at a name is
+    # replaced, not written through.
+    write_bytes_atomic(json_path, (json.dumps(results, indent=1) + "\n").encode())
     by_image: dict[ImageRef, list[int]] = {}
     for n, inst in enumerate(instances):
         by_image.setdefault(inst.image, []).append(n)
@@ -412,8 +416,9 @@ def write_outputs(
         used.add(name)
         fig = overlay_figure(load_image(image), [pred[n].numpy() for n in rows], skeleton)
         path = out_dir / "overlays" / f"{name}.png"
-        fig.savefig(path, dpi=fig.dpi)
-        overlays.append(str(path))
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=fig.dpi)
+        overlays.append(str(write_bytes_atomic(path, buffer.getvalue())))
     return {"predictions": str(json_path), "overlays": overlays}
 
 
@@ -443,6 +448,7 @@ def save_synthetic_images(config: Config | str, folder: str | Path, count: int =
 # -- command line -------------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict:
     """Everything :func:`main` does after parsing; raises ``ValueError`` / ``OSError`` on bad input."""
+    check_out_folder(Path(args.out))  # before any work: an unusable --out would lose it
     config = load_config(args.config, args.set)
     markup = markup_of(config)
     if args.split is not None:
@@ -476,6 +482,16 @@ def run(args: argparse.Namespace) -> dict:
     return write_outputs(Path(args.out), instances, pred, results, markup.skeleton)
 
 
+def check_out_folder(out: Path) -> None:
+    """``ValueError`` naming ``--out`` when it, ``overlays/`` in it or a parent of it is not a folder."""
+    for path in (out, out / "overlays"):
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"--out {out}: {path} is a file, not a folder")
+    parent = next((p for p in out.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"--out {out}: {parent} is a file, not a folder")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="h3r-predict", description="Predict landmarks with a trained model")
     p.add_argument("config", help="the training config: a YAML file or a bundled name (synthetic, wflw, ...)")
@@ -503,6 +519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         written = run(args)
+    except KeyboardInterrupt:  # outputs are written atomically, file by file: nothing is left half-written
+        print("h3r-predict: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, OSError) as exc:
         print(f"h3r-predict: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
