@@ -408,3 +408,29 @@ def test_reports_made_through_the_python_api_name_the_factory():
         label="toolbox MSRA",
     )
     assert named.codec == "toolbox MSRA"
+
+
+def test_the_pytest_helper_follows_the_same_profiles():
+    from h3r_theory.testing import codec_test_suite
+
+    def names(test) -> list[str]:
+        (mark,) = [m for m in test.pytestmark if m.name == "parametrize"]
+        return list(mark.args[1])
+
+    foreign = codec_test_suite(numpy_codec(MSRARounding), round_trip_cells=0.5, max_examples=3)
+    assert names(foreign) == ["round_trip", "round_trip_logits", "unbiased", "rounding_frequency",
+                              "shift_equivariance", "flip_equivariance"]  # fmt: skip
+    foreign("flip_equivariance")  # holds under the inferred msra convention: returns without raising
+    assert len(names(codec_test_suite(codecs.Argmax, round_trip_cells=0.5))) == 12
+    assert names(codec_test_suite(numpy_codec(MSRARounding), profile="protocol"))[0] == "reproducible"
+
+
+def test_a_factory_for_one_geometry_only_is_wrapped_and_checked_there():
+    def only_pose(input_size, heatmap_size):
+        if tuple(input_size) != (192, 256):
+            raise ValueError("this codec is built for 192 x 256 inputs")
+        return MSRARounding(input_size, heatmap_size)
+
+    factory = numpy_codec(only_pose, convention="msra")
+    result = check_invariant("round_trip", factory, Claims(round_trip_cells=0.5), space=POSE, max_examples=3)
+    assert result.status == "holds", result.line()

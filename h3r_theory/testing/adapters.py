@@ -105,9 +105,13 @@ def numpy_codec(
     """
     if convention is not None:
         frames.check_convention(convention)
-    built = factory(*PROBE_SIZES)
-    name = label or built_label(factory, built)
-    refuse_non_heatmap(built, "numpy", *PROBE_SIZES, name)
+    try:  # built once, to name it and to refuse a codec that makes no heatmaps
+        built = factory(*PROBE_SIZES)
+    except Exception:  # noqa: BLE001 - a factory for other geometries only: built when checked
+        built = None
+    name = label or (built_label(factory, built) if built is not None else label_of(factory))
+    if built is not None:
+        refuse_non_heatmap(built, "numpy", *PROBE_SIZES, name)
 
     def build(input_size: Size, heatmap_size: Size, convention: str) -> Subject:
         return NumpyInstanceCodec(
