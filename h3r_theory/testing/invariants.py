@@ -237,7 +237,7 @@ def unbiased(
     name = "unbiased"
     factory, probe = _prepare(codec, claims, space)
     if not probe.stochastic:
-        return _na(name, "deterministic encoder")
+        return _na(name, "deterministic encoder (its mean error and bias are in the diagnosis)")
     if too_small := _too_small(name, space, S.min_cells_for(claims.margin_cells)):
         return too_small
     n = int(claims.samples)
