@@ -1,10 +1,12 @@
 """``h3r-sweep``: the resolution sweep, the package's central experiment.
 
-The claim under test (Yu & Tao, TPAMI 2021, arXiv:2009.00225): vanilla heatmap regression loses accuracy
-as the heatmap gets coarser, because rounding a keypoint to a cell costs on average
-``(sqrt(2) + asinh(1)) / 6 = 0.3826`` cells, i.e. ``0.3826 x stride`` input pixels; randomized rounding
-encodes the sub-cell position in the *distribution* of its random one-hot targets and decodes it back from
-several activation points, so its error should not grow with the stride.
+What is measured: how a trained model's error depends on the heatmap stride, for vanilla targets and for
+randomized rounding (Yu & Tao, TPAMI 2021, arXiv:2009.00225). The paper's claim is about the quantization:
+a vanilla target rounds a keypoint to its cell, which costs ``(sqrt(2) + asinh(1)) / 6 = 0.3826`` cells
+(``0.3826 x stride`` input pixels) even for a perfect network, while randomized rounding's target is
+unbiased and its expectation decodes losslessly. Whether the TRAINED error then stops growing with the
+stride is this package's question; the answer on the synthetic faces is in ``docs/sweep/README.md`` (the
+sweep) and ``docs/studies/README.md`` (the studies of why: ``h3r-sweep --study``, :mod:`trainers.studies`).
 
 Two sweeps share one table. The **stride sweep** trains at every stride of ``strides`` at the base input
 size; the **input sweep** trains at ``input_stride`` for every size of ``input_sizes`` (the axis along
@@ -18,26 +20,33 @@ What one run does::
     temperature T fitted on training maps, written into the checkpoint    (randomized rounding only)
     for shift in jitter shifts:            # held-out faces RE-RENDERED at sub-pixel translations
         maps = network(images)             # once per shift, decoded by every decoder of the model
-    -> per decoder: error, RMS error / Cramer-Rao bound, jitter sd, error conditional on the sub-cell
-       position (per axis), the vanilla floor
+    -> per decoder: error, RMS error / Cramer-Rao bound, jitter sd, displacement slope (motion: cell),
+       the error budget over a fresh noise draw (noise_draws >= 2), error conditional on the sub-cell
+       position (per axis), the vanilla floor, the error on validation faces (which selects the best)
 
 Then: mean and 95 % Student-t interval over seeds of every number (:mod:`trainers.sweep_stats`), the
-targets as measured checks (:func:`targets`), and the files ``runs/sweep/results/sweep.{csv,json,md}``,
+targets as measured checks (:func:`~trainers.sweep.report.targets`), and the files ``runs/sweep/results/sweep.{csv,json,md}``,
 ``runs.csv`` (one row per run and seed), ``conditional.csv`` and the figures ``sweep.png`` (error vs
 stride, with bands, the vanilla floor and the bound), ``flops.png`` (NME vs FLOPs, both sweeps),
 ``conditional.png`` (signed/absolute error vs the true sub-cell position).
 
-Jitter: for each pair of the per-axis ``jitter_shifts`` the held-out faces are rendered again moved by
-``(dx, dy)`` (exact, :meth:`trainers.data.synthetic.SyntheticLandmarks.batch`; other datasets fall back to
-bilinear resampling, which blurs). A translation-equivariant predictor keeps ``pred - label`` constant;
+Motion: with ``motion: cell`` (the default sweep's) the held-out faces are rendered again moved by ``j s / n``
+px along both axes (``n = shifts_per_cell``, one whole cell); with ``motion: grid`` by every pair of the
+per-axis ``jitter_shifts`` (exact, :meth:`trainers.data.synthetic.SyntheticLandmarks.batch`; other datasets
+fall back to bilinear resampling, which blurs). A translation-equivariant predictor keeps ``pred - label`` constant;
 ``jitter_sd_px`` is per keypoint the sd of the 2-D error vector over the shifts, ``sqrt(var(ex) + var(ey))``,
 averaged over keypoints and images.
 
 Run it::
 
-    h3r-sweep                                  # default: trainers/configs/sweep.yaml, CPU
+    h3r-sweep                                  # default: trainers/configs/sweep.yaml, CPU, one worker per core
+    h3r-sweep --workers 0                      # in this process (its thread count, the step bar)
     h3r-sweep --full                           # sweep_full.yaml: the same sweep at full size (GPU)
     h3r-sweep seeds=[0] input_sizes=[] base.train.max_steps=50   # any key of the sweep config, dotted
+
+The package: :mod:`.config` (the grid as plain data), :mod:`.measure` (one trained model, every decoder),
+:mod:`.run` (the trainings in worker processes, resumable, the folder rules), :mod:`.report` (numbers over
+seeds, paired differences, targets, tables), :mod:`.figures`, :mod:`.cli`.
 
 Everything is seeded; nothing is downloaded.
 """
