@@ -30,7 +30,8 @@ $(STAMP): $(TRAIN_STAMP)
 
 venv: $(STAMP)
 
-# The main job: the resolution sweep on the embedded synthetic set (522 s measured on 2 idle CPU cores: docs/sweep).
+# The main job: the resolution sweep on the embedded synthetic set (its time on 2 idle CPU cores: docs/sweep).
+# The studies of why its residual error grows with the stride are longer: docs/studies/README.md.
 demo: $(TRAIN_STAMP)
 	$(PY) -m trainers.sweep
 

@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = " ".join(["h3r-sweep", *argv])
         run_sweep(sweep, progress=not args.no_progress, command=command, workers=args.workers,
                   overwrite=args.overwrite)  # fmt: skip
+        if not args.no_progress:
+            print("why the residual error grows with the stride: docs/studies/README.md; the studies run with "
+                  "h3r-sweep --study convergence,representation (about 3.5 CPU-hours, resumable)", file=sys.stderr)  # fmt: skip
     except (ValueError, OSError) as exc:
         print(f"h3r-sweep: error: {exc}", file=sys.stderr)
         return 2
