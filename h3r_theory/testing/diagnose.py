@@ -416,7 +416,7 @@ def _diagnose_fit(factory, claims, geometries, lines, data) -> None:
     d = frac - torch.round(frac)  # signed distance from the nearest cell centre, [-0.5, 0.5]
     slope = float((signed * d).sum() / (d * d).sum())
     bins = torch.clamp((frac * 8).long(), max=7)
-    profile = [float(signed[bins == i].mean()) if bool((bins == i).any()) else float("nan") for i in range(8)]
+    profile = [float(signed[bins == i].mean()) if bool((bins == i).any()) else None for i in range(8)]
     data["quantization"].update(
         {"centre_pull": -slope, "bias_by_fraction": profile, "bias_mean": float(signed.mean())}
     )
@@ -424,7 +424,7 @@ def _diagnose_fit(factory, claims, geometries, lines, data) -> None:
         f"quantization: mean 2-D error {mean_2d:.4f} cells = {mean_2d / floor:.3f} x the rounding floor "
         f"{floor:.4f} = (sqrt(2) + asinh(1)) / 6; mean bias {float(signed.mean()):+.3f} cells"
     )
-    table = " ".join(f"{v:+.2f}" for v in profile)
+    table = " ".join("-" if v is None else f"{v:+.2f}" for v in profile)
     lines.append(
         f"quantization: centre pull {-slope:.2f} (the decode moves {-slope:.2f} x the distance to the nearest cell "
         f"centre toward it; 0: none, 1: snaps to centres); mean signed error by sub-cell fraction in eighths: {table}"
