@@ -293,3 +293,14 @@ def test_randomized_rounding_reads_network_logits_as_logits_by_default():
     torch.testing.assert_close(codec.decode(logits)[0], kp)
     # read as probabilities the same map gives a different, wrong answer: the trap the default removes
     assert (codec.decode(logits, activation="probabilities")[0] - kp).abs().max() > 0.1
+
+
+# issue 24, point 19: DARK and UDP raised "Storage size calculation overflowed" on an empty batch
+@pytest.mark.parametrize("name", codecs.available())
+@pytest.mark.parametrize("shape", [(0, 3, 16, 16), (2, 0, 16, 16)], ids=["B=0", "K=0"])
+@pytest.mark.parametrize("score", ["peak", "mass"])
+def test_every_codec_decodes_an_empty_batch_to_empty_tensors(name, shape, score):
+    codec = codecs.build(name, input_size=(64, 64), heatmap_size=(16, 16))
+    coords, scores = codec.decode(torch.zeros(shape), score=score)
+    assert coords.shape == (*shape[:2], 2) and scores.shape == shape[:2]
+    assert coords.dtype == scores.dtype == torch.float32

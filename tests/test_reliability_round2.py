@@ -284,3 +284,24 @@ def test_predict_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys)
     assert predict.main([*argv, "--out", str(tmp_path / "taken" / "sub")]) == 2
     assert "is a file, not a folder" in _one_line(capsys)
     assert (tmp_path / "taken").read_text() == "mine\n"
+
+
+# -- point 19: h3r-eval writes nothing but its --output (COCO results went to train.out_dir) ----------------
+def test_eval_gives_evaluate_no_folder_to_write_into(tmp_path, monkeypatch, capsys):
+    from trainers import evaluate
+
+    run = tmp_path / "run"
+    engine.train(tiny(run))
+    seen = {}
+    real = evaluate.evaluate
+
+    def spy(*args, **kwargs):
+        seen["out_dir"] = kwargs.get("out_dir")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "evaluate", spy)
+    before = sorted(p.name for p in run.iterdir())
+    assert (
+        cli.eval_main(["synthetic", *TINY, f"train.out_dir={run}", "--checkpoint", str(run / "last.pt")]) == 0
+    )
+    assert seen == {"out_dir": None} and sorted(p.name for p in run.iterdir()) == before

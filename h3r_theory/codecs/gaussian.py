@@ -119,8 +119,10 @@ def taylor_refine(
     if border not in DARK_BORDERS:
         raise ValueError(f"border must be one of {DARK_BORDERS}, got {border!r}")
     h, w = heatmaps.shape[-2:]
-    near = (ix < margin) | (ix > w - 1 - margin) | (iy < margin) | (iy > h - 1 - margin)
     peak_uv = torch.stack((ix, iy), dim=-1).to(heatmaps.dtype)
+    if ix.numel() == 0:  # an empty batch (B = 0 or K = 0): the patch views below need at least one map
+        return peak_uv
+    near = (ix < margin) | (ix > w - 1 - margin) | (iy < margin) | (iy > h - 1 - margin)
     if border == "unblurred":
         # Centre the 3 x 3 stencil on the map: on an outermost cell this is a one-sided fit of the
         # parabola through that cell and the next two inward, exact for the log of a Gaussian.
