@@ -331,6 +331,10 @@ def run_sweep(
         workers = default_workers() if workers is None else workers
         if workers < 0:
             raise ValueError(f"workers must be >= 0 (0 = in this process), got {workers}")
+        if workers:  # the trainings run in workers on one thread each, not on this process's threads
+            machine = machine.replace(
+                f"({torch.get_num_threads()} threads)", f"({workers} worker processes of 1 thread)"
+            )
         steps = int(probe.train.max_steps or 0) or 1
         costs = [_job_cost(j, steps) for j in jobs]
         results: list[dict | None] = [finished_job(sweep, j, out_dir, overwrite) for j in jobs]
