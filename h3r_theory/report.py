@@ -69,13 +69,44 @@ def report(strides: list[int], n: int, seed: int) -> list[dict]:
     return rows
 
 
+# The expected targets of n keypoints are (n, 64, 64) float64 maps, 32 KB a keypoint: 100,000 keypoints
+# take 3.3 GB per codec, the most a laptop can be asked for.
+MAX_KEYPOINTS = 100_000
+MAX_STRIDE = 1024  # inputs of 64 x 1024 = 65,536 px a side
+SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes [0, 2**64)
+
+
+def _int_in(low: int, high: int):
+    """An argparse type: an integer in [low, high), refused with the range it must lie in."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if not low <= value < high:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low} and < {high}, got {value}")
+        return value
+
+    return parse
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad arguments in one line naming the argument (argparse adds the usage above it), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="Codec round-trip report (quantization error of each codec)."
+    parser = _OneLineParser(
+        prog="h3r-report", description="Codec round-trip report (quantization error of each codec)."
     )
-    parser.add_argument("--strides", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--n", type=int, default=20000, help="keypoints per codec and stride")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--strides", type=_int_in(1, MAX_STRIDE + 1), nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument(
+        "--n", type=_int_in(1, MAX_KEYPOINTS + 1), default=20000, help="keypoints per codec and stride"
+    )
+    parser.add_argument("--seed", type=_int_in(0, SEED_LIMIT), default=0)
     args = parser.parse_args(argv)
     rows = report(args.strides, args.n, args.seed)
     print(
