@@ -305,3 +305,74 @@ def test_eval_gives_evaluate_no_folder_to_write_into(tmp_path, monkeypatch, caps
         cli.eval_main(["synthetic", *TINY, f"train.out_dir={run}", "--checkpoint", str(run / "last.pt")]) == 0
     )
     assert seen == {"out_dir": None} and sorted(p.name for p in run.iterdir()) == before
+
+
+# -- point 14: checked before anything is written ------------------------------------------------------------
+def _face(source: str, keypoints, box=None):
+    from trainers.data.records import make_record
+
+    return make_record(Path("face.png"), keypoints, [1] * len(keypoints), "wflw", source, box=box)
+
+
+def test_a_zero_size_crop_box_is_refused_naming_its_line():
+    import numpy as np
+
+    from trainers.data.dataset import LandmarkDataset
+
+    points = np.random.default_rng(0).uniform(10, 90, (98, 2))
+    good = _face("list.txt:1", points)
+    with pytest.raises(ValueError, match=r"^list.txt:2: its crop box has size \[0.0, 4.0\]"):
+        LandmarkDataset([good, _face("list.txt:2", points, box=[5, 5, 5, 9])], input_size=(32, 32))
+    single = _face("list.txt:3", [[4.0, 4.0]])  # one labelled point and no box: a 0 x 0 crop
+    with pytest.raises(ValueError, match=r"^list.txt:3: its crop box has size \[0.0, 0.0\]"):
+        LandmarkDataset([single], input_size=(32, 32))
+
+
+def test_a_zero_normaliser_in_the_evaluation_split_fails_before_training(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from trainers.data import registry
+    from trainers.data.records import LoadResult
+
+    points = np.random.default_rng(0).uniform(10, 90, (98, 2))
+    collapsed = points.copy()
+    collapsed[72] = collapsed[60]  # the outer eye corners on one pixel: inter-ocular distance 0
+
+    def load(name, root, split, check_images=False):
+        faces = [_face(f"{split}.txt:{i + 1}", points) for i in range(8)]
+        if split != "train":
+            faces.append(_face(f"{split}.txt:9", collapsed))
+        return LoadResult(faces, source=f"{split}.txt")
+
+    monkeypatch.setattr(registry, "load_dataset", load)
+    out = tmp_path / "run"
+    argv = [
+        "wflw",
+        f"data.root={tmp_path}",
+        "data.input_size=[32, 32]",
+        "train.batch_size=4",
+        f"train.out_dir={out}",
+    ]
+    assert cli.train_main([*argv, "train.max_steps=1", "train.progress=false", "train.device=cpu"]) == 2
+    line = _one_line(capsys)
+    assert "test.txt:9: its metric normaliser is 0.0 pixels" in line
+    assert not out.exists()
+
+
+def test_a_decompression_bomb_is_one_line_naming_the_image(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from trainers.data.records import load_image
+
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 4096-pixel image is then over twice the limit
+    with pytest.raises(ValueError, match=rf"^cannot decode image {path}: .*decompression bomb"):
+        load_image(path)
+
+
+def test_an_input_size_that_cannot_be_allocated_is_refused_when_the_config_is_read():
+    from trainers.config import load_config
+
+    with pytest.raises(ValueError, match=r"data.input_size \[65536, 256\]: each side must be <= 4096 px"):
+        load_config("synthetic", ["data.input_size=[65536, 256]"])

@@ -67,7 +67,7 @@ def _real_dataset(d: DataConfig, split: str, train: bool):
     ``data.options`` go to :class:`~trainers.data.dataset.LandmarkDataset` (padding, augmentation ranges).
     A missing root or file becomes a ``ValueError`` that keeps the loader's "expected at ..." message.
     """
-    from .data.dataset import LandmarkDataset
+    from .data.dataset import LandmarkDataset, check_normalizers
     from .data.flip_pairs import flip_pairs_for
     from .data.registry import load_dataset
     from .data.specs import get_spec
@@ -93,6 +93,8 @@ def _real_dataset(d: DataConfig, split: str, train: bool):
         options["input_size"] = tuple(d.input_size)
     flip_pairs = flip_pairs_for(d.name, records[0].num_keypoints)
     dataset = LandmarkDataset(records, train=train, flip_pairs=flip_pairs, **options)
+    if not train and get_spec(d.name).metric in ("nme", "pckh"):
+        check_normalizers(dataset.records)  # now, not in the final evaluation after training
     dataset.load_summary = records.summary()  # what the loader skipped, and why
     if get_spec(d.name).metric == "ap":
         dataset.annotation_file = records.source  # the ground truth that COCO AP is computed against

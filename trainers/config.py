@@ -535,6 +535,11 @@ def validate(config: Config, where: str | None = None) -> Config:
     return config
 
 
+# One 3 x 4096 x 4096 float32 image is 201 MB before the network's activations; a larger side is refused
+# when the config is read, not by an allocation failure after the run folder was written.
+MAX_INPUT_SIDE = 4096
+
+
 def _validate(config: Config) -> None:
     o, t = config.optim, config.train
     if o.optimizer not in ("adam", "adamw"):
@@ -558,6 +563,11 @@ def _validate(config: Config) -> None:
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
         ):
             raise ValueError(f"data.input_size must be [width, height] positive ints or null, got {size!r}")
+        if max(size) > MAX_INPUT_SIDE:
+            raise ValueError(
+                f"data.input_size {list(size)}: each side must be <= {MAX_INPUT_SIDE} px (a batch of such "
+                "images, their activations and heatmaps could not be allocated)"
+            )
         stride = config.model.output_stride
         if size[0] % stride or size[1] % stride:
             raise ValueError(

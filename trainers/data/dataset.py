@@ -24,6 +24,7 @@ inside ``matrix``. Flip is a training augmentation; evaluation samples are never
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,6 +42,33 @@ from .transforms import color_jitter, crop_matrix, random_affine_params, transfo
 def sample_seed(augmentation_seed: int, index: int) -> int:
     """The 63-bit generator seed of item ``index`` under ``augmentation_seed`` (a pure function of both)."""
     return mix_seed(augmentation_seed, index)
+
+
+def check_crop_boxes(records: Sequence[LandmarkRecord]) -> None:
+    """``ValueError`` naming the first record (file and line) whose crop box is not of positive, finite size.
+
+    A box of width or height 0 (one labelled keypoint and no box, or a box with equal corners) would fail
+    only when that sample is drawn, hours into training or at the final evaluation.
+    """
+    for record in records:
+        _, size = record.crop_center_and_size()
+        if not (np.isfinite(size).all() and (size > 0).all()):
+            raise ValueError(
+                f"{record.source}: its crop box has size {size.tolist()} (width, height in pixels); a record "
+                "needs a box, or labelled keypoints spanning one, of positive width and height"
+            )
+
+
+def check_normalizers(records: Sequence[LandmarkRecord]) -> None:
+    """``ValueError`` naming the first record whose metric normaliser (:func:`normalizer`) is not > 0 and
+    finite: its error would divide by it (a zero inter-ocular distance gave an infinite NME)."""
+    for record in records:
+        value = normalizer(record)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"{record.source}: its metric normaliser is {value!r} pixels (the dataset's "
+                f"{SPECS[record.dataset].normalizer!r}); it must be > 0 to divide the error by it"
+            )
 
 
 def normalizer(record: LandmarkRecord) -> float:
@@ -123,6 +151,7 @@ class LandmarkDataset(Dataset):
         self.color = float(color)
         self.dtype = dtype
         self.augmentation_seed: int | None = None
+        check_crop_boxes(self.records)  # at construction, before a run writes anything
         if check_images:
             check_images_exist(self.records)
 

@@ -338,5 +338,7 @@ def load_image(image: ImageRef) -> np.ndarray:
                 pil = Image.fromarray((array * (255.0 / top)).round().astype(np.uint8))
             rgb = pil.convert("RGB")
             return np.asarray(rgb, dtype=np.uint8).copy()
+    except Image.DecompressionBombError as err:  # more pixels than PIL agrees to decode
+        raise ValueError(f"cannot decode image {path}: {err}") from None
     except (OSError, SyntaxError, ValueError) as err:  # PIL reports corrupt data with these
         raise ValueError(f"cannot decode image {path}: {err}") from err
