@@ -376,3 +376,12 @@ def test_an_input_size_that_cannot_be_allocated_is_refused_when_the_config_is_re
 
     with pytest.raises(ValueError, match=r"data.input_size \[65536, 256\]: each side must be <= 4096 px"):
         load_config("synthetic", ["data.input_size=[65536, 256]"])
+
+
+def test_a_temperature_that_would_overflow_the_final_evaluation_fails_before_training(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["synthetic", *TINY, f"train.out_dir={out}", "eval.decode={temperature: 1.0e-36}"]
+    assert cli.train_main(argv) == 2
+    line = _one_line(capsys)
+    assert "eval.decode={'temperature': 1e-36}: temperature=1e-36 makes the decode non-finite" in line
+    assert not out.exists()

@@ -130,6 +130,11 @@ def build_codec(config: Config, input_size: Sequence[int]) -> HeatmapCodec:
         raise ValueError(f"codec.options={config.codec.options}: {exc}") from None
 
 
+# The logit magnitude check_evaluation decodes (x 0.95): a trained heatmap network's logits stay far below
+# it, so decoder options that pass on it hold on real outputs.
+LOGIT_PROBE = 1e4
+
+
 def check_evaluation(config: Config, codec: HeatmapCodec, num_keypoints: int) -> None:
     """Fail now, not after training, when the evaluation settings cannot run: decode a small map with
     ``eval.decode`` (unknown or invalid decoder options), and refuse ``eval.flip_test`` under a convention
@@ -140,8 +145,12 @@ def check_evaluation(config: Config, codec: HeatmapCodec, num_keypoints: int) ->
     g = torch.Generator().manual_seed(0)
     maps = 0.05 + 0.9 * torch.rand(1, num_keypoints, h, w, generator=g)
     activation = "probabilities" if config.model.head == "binary" else codec.default_activation
+    # Logits as large as a trained network's may be: a decoder option (a temperature) that overflows on
+    # them fails now; the same check at decode time would fail only in the final evaluation.
+    probes = [maps] if activation != "logits" else [maps, LOGIT_PROBE * maps]
     try:
-        codec.decode(maps, activation=activation, **decode)
+        for probe in probes:
+            codec.decode(probe, activation=activation, **decode)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"eval.decode={decode}: {exc}") from None
     if config.eval.flip_test:
