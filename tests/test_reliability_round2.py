@@ -385,3 +385,84 @@ def test_a_temperature_that_would_overflow_the_final_evaluation_fails_before_tra
     line = _one_line(capsys)
     assert "eval.decode={'temperature': 1e-36}: temperature=1e-36 makes the decode non-finite" in line
     assert not out.exists()
+
+
+# -- point 18: what the loaders trust and what they drop ---------------------------------------------------
+def _coco_root(tmp_path: Path, file_name: str, declared=(64, 48)) -> Path:
+    """A COCO layout under ``tmp_path/coco`` with one 64 x 48 image and one person on it."""
+    from PIL import Image
+
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    (root / "val2017").mkdir()
+    Image.new("RGB", (64, 48)).save(root / "val2017" / "a.png")
+    keypoints = sum(([10 + i, 10 + i, 2] for i in range(17)), [])
+    data = {
+        "images": [{"id": 1, "file_name": file_name, "width": declared[0], "height": declared[1]}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [5, 5, 40, 30], "keypoints": keypoints}
+        ],
+    }
+    (root / "annotations" / "person_keypoints_val2017.json").write_text(json.dumps(data))
+    return root
+
+
+def test_an_image_name_that_leaves_data_root_is_refused(tmp_path):
+    from trainers.data.registry import load_dataset
+
+    (tmp_path / "outside.png").write_bytes(b"")
+    assert len(load_dataset("coco", _coco_root(tmp_path / "ok", "a.png"), "val")) == 1
+    for name in ("../../outside.png", str(tmp_path / "outside.png")):
+        root = _coco_root(tmp_path / f"bad{len(name)}", name)
+        with pytest.raises(ValueError, match=r"annotations\[0\]: image .*outside.png lies outside data.root"):
+            load_dataset("coco", root, "val")
+
+
+def test_a_declared_image_size_is_checked_against_the_file(tmp_path):
+    from trainers.data.registry import load_dataset
+
+    root = _coco_root(tmp_path, "a.png", declared=(10, 10))
+    assert len(load_dataset("coco", root, "val")) == 1  # unchecked: the box is clipped to 10 x 10
+    with pytest.raises(
+        ValueError, match=r"image id 1 \(a.png\) is declared 10 x 10 pixels, but the file is 64 x 48"
+    ):
+        load_dataset("coco", root, "val", check_images=True)
+
+
+def test_the_loaders_skip_summaries_are_printed(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from trainers.data import registry
+    from trainers.data.records import LoadResult, make_record
+
+    Image.new("RGB", (100, 100)).save(tmp_path / "face.png")
+    points = np.random.default_rng(0).uniform(20, 80, (98, 2))
+
+    def load(name, root, split, check_images=False):
+        result = LoadResult(source=f"{split}.txt")
+        for i in range(8):
+            result.append(
+                make_record(tmp_path / "face.png", points, [1] * 98, "wflw", f"{split}.txt:{i + 1}")
+            )
+        result.skip("duplicate line (same face as an earlier line, dropped)")
+        return result
+
+    monkeypatch.setattr(registry, "load_dataset", load)
+    argv = [
+        "wflw",
+        f"data.root={tmp_path}",
+        "data.input_size=[32, 32]",
+        "train.batch_size=4",
+        "train.max_steps=1",
+    ]
+    argv += [
+        "train.progress=false",
+        "train.device=cpu",
+        "data.num_workers=0",
+        f"train.out_dir={tmp_path / 'run'}",
+    ]
+    cli.train_main(argv)  # the notes come once the datasets are built, whatever the blank faces train to
+    err = capsys.readouterr().err
+    for split in ("train", "test"):
+        assert f"h3r-train: note: {split}.txt: 8 records loaded, skipped: 1 duplicate line" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -99,6 +100,15 @@ def _real_dataset(d: DataConfig, split: str, train: bool):
     if get_spec(d.name).metric == "ap":
         dataset.annotation_file = records.source  # the ground truth that COCO AP is computed against
     return dataset
+
+
+def report_skips(prog: str, datasets) -> None:
+    """One note on stderr per dataset whose loader skipped or merged records (its ``load_summary``: how
+    many, why, and where), so that a dropped person or a duplicate line is never silent."""
+    for dataset in datasets:
+        summary = getattr(dataset, "load_summary", "")
+        if summary and not summary.endswith("skipped: none"):
+            print(f"{prog}: note: {summary}", file=sys.stderr)
 
 
 def heatmap_size_for(input_size: Sequence[int], output_stride: int) -> tuple[int, int]:

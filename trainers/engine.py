@@ -50,6 +50,7 @@ from .build import (
     loss_for,
     make_optimizer,
     make_scheduler,
+    report_skips,
 )
 from .config import Config
 from .evaluate import evaluate
@@ -207,6 +208,7 @@ def _train(
         built = build_datasets(
             config, [r for r, s in (("train", train_set), ("eval", eval_set)) if s is None]
         )
+        report_skips("h3r-train", built)  # what the loaders dropped, before the run starts
         train_set = train_set if train_set is not None else built.pop(0)
         eval_set = eval_set if eval_set is not None else built.pop(0)
     codec = build_codec(config, tuple(train_set.input_size))

@@ -25,7 +25,7 @@ from h3r_theory import conventions, metrics
 from h3r_theory.codecs import HeatmapCodec
 
 from . import distributed as dist_utils
-from .build import build_codec, build_datasets, build_network, check_evaluation
+from .build import build_codec, build_datasets, build_network, check_evaluation, report_skips
 from .checkpoint import load_weights
 from .config import Config, EvalConfig
 from .data import transforms
@@ -303,6 +303,7 @@ def evaluate_checkpoint(
     info = dist_utils.setup("cuda" if torch.cuda.is_available() and config.train.device != "cpu" else "cpu")
     device = dist_utils.local_device(config.train.device, info)
     (eval_set,) = build_datasets(config, ["eval"])
+    report_skips("h3r-eval", [eval_set])
     codec = build_codec(config, eval_set.input_size)
     check_evaluation(config, codec, eval_set.num_keypoints)  # a bad eval.decode fails before any work
     torch.manual_seed(config.train.seed)

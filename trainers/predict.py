@@ -49,7 +49,7 @@ from h3r_theory.codecs import HeatmapCodec, RandomizedRounding
 from h3r_theory.codecs.randomized_rounding import DECODE_METHODS
 
 from . import checkpoint as checkpoint_io
-from .build import build_codec, build_datasets, build_network
+from .build import build_codec, build_datasets, build_network, report_skips
 from .config import Config, load_config
 from .data import transforms
 from .data.dataset import LandmarkDataset
@@ -250,6 +250,7 @@ def dataset_instances(config: Config, root: Path, split: str) -> list[Instance]:
         raise FileNotFoundError(f"dataset root not found: {root}")
     data = dataclasses.replace(config.data, root=str(root), eval_split=split)
     (dataset,) = build_datasets(dataclasses.replace(config, data=data), ["eval"])
+    report_skips("h3r-predict", [dataset])
     out = []
     for i, record in enumerate(dataset.records):
         image_id = record.extras.get("image_id", i)

@@ -213,4 +213,28 @@ def load_coco_keypoints(
         )
     if check_images:
         check_images_exist(result)
+        check_declared_sizes(json_file, image_root, images.values())
     return result
+
+
+def check_declared_sizes(json_file: Path, image_root: Path, images) -> None:
+    """``ValueError`` naming the image entry whose declared ``width`` x ``height`` is not its file's.
+
+    Boxes are clipped to the declared size: a 640 x 425 image declared 10 x 10 lost a person as an "empty
+    box after clipping". Only the header of each file is read (``PIL.Image.open`` decodes lazily). The
+    images of skipped annotations are checked too, since a wrong size is what skips them.
+    """
+    from PIL import Image
+
+    for image in images:
+        width, height = image.get("width"), image.get("height")
+        path = image_root / image["file_name"]
+        if width is None or height is None or not path.is_file():
+            continue
+        with Image.open(path) as pil:
+            actual = pil.size
+        if (float(width), float(height)) != (float(actual[0]), float(actual[1])):
+            raise ValueError(
+                f"{json_file}: image id {image['id']} ({image['file_name']}) is declared {width:g} x {height:g} "
+                f"pixels, but the file is {actual[0]} x {actual[1]}; boxes are clipped to the declared size"
+            )

@@ -34,6 +34,7 @@ with images in ``root/images``. AFLW has no original-format loader beyond HRNet'
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from . import coco
@@ -61,8 +62,29 @@ def load_dataset(name: str, root, split: str, check_images: bool = False) -> Loa
         raise FileNotFoundError(f"{name} root folder not found: {root}")
     converted = _mmpose_json(name, root, split) if name in _CONVERTED else None
     if converted is not None:
-        return _load_converted(name, root, split, converted, check_images)
-    return SPECS[name].load(root, split, check_images)
+        result = _load_converted(name, root, split, converted, check_images)
+    else:
+        result = SPECS[name].load(root, split, check_images)
+    check_inside_root(result, root)
+    return result
+
+
+def check_inside_root(records, root: Path) -> None:
+    """``ValueError`` naming the first record whose image path leaves ``root``: an annotation's file name
+    with ``..`` or an absolute path would read a file outside the dataset without a word.
+
+    The test is on the path as written (normalised, links not followed), so a root whose folders are
+    symbolic links to other disks is still accepted.
+    """
+    top = os.path.normpath(os.path.abspath(root))
+    for record in records:
+        image = getattr(record.image, "path", record.image)  # a MatImage names its .mat file
+        path = os.path.normpath(os.path.abspath(image))
+        if os.path.commonpath([top, path]) != top:
+            raise ValueError(
+                f"{record.source}: image {image} lies outside data.root {root} (a '..' or an absolute path in "
+                "the annotations); move the image under the root or fix the file name"
+            )
 
 
 def _load_converted(name: str, root: Path, split: str, path: Path, check_images: bool) -> LoadResult:
