@@ -34,7 +34,7 @@ extensions = [
     "sphinx-mathjax-offline",
 ]
 
-# Pages: the teaching path, the READMEs, docs/ (sweep, design notes, testing kit) and this site's own files.
+# Pages: the teaching path, the READMEs, docs/ (sweep, studies, design notes, testing kit) and this site's own files.
 include_patterns = [
     "README.md",
     "CONTRIBUTING.md",
@@ -42,6 +42,8 @@ include_patterns = [
     "notebooks/[0-9][0-9]_*.ipynb",
     "docs/*.md",
     "docs/sweep/README.md",
+    "docs/studies/README.md",
+    "docs/studies/*/study.md",
     "docs/book/**",
 ]
 # Pruned while Sphinx walks the tree (include_patterns alone would still walk .venv and runs/).
