@@ -466,3 +466,39 @@ def test_the_loaders_skip_summaries_are_printed(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     for split in ("train", "test"):
         assert f"h3r-train: note: {split}.txt: 8 records loaded, skipped: 1 duplicate line" in err
+
+
+def test_ctrl_c_while_h3r_predict_starts_is_one_line_and_status_130(tmp_path):
+    """The h3r-predict entry point (trainers.cli.predict_main) imports the predictor, and torch with it,
+    under the same guard as h3r-train: a Ctrl-C during the import is one line and status 130."""
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    code = "import sys; from trainers.cli import predict_main; sys.exit(predict_main(sys.argv[1:]))"
+    interrupted = 0
+    for delay in (0.2, 0.4, 0.7):  # inside the import of torch (1-3 s on the 2-core VM)
+        cmd = [
+            sys.executable,
+            "-c",
+            code,
+            "synthetic",
+            str(tmp_path / "none"),
+            "--checkpoint",
+            str(tmp_path / "x.pt"),
+        ]
+        proc = subprocess.Popen(
+            cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (delay, err)
+        if proc.returncode == 130:
+            interrupted += 1
+            assert "h3r-predict: interrupted" in err
+        else:
+            assert proc.returncode == 2, (delay, proc.returncode, err)  # it got past the import: the bad path
+    assert interrupted >= 1

@@ -302,7 +302,7 @@ def test_the_record_counts_the_chosen_rate_only_and_pairs_by_seed(tmp_path):
     records = runner.run_studies([study], workers=0, log=lambda m: None)
     runs = report.counted_runs(study, records)
     assert len(runs) == 2 * 2  # 2 strides x 2 seeds, one rate each
-    for (name, stride, steps, seed), r in runs.items():
+    for (name, stride, steps, _seed), r in runs.items():
         assert r["job"]["lr"] == runner.chosen_lr(study, records, name, stride, steps)
     ratio = report.paired(runs, ("rr_expected", 16, 3), ("rr_expected", 4, 3), ratio=True)
     expected = [runs[("rr_expected", 16, 3, s)]["mean_error_px"] / runs[("rr_expected", 4, 3, s)]["mean_error_px"]

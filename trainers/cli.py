@@ -200,3 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def predict_main(argv: Sequence[str] | None = None) -> int:
+    """``h3r-predict``: :func:`trainers.predict.main`, imported under :func:`exit_at_once_on_ctrl_c` (the
+    module imports torch, and a Ctrl-C during that import would leave a traceback or a crash at exit)."""
+    with exit_at_once_on_ctrl_c("h3r-predict"):
+        from .predict import main as predict
+
+    return predict(argv)
