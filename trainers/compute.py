@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -140,3 +142,15 @@ def measure_compute(
 
 
 __all__ = ["forward_flops", "parameter_count", "latency_per_image", "describe_device", "measure_compute"]
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what :mod:`platform` knows: for the records that
+    state where a measurement ran."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

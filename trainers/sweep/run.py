@@ -9,7 +9,6 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,14 +28,7 @@ from .report import COLUMNS, _plain, format_table, summarize_rows, targets, writ
 
 def machine_description() -> str:
     """A one-line description of where the sweep ran (for the README and the JSON record)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = compute.cpu_name()
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     text = f"{cpu}, {affinity} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
     if torch.cuda.is_available():
