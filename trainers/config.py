@@ -326,6 +326,24 @@ def set_dotted_value(data: dict, key: str, text: str) -> None:
     node[parts[-1]] = value
 
 
+def apply_section_overrides(
+    data: dict, overrides: Sequence[str], sections: Sequence[str], what: str, example: str
+) -> dict:
+    """A copy of ``data`` with ``key.sub=value`` overrides applied (values parsed as YAML), for configs whose
+    top-level keys are listed in ``sections`` (a sweep's, a study's) and validated after: the first part of
+    each key must be one of them, else ValueError naming ``what`` and the valid keys; ``example`` shows the
+    form in a malformed override's error."""
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    for item in overrides:
+        key, text = parse_override(item, "key", example)
+        if key.split(".")[0] not in sections:
+            raise ValueError(
+                f"unknown {what} key {key.split('.')[0]!r} in override {item!r}; valid keys: {list(sections)}"
+            )
+        set_dotted_value(data, key, text)
+    return data
+
+
 def apply_overrides(config: dict, overrides: Sequence[str]) -> dict:
     """Apply ``["section.key=value", ...]`` to a nested dict (values parsed as YAML); returns a new dict."""
     config = json.loads(json.dumps(config))  # deep copy of plain data

@@ -40,11 +40,10 @@ from ..bound import dataset_bound
 from ..build import make_optimizer, make_scheduler
 from ..config import (
     Config,
+    apply_section_overrides,
     from_dict,
-    parse_override,
     read_yaml_mapping,
     resolve_config_path,
-    set_dotted_value,
 )
 from ..config import validate as validate_config
 from ..data.synthetic import SyntheticLandmarks
@@ -167,14 +166,9 @@ def load_study(name: str, overrides: list[str] = ()) -> Study:
     """A study by bundled name (``convergence`` -> trainers/configs/study_convergence.yaml) or path."""
     candidate = Path(name)
     path = candidate if candidate.suffix in (".yaml", ".yml") else resolve_config_path(f"study_{name}")
-    data = read_yaml_mapping(path)
-    for item in overrides:
-        key, text = parse_override(item, "key", "budgets=[30,100] or base.train.batch_size=8")
-        if key.split(".")[0] not in STUDY_KEYS:
-            raise ValueError(
-                f"unknown study key {key.split('.')[0]!r} in override {item!r}; valid: {list(STUDY_KEYS)}"
-            )
-        set_dotted_value(data, key, text)
+    data = apply_section_overrides(
+        read_yaml_mapping(path), overrides, STUDY_KEYS, "study", "budgets=[30,100] or base.train.batch_size=8"
+    )
     return study_from_dict(data, str(path))
 
 

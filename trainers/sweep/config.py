@@ -11,11 +11,10 @@ from h3r_theory import codecs
 
 from ..config import (
     Config,
+    apply_section_overrides,
     from_dict,
-    parse_override,
     read_yaml_mapping,
     resolve_config_path,
-    set_dotted_value,
 )
 
 
@@ -208,15 +207,9 @@ def set_dotted(data: dict, overrides: Sequence[str]) -> dict:
     The first part must be a sweep key (``strides``, ``base``, ...); the result is validated afterwards,
     so a typo below ``base`` fails there with the list of valid keys.
     """
-    data = json.loads(json.dumps(data))
-    for item in overrides:
-        key, text = parse_override(item, "key", "strides=[4,16] or base.train.max_steps=100")
-        if key.split(".")[0] not in SWEEP_KEYS:
-            raise ValueError(
-                f"unknown sweep key {key.split('.')[0]!r} in override {item!r}; valid keys: {SWEEP_KEYS}"
-            )
-        set_dotted_value(data, key, text)
-    return data
+    return apply_section_overrides(
+        data, overrides, SWEEP_KEYS, "sweep", "strides=[4,16] or base.train.max_steps=100"
+    )
 
 
 def load_sweep(path: str | None = None, overrides: Sequence[str] = (), full: bool = False) -> SweepConfig:
