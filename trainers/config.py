@@ -288,7 +288,7 @@ _StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_y
 
 
 def parse_yaml(text: str) -> Any:
-    """``yaml.safe_load(text)``, refusing duplicate keys (:class:`_StrictLoader`)."""
+    """``yaml.safe_load(text)``, refusing duplicate keys (``_StrictLoader``)."""
     return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
 
 

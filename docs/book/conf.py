@@ -79,13 +79,16 @@ if not _importable("h3r_theory.testing"):
 nitpicky = True
 # Types of other libraries: without intersphinx (no network) Sphinx cannot link them, so they are not checked.
 nitpick_ignore_regex = [
-    ("py:class", r"(torch|numpy|np|sympy|sp|matplotlib|collections\.abc|typing|pathlib|argparse|os)\..*"),
+    ("py:class", r"(torch|numpy|np|sympy|sp|matplotlib|collections\.abc|typing|pathlib|argparse|os|yaml)\..*"),
     ("py:class", r"(Tensor|Figure|Axes|Path|Sequence|Mapping|Iterable|Iterator|Callable|Any|Generator)"),
     ("py:class", r"(Expr|Symbol|Rational|Matrix|Basic|ndarray|ArrayLike|DTypeLike|dtype|device)"),
     ("py:(obj|func|meth|data|attr)", r"(torch|numpy|np|sympy|sp|matplotlib)\..*"),
     # The trainers' internals (datasets, records, specs, transforms, the bound) are named in the docstrings of
     # the entry points but are not on the API page, which documents the public entry points only.
     ("py:(class|func|meth)", r"trainers\.(data|bound)\..*"),
+    # The codec kit's helpers (its sampled geometries, the diagnosis) are described on docs/testing.md; the
+    # API page documents the kit's public entry points.
+    ("py:(class|func)", r"h3r_theory\.testing\.(strategies|diagnose)\..*"),
 ]
 
 

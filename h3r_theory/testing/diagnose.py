@@ -171,7 +171,7 @@ def infer_convention(factory, probe=None, geometry: Geometry | None = None) -> C
     """Find the convention under which ``factory``'s codec is consistent.
 
     Encode: keypoints spread over the interior are encoded; a convention fits when each map's peak is the
-    cell nearest to its ``u(x)`` for all but :data:`ENCODE_TOLERANCE` of them (rounding and lossless codecs
+    cell nearest to its ``u(x)`` for all but ``ENCODE_TOLERANCE`` of them (rounding and lossless codecs
     alike put the peak on the nearest cell). Decode:
     Gaussian blobs centred exactly on integer cells are decoded, and a line fitted to ``x`` against the cell;
     a convention fits when its ``x(u)`` matches it within the same tolerance. A codec that rounds with

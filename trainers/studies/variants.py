@@ -21,7 +21,7 @@ pixels, and the predicted distribution over cells where there is one). The desig
 ==================  =====================================================  ===================================
 
 ``fusion``: how the tiny CNN brings its stride-4 and stride-8 features down to a coarser output stride:
-``"avgpool"`` (the package's fusion, :func:`trainers.models.layers.resample`) or ``"learned"`` (space to
+``"avgpool"`` (the package's fusion, ``trainers.models.layers.resample``) or ``"learned"`` (space to
 depth, then a 1 x 1 conv back to the same width: every sub-cell feature keeps its own weights instead of
 being averaged away).
 """
@@ -107,6 +107,7 @@ class LearnedDownsample(nn.Module):
         self.mix = conv_bn_act(channels * factor * factor, channels, kernel=1)
 
     def forward(self, x: Tensor) -> Tensor:
+        """(B, C, h, w) -> (B, C, h / factor, w / factor)."""
         return self.mix(F.pixel_unshuffle(x, self.factor))
 
 
@@ -114,7 +115,7 @@ class StudyNet(TinyNet):
     """The tiny CNN with the study's options: learned downsampling in the fusion, and ``channels`` output
     maps per keypoint (1: a heatmap; 3: a heatmap and an x, y sub-cell offset per cell).
 
-    With ``fusion="avgpool"`` and one channel it is exactly :class:`~trainers.models.tiny.TinyNet` (the
+    With ``fusion="avgpool"`` and one channel it is exactly ``trainers.models.tiny.TinyNet`` (the
     same parameters in the same order, built from the same random numbers)."""
 
     def __init__(
@@ -136,6 +137,7 @@ class StudyNet(TinyNet):
             nn.init.zeros_(self.head.conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, K, h, w) maps, or (B, K, channels, h, w) with more than one channel."""
         lateral = [layer(f) for layer, f in zip(self.laterals, self.multiscale(x), strict=True)]
         fused = [
             self.down[str(s)](f) if str(s) in self.down else resample(f, s, self.output_stride)
