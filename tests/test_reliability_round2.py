@@ -78,8 +78,14 @@ def test_ctrl_c_loses_no_log_record(tmp_path, monkeypatch, where, overrides):
         _sigint_on_call(monkeypatch, torch.amp.GradScaler, "update", 3)
     else:
         _sigint_on_call(monkeypatch, ckpt, "save_atomic", 1)  # the checkpoint of step 2, before its eval
-    with pytest.raises(TrainingInterrupted) as info:
-        engine.train(tiny(out, *overrides))
+    # A Ctrl-C reaches Python only where SIGINT is not ignored; a background job of a non-interactive shell
+    # (`bash -c '... &'`) inherits it ignored, so the test sets the interpreter's own handler for the run.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(TrainingInterrupted) as info:
+            engine.train(tiny(out, *overrides))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert info.value.step == (3 if where == "mid-update" else 2)
     monkeypatch.undo()
     resumed = engine.train(tiny(out, *overrides, "train.resume=auto"))
