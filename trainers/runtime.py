@@ -61,3 +61,9 @@ def to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
     if channels_last:
         out["image"] = out["image"].contiguous(memory_format=torch.channels_last)
     return out
+
+
+def one_thread_worker() -> None:
+    """Initializer of the worker processes of a sweep or a study: one torch thread per training, so that the
+    trainings, not their operations, run in parallel."""
+    torch.set_num_threads(1)

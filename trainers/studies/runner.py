@@ -49,7 +49,7 @@ from ..config import validate as validate_config
 from ..data.synthetic import SyntheticLandmarks
 from ..engine import seed_everything
 from ..logging_utils import write_text_atomic
-from ..runtime import batches, to_device
+from ..runtime import batches, one_thread_worker, to_device
 from . import budget as budget_lib
 from . import variants as variants_lib
 
@@ -455,14 +455,6 @@ def run_job(job: dict, study: Study) -> dict:
     }
 
 
-def _worker_init() -> None:
-    torch.set_num_threads(1)
-
-
-def _run_in_worker(job: dict, study: Study) -> dict:
-    return run_job(job, study)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The study
 # ---------------------------------------------------------------------------------------------------------
@@ -515,7 +507,7 @@ def run_studies(studies: list[Study], workers: int | None = None, log=print) -> 
         log(f"{len(records)} runs already finished in {folder}/runs are read back; {workers or 1} worker(s)")
         context = multiprocessing.get_context("spawn")
         pool = (
-            futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init)
+            futures.ProcessPoolExecutor(workers, mp_context=context, initializer=one_thread_worker)
             if workers
             else None
         )

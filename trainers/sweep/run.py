@@ -21,6 +21,7 @@ from ..data.batch_cache import BatchCache
 from ..engine import seed_everything, train
 from ..logging_utils import write_text_atomic
 from ..run_folder import note
+from ..runtime import one_thread_worker
 from .config import SweepConfig, base_config
 from .measure import build_decoders, fitted_temperature, measure, quantization_floor, store_temperature
 from .report import COLUMNS, _plain, format_table, summarize_rows, targets, write_results
@@ -232,10 +233,6 @@ def budget_columns(measured: dict) -> dict:
     return out
 
 
-def _worker_init() -> None:
-    torch.set_num_threads(1)  # one thread per training: the trainings, not their ops, run in parallel
-
-
 def default_workers() -> int:
     """One worker per core this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -360,7 +357,7 @@ def run_sweep(
         elif todo:
             context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited torch threads
             with futures.ProcessPoolExecutor(
-                min(workers, len(todo)), mp_context=context, initializer=_worker_init
+                min(workers, len(todo)), mp_context=context, initializer=one_thread_worker
             ) as pool:
                 pending = {pool.submit(run_job, sweep, jobs[i], out_dir, base_input): i for i in todo}
                 try:
