@@ -79,7 +79,10 @@ if not _importable("h3r_theory.testing"):
 nitpicky = True
 # Types of other libraries: without intersphinx (no network) Sphinx cannot link them, so they are not checked.
 nitpick_ignore_regex = [
-    ("py:class", r"(torch|numpy|np|sympy|sp|matplotlib|collections\.abc|typing|pathlib|argparse|os|yaml)\..*"),
+    (
+        "py:class",
+        r"(torch|numpy|np|sympy|sp|matplotlib|collections\.abc|typing|pathlib|argparse|os|yaml)\..*",
+    ),
     ("py:class", r"(Tensor|Figure|Axes|Path|Sequence|Mapping|Iterable|Iterator|Callable|Any|Generator)"),
     ("py:class", r"(Expr|Symbol|Rational|Matrix|Basic|ndarray|ArrayLike|DTypeLike|dtype|device)"),
     ("py:(obj|func|meth|data|attr)", r"(torch|numpy|np|sympy|sp|matplotlib)\..*"),
