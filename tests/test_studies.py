@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -314,3 +315,17 @@ def test_the_record_counts_the_chosen_rate_only_and_pairs_by_seed(tmp_path):
     text = paths["md"].read_text()
     assert "Stride 16 / stride 4 error ratio" in text and f"{ratio['mean']:.3f}" in text
     assert paths["representation"].stat().st_size > 0  # one budget: the designs' figure
+
+
+def test_the_cpu_estimate_weights_each_design_by_its_width():
+    """A width-16 grid costs its steps at seconds_per_step; a followup at width 32 adds (32 / 16) ** 1.7 of
+    one design's cost (the measured 3.2-3.4x per step), one at width 8 adds 0.31 of it."""
+    study = runner.load_study("representation")
+    plain = dataclasses.replace(study, followups=[])
+    per_design = runner.total_steps(plain) * plain.seconds_per_step / len(plain.variants)
+    assert runner.cpu_seconds(plain) == pytest.approx(per_design * len(plain.variants))
+    widths = [f["change"].get("width", 16) for f in study.followups]
+    assert sorted(widths) == [8, 16, 32]
+    expected = per_design * (len(plain.variants) + 1 + 2**1.7 + 2**-1.7)
+    assert runner.cpu_seconds(study) == pytest.approx(expected)
+    assert runner.width_cost(32) == pytest.approx(3.249, abs=1e-3)

@@ -277,6 +277,23 @@ def total_steps(study: Study) -> int:
     return (len(study.variants) + len(study.followups)) * len(study.strides) * sum(study.budgets) * per_seed
 
 
+def width_cost(width: int) -> float:
+    """A training step's CPU time relative to the tiny CNN's default width 16: (width / 16) ** 1.7, fitted to
+    one measurement (1 thread, batch 16, 128 px, the 2-core VM: 0.40x at width 8, 3.2-3.4x at width 32)."""
+    return (width / 16) ** 1.7
+
+
+def cpu_seconds(study: Study) -> float:
+    """The grid's training CPU time on 1 thread: its steps at ``seconds_per_step``, each variant's (and
+    followup's) weighted by :func:`width_cost` (a followup's width is its ``change``'s, else the default)."""
+    per_seed = len(study.lrs) + (len(study.seeds) - 1)
+    widths = [v.width for v in study.variants] + [
+        f["change"].get("width", variants_lib.Variant.width) for f in study.followups
+    ]
+    steps = len(study.strides) * sum(study.budgets) * per_seed
+    return sum(width_cost(w) for w in widths) * steps * study.seconds_per_step
+
+
 def read_records(folder: Path) -> dict:
     """Every finished run's record in ``folder/runs`` by key; a torn or foreign file is reported and skipped
     (it is run again)."""
@@ -469,10 +486,10 @@ def _fmt_seconds(seconds: float) -> str:
     )
 
 
-def _cost(steps: int) -> float:
-    """A run's relative cost for the ETA: its steps plus its measurement (about 70 steps' worth: 8
-    forward passes of the 256 test faces)."""
-    return steps + 70.0
+def _cost(steps: int, width: int = variants_lib.Variant.width) -> float:
+    """A run's relative cost for the ETA: its steps (weighted by :func:`width_cost`) plus its measurement
+    (about 70 steps' worth: 8 forward passes of the 256 test faces)."""
+    return (steps + 70.0) * width_cost(width)
 
 
 def _interleave(lists: list[list]) -> list:
@@ -502,8 +519,8 @@ def run_studies(studies: list[Study], workers: int | None = None, log=print) -> 
         for study in studies:
             ready, waiting = jobs(study, records)
             log(f"study {study.title!r}: {len(ready) + waiting} runs to go of the grid of "
-                f"{total_steps(study):,} training steps ({_fmt_seconds(total_steps(study) * per_step)} of CPU at "
-                f"{per_step} s/step on 1 thread, plus about 10 s of measurement per run)")  # fmt: skip
+                f"{total_steps(study):,} training steps ({_fmt_seconds(cpu_seconds(study))} of CPU at "
+                f"{per_step} s/step on 1 thread at width 16, plus about 10 s of measurement per run)")  # fmt: skip
         log(f"{len(records)} runs already finished in {folder}/runs are read back; {workers or 1} worker(s)")
         context = multiprocessing.get_context("spawn")
         pool = (
@@ -543,9 +560,9 @@ def run_studies(studies: list[Study], workers: int | None = None, log=print) -> 
                     write_text_atomic(folder / "runs" / f"{key}.json", json.dumps(record, indent=1))
                     records[key] = record
                     finished_now += 1
-                    done_cost += _cost(job["steps"])
+                    done_cost += _cost(job["steps"], job["spec"]["width"])
                     left = [jobs(s, records) for s in studies]
-                    left_cost = sum(_cost(j["steps"]) for r, _ in left for j in r) + sum(
+                    left_cost = sum(_cost(j["steps"], j["spec"]["width"]) for r, _ in left for j in r) + sum(
                         w * _cost(max(s.budgets)) for s, (_, w) in zip(studies, left)
                     )  # a run waiting on a selection counted at the largest budget: an upper bound
                     elapsed = time.perf_counter() - t_start
@@ -584,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
                 for job in ready:
                     print(job_key(job))
                 print(f"{study.title}: {len(ready)} runs ready, {waiting} waiting on a selection; the whole grid "
-                      f"is {total_steps(study):,} steps, {_fmt_seconds(total_steps(study) * study.seconds_per_step)} of CPU")  # fmt: skip
+                      f"is {total_steps(study):,} steps, {_fmt_seconds(cpu_seconds(study))} of CPU")  # fmt: skip
             return 0
         if not args.report:
             run_studies(studies, args.workers, log=lambda m: print(m, file=sys.stderr, flush=True))
