@@ -18,10 +18,11 @@ Edge semantics shared by all codecs (``u`` is a keypoint's heatmap coordinate, `
 * a constant (e.g. all-zero) heatmap carries no location: ``decode`` returns the heatmap centre with
   score 0 rather than an arbitrary cell.
 
-Precision: half-precision heatmaps (float16, bfloat16, as AMP produces) are decoded in float32 and the
-coordinates and scores are returned in the input dtype (rounded once, at the end). Note what that rounding
-costs: bfloat16 holds 8 significant bits, so a coordinate between 128 and 256 pixels comes back on a 1-pixel
-grid; call ``decode(heatmaps.float())`` to keep float32 coordinates.
+Precision: half-precision heatmaps (float16, bfloat16, as AMP produces) are decoded in float32, and the
+coordinates and scores are returned in float32 as computed, not rounded back to the maps' dtype: bfloat16
+holds 8 significant bits, so between 128 and 256 pixels it keeps only whole pixels, and rounding a sub-pixel
+decode onto that grid would throw away up to 0.5 px (float16: up to 0.0625 px there), more than the decoders
+remove. float32 and float64 maps are decoded and returned in their own dtype.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .peaks import Peak, constant_maps, map_logsumexp, scan_maps
 
 ACTIVATIONS = ("probabilities", "logits")
 SCORES = ("peak", "mass")  # what decode's scores are: see HeatmapCodec.decode
-HALF_DTYPES = (torch.float16, torch.bfloat16)  # decoded in float32, returned in their own dtype
+HALF_DTYPES = (torch.float16, torch.bfloat16)  # decoded in float32, and their results stay float32
 
 
 class Encoded:
@@ -151,6 +152,10 @@ class HeatmapCodec:
     ) -> tuple[Tensor, Tensor]:
         """Heatmaps (B, K, h, w) -> keypoints (B, K, 2) in input pixels and scores (B, K).
 
+        Both come back in the maps' dtype for float32 and float64 maps, and in float32 for float16 and
+        bfloat16 maps, which are decoded in float32 (see the module docstring for what rounding back would
+        cost).
+
         ``activation`` says what the maps hold: ``"logits"`` (raw outputs of a network trained with a softmax
         loss) or ``"probabilities"`` (the targets ``encode``/``expected`` produce, or outputs trained to
         match them). It defaults to the codec's :attr:`default_activation`, the space of a network trained
@@ -191,7 +196,8 @@ class HeatmapCodec:
             centre = uv.new_tensor([(w - 1) / 2, (h - 1) / 2])
             uv = torch.where(constant[..., None], centre, uv)
             scores = scores.masked_fill(constant, 0.0)
-        return self.to_input(uv).to(heatmaps.dtype), scores.to(heatmaps.dtype)
+        # maps.dtype: float32 for half-precision maps (see the module docstring), else the maps' own.
+        return self.to_input(uv).to(maps.dtype), scores.to(maps.dtype)
 
     def point_mass(self, heatmaps: Tensor, activation: str, peak: Peak, **options) -> Tensor:
         """The ``"mass"`` scores (B, K): the probability that the cells the decoder reads hold.
