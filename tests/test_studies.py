@@ -315,6 +315,15 @@ def test_the_record_counts_the_chosen_rate_only_and_pairs_by_seed(tmp_path):
     text = paths["md"].read_text()
     assert "Stride 16 / stride 4 error ratio" in text and f"{ratio['mean']:.3f}" in text
     assert paths["representation"].stat().st_size > 0  # one budget: the designs' figure
+    # The KL law: per seed, the RMS ratio in px is the stride ratio x the law's ratio x sqrt(the KL ratio).
+    (law,) = record["kl_law"]
+    for i, s in enumerate(law["law_ratio"]["seeds"]):
+        coarse, fine = runs[("rr_expected", 16, 3, s)], runs[("rr_expected", 4, 3, s)]
+        px = coarse["rms_error_px"] / fine["rms_error_px"]
+        assert px == pytest.approx(
+            4 * law["law_ratio"]["per_seed"][i] * law["kl_ratio"]["per_seed"][i] ** 0.5
+        )
+    assert "against the KL to the expected target" in text and f"{law['law_ratio']['mean']:.3f}" in text
 
 
 def test_the_cpu_estimate_weights_each_design_by_its_width():

@@ -54,6 +54,15 @@ def counted_runs(study: runner.Study, records: dict) -> dict[tuple, dict]:
     return out
 
 
+def _cells_over_sqrt_kl(record: dict) -> float | None:
+    """RMS error in cells over the square root of the KL (nats) to the expected target: the number the
+    cross-entropy's curvature predicts to be the same at every stride (notebook 11); None without a KL."""
+    kl = record.get("kl_nats")
+    if kl is None or not (math.isfinite(kl) and kl > 0):
+        return None
+    return record["rms_error_px"] / record["job"]["stride"] / math.sqrt(kl)
+
+
 def _value(record: dict, name: str) -> float | None:
     """A number of a run record by name: top-level, ``budget.*``, ``displacement.*``, or a derived one."""
     b = record["budget"]
@@ -62,6 +71,7 @@ def _value(record: dict, name: str) -> float | None:
         "slope": record["displacement"]["slope"],
         "wobble_px": record["displacement"]["wobble_px"],
         **{f"share_{p}": b[p] / b["sum_px2"] for p in PARTS},
+        "rms_cells_over_sqrt_kl": _cells_over_sqrt_kl(record),
     }
     if name in derived:
         return derived[name]
@@ -70,7 +80,7 @@ def _value(record: dict, name: str) -> float | None:
 
 SUMMARY = ("mean_error_px", "rms_error_px", "mse_px2", "val_mean_error_px", "budget_closure", *PARTS,
            "noise_sd_over_bound", "noise_var_over_bound", "slope", "wobble_px", "kl_nats",
-           *(f"share_{p}" for p in PARTS))  # fmt: skip
+           "rms_cells_over_sqrt_kl", *(f"share_{p}" for p in PARTS))  # fmt: skip
 
 
 def summarize(study: runner.Study, runs: dict, records: dict) -> list[dict]:
@@ -115,6 +125,29 @@ def ratios(study: runner.Study, runs: dict, names: list[str]) -> list[dict]:
             p = paired(runs, (name, coarse, steps), (name, fine, steps), ratio=True)
             if p is not None:
                 out.append({"variant": name, "steps": steps, "fine": fine, "coarse": coarse, **p})
+    return out
+
+
+def kl_law(study: runner.Study, runs: dict, names: list[str]) -> list[dict]:
+    """Per variant with a KL and per budget, paired by seed: the coarse / fine ratio of the RMS error in
+    cells over sqrt(KL) (1 if the error in cells is the same function of the KL at both strides), and the
+    coarse / fine ratio of the KL itself."""
+    fine, coarse = min(study.strides), max(study.strides)
+    out = []
+    for name in names:
+        for steps in study.budgets:
+            cells = [(name, s, steps) for s in (coarse, fine)]
+            if any(
+                _value(r, "rms_cells_over_sqrt_kl") is None
+                for (*c, _), r in runs.items()
+                if tuple(c) in cells
+            ):
+                continue
+            law = paired(runs, *cells, key="rms_cells_over_sqrt_kl", ratio=True)
+            kl = paired(runs, *cells, key="kl_nats", ratio=True)
+            if law is not None and kl is not None:
+                out.append({"variant": name, "steps": steps, "fine": fine, "coarse": coarse,
+                            "law_ratio": law, "kl_ratio": kl})  # fmt: skip
     return out
 
 
@@ -230,6 +263,23 @@ def markdown(record: dict) -> str:
         lines += _table(["variant", "steps", "ratio", "per seed"],
                         [[r["variant"], str(r["steps"]), _iv(r), ", ".join(f"{v:.2f}" for v in r["per_seed"])]
                          for r in record["ratios"]]) + [""]  # fmt: skip
+    if record.get("kl_law"):
+        summary = {(r["variant"], r["stride"], r["steps"]): r for r in record["summary"]}
+        fine, coarse = record["kl_law"][0]["fine"], record["kl_law"][0]["coarse"]
+        lines += [f"## The error in cells against the KL to the expected target (stride {fine} and {coarse})", "",
+                  "`cells / sqrt(KL)` = RMS error in cells over the square root of the KL (nats) of the predicted "
+                  f"distribution to the expected target; `law {coarse}/{fine}` = its stride-{coarse} / stride-{fine} "
+                  "ratio paired by seed (1 = the same error in cells at the same KL); `KL "
+                  f"{coarse}/{fine}` = the KL's own paired ratio.", ""]  # fmt: skip
+        body = []
+        for k in record["kl_law"]:
+            a = summary.get((k["variant"], fine, k["steps"]), {})
+            b = summary.get((k["variant"], coarse, k["steps"]), {})
+            body.append([k["variant"], str(k["steps"]), _iv(a.get("rms_cells_over_sqrt_kl")),
+                         _iv(b.get("rms_cells_over_sqrt_kl")), _iv(k["law_ratio"]), _iv(a.get("kl_nats"), 4),
+                         _iv(b.get("kl_nats"), 4), _iv(k["kl_ratio"])])  # fmt: skip
+        lines += _table(["variant", "steps", f"cells / sqrt(KL) at {fine}", f"at {coarse}", f"law {coarse}/{fine}",
+                         f"KL at {fine}", f"KL at {coarse}", f"KL {coarse}/{fine}"], body) + [""]  # fmt: skip
     if record["differences"]:
         ref = record["differences"][0]["reference"]
         lines += [f"## Paired differences to {ref} (px; negative = better than {ref})", ""]
@@ -379,6 +429,12 @@ def verdicts(study: runner.Study, record: dict, runs: dict) -> list[str]:
             stopped = "has stopped falling" if f["fall"] < 0.10 else "has NOT stopped falling"
             out.append(f"{f['variant']} at stride {fine} {stopped}: {f['fall'] * 100:.1f} % less error per doubling "
                        f"of the steps from {f['from']} to {f['to']}")  # fmt: skip
+    for k in record.get("kl_law", []):
+        if k["variant"] == "rr_expected" and k["steps"] == steps:
+            law, kl = k["law_ratio"], k["kl_ratio"]
+            out.append(f"rr_expected at {steps} steps: RMS error in cells per sqrt(KL to the expected target), "
+                       f"stride {coarse} over stride {fine}, paired: {_iv(law)} (1 = the same error in cells at the "
+                       f"same KL); the KL itself, stride {coarse} over {fine}: {_iv(kl)}")  # fmt: skip
     best = None
     for r in record["ratios"]:
         if r["steps"] == steps and (best is None or r["mean"] < best["mean"]):
@@ -451,6 +507,7 @@ def build_record(study: runner.Study, records: dict, command: str) -> dict:
         "run_settings": sorted({f"torch {r['torch']}, {r['threads']} thread(s)" for r in ours}),
         "summary": summary,
         "ratios": ratios(study, runs, names),
+        "kl_law": kl_law(study, runs, names),
         "differences": differences(study, runs, names, "rr_expected") if "rr_expected" in names else [],
         "falls": [
             {"variant": n, "stride": s, **f}
