@@ -3,10 +3,14 @@ multiple of one memory pass over the same maps.
 
     python benchmarks/codecs.py            # the ratio table, then the full grid (batch 1/64/1024, K 17/98, ...)
     python benchmarks/codecs.py --quick    # only the ratio tables (3 runs and their summary; --runs N)
+    python benchmarks/codecs.py --quick --kinds random,border   # only these kinds of maps
     python benchmarks/codecs.py --json out.json
 
-Ratio table: 1024 x 17 maps of 64 x 48 (the 214 MB of a batch of COCO-sized float32 heatmaps). Each decoder's
-time is printed as a multiple of one memory pass over the same maps (the faster of ``maps.sum()`` and
+Ratio table: 1024 x 17 maps of 64 x 48 (the 214 MB of a batch of COCO-sized float32 heatmaps), of four kinds
+(:data:`MAP_KINDS`): random logits (``4 * randn``, the table's only kind before), peaked maps as a trained network
+emits, flat maps as it emits early in training, and peaked maps whose peak lies in the border band (truncated
+keypoints), since a decoder's work can depend on what it reads (DARK's patches near the border, a flat map's
+maximum). Each decoder's time is printed as a multiple of one memory pass over the same maps (the faster of ``maps.sum()`` and
 ``maps.amax(-1)``: every cell read once, the floor for any decoder) and of a vectorised numpy argmax over them
 (``ndarray.argmax(-1)`` on the flattened maps, what the peer toolbox's decode is built on), so that the claim
 holds on any machine. Every call is timed in two conditions, in the same rounds:
@@ -17,6 +21,9 @@ holds on any machine. Every call is timed in two conditions, in the same rounds:
 * back to back: right after the same call, torch's threads asleep or spinning only from that call.
 
 Each figure is the fastest of its rounds (on a loaded machine the minimum is the least disturbed measurement).
+Each kind of map has its own table, its memory pass measured on its own maps in the same rounds; the parts rows
+(below) are timed on the random maps only. The summary at the end puts every decoder's median multiple of a pass
+on each kind side by side.
 Targets: Argmax and RandomizedRounding decode within 2x a memory pass and no slower than numpy's argmax,
 DARK and UDP within 4x. Decoders use their defaults (``score="peak"``); the ``score="mass"`` rows add the
 softmax mass of the cells read, which needs every map's softmax normaliser: one ``exp`` per cell, a
@@ -74,6 +81,49 @@ DECODERS = {
     "Argmax, score='mass'": ("argmax", {}, {"score": "mass"}, None),
     "RandomizedRounding window (logits), score='mass'": ("randomized_rounding", {}, {"score": "mass"}, None),
 }
+#: kind of map -> what it stands for; :func:`make_logits` draws them.
+MAP_KINDS = {
+    "random": "4 * randn logits: a peak somewhere in each map, of random height",
+    "peaked": "one Gaussian peak (sigma 2 cells) anywhere in the cell-centre box: its log + 0.1 randn",
+    "flat": "0.01 * randn logits: almost constant maps, as a network emits early in training",
+    "border": "the peaked maps with their centre in the border band (within half a cell of an edge, one axis)",
+}
+PEAK_SIGMA_CELLS = 2.0
+
+
+def make_logits(kind: str, batch: int, k: int, w: int, h: int, generator: torch.Generator) -> torch.Tensor:
+    """(batch, k, h, w) float32 logit maps of one of :data:`MAP_KINDS`, drawn from ``generator``.
+
+    The peaked kinds are the log of a Gaussian of :data:`PEAK_SIGMA_CELLS` cells (so their per-map softmax is
+    the Gaussian target a trained network approximates) plus noise of 0.1 logits, so that the peak is not
+    exactly the Gaussian's. ``border`` puts the centre on one axis (x or y, one each way per map) uniformly
+    in the half cell on either side of the outermost cell centre, ``[-0.5, 0.5]`` or ``[n - 1.5, n - 0.5]``
+    cells, the other axis anywhere in the cell-centre box: the peak cell is then on the map's edge, or next to
+    it where the noise outweighs the Gaussian's difference between the two (each table prints the share of
+    its maps whose first maximum lies on the edge: :func:`share_of_peaks_on_the_edge`).
+    """
+    if kind == "random":
+        return 4 * torch.randn(batch, k, h, w, generator=generator)
+    if kind == "flat":
+        return 0.01 * torch.randn(batch, k, h, w, generator=generator)
+    if kind not in ("peaked", "border"):
+        raise ValueError(f"kind must be one of {sorted(MAP_KINDS)}, got {kind!r}")
+    size = torch.tensor([w - 1.0, h - 1.0])
+    centre = torch.rand(batch, k, 2, generator=generator) * size  # (B, K, 2) cells, x then y
+    if kind == "border":
+        axis = torch.randint(0, 2, (batch, k), generator=generator)  # which axis lies in the band
+        far = torch.randint(0, 2, (batch, k), generator=generator).float()  # which side of it
+        offset = torch.rand(batch, k, generator=generator) - 0.5  # [-0.5, 0.5) cells about the edge centre
+        edge = far * size[axis] + offset
+        centre = centre.scatter(-1, axis[..., None], edge[..., None])
+    x = torch.arange(w, dtype=torch.float32)
+    y = torch.arange(h, dtype=torch.float32)
+    dx2 = (x - centre[..., :1]) ** 2  # (B, K, w)
+    dy2 = (y - centre[..., 1:]) ** 2  # (B, K, h)
+    logits = -(dy2[..., :, None] + dx2[..., None, :]) / (2 * PEAK_SIGMA_CELLS**2)
+    return logits + 0.1 * torch.randn(logits.shape, generator=generator)
+
+
 #: The decoders held to "no slower than numpy's argmax": the ones that do no more than find the peak and
 #: read a few cells around it.
 NUMPY_ARGMAX_TARGET = (
@@ -153,22 +203,13 @@ def exp_every_cell(maps: torch.Tensor, chunk_cells: int = 1 << 18) -> None:
         torch.exp(part, out=buffer[: part.numel()])
 
 
-def ratio_table(rounds: int = 15) -> list[dict]:
-    """Decode times of every decoder on :data:`RATIO_CASE`, with the memory pass and numpy argmax, interleaved,
-    each after a torch pass and back to back (see the module docstring)."""
-    batch, k, (w, h) = RATIO_CASE
-    g = torch.Generator().manual_seed(0)
-    logits = 4 * torch.randn(batch, k, h, w, generator=g)  # logit-like maps: a peak somewhere in each
-    flat_np = logits.numpy().reshape(batch * k, h * w)
+def decode_parts(logits: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """The parts every decode is made of, as calls on ``logits`` (B, K, h, w), to see where its time goes."""
+    _, _, h, w = logits.shape
     ix, iy, peak, _ = scan_maps(logits)
     chunk_1mb = (1 << 20) // (h * w * logits.element_size())  # the normaliser's chunks, for the argmax alone
     logits_grad = logits.clone().requires_grad_()  # onmap_patch's gradient path: indexing unfold's view
-    calls: dict[str, Callable[[], object]] = {
-        "memory pass (maps.sum())": lambda: logits.sum(),
-        "memory pass (maps.amax(-1))": lambda: logits.amax(-1),
-        "numpy argmax (ndarray.argmax(-1))": lambda: flat_np.argmax(-1),
-        "torch.max(dim=-1) with indices": lambda: logits.flatten(-2).max(dim=-1),
-        # the parts every decode is made of, to see where its time goes
+    return {
         # decode checks finiteness on the peaks (check_heatmap_peaks); the full scan is kept for reference
         "  part: full finiteness scan (check_heatmaps)": lambda: check_heatmaps(logits, (w, h)),
         "  part: first maximum (scan_maps)": lambda: scan_maps(logits),
@@ -182,11 +223,40 @@ def ratio_table(rounds: int = 15) -> list[dict]:
         "  part: the same by unfold's view (with grad)": lambda: onmap_patch(logits_grad, ix, iy, 7),
         "  part: DARK's blurred 3 x 3 (_blurred_3x3)": lambda: _blurred_3x3(logits, ix, iy, 2.0, "zero"),
     }
+
+
+def share_of_peaks_on_the_edge(logits: torch.Tensor) -> float:
+    """The fraction of the maps (B, K, h, w) whose first maximum lies in the outermost row or column."""
+    _, _, h, w = logits.shape
+    ix, iy, _, _ = scan_maps(logits)
+    return ((ix == 0) | (ix == w - 1) | (iy == 0) | (iy == h - 1)).double().mean().item()
+
+
+def ratio_table(rounds: int = 15, kind: str = "random") -> list[dict]:
+    """Decode times of every decoder on :data:`RATIO_CASE` maps of one of :data:`MAP_KINDS`, with the memory
+    pass and numpy argmax over the same maps, interleaved, each after a torch pass and back to back (see the
+    module docstring); the parts of a decode on the ``random`` kind only."""
+    batch, k, (w, h) = RATIO_CASE
+    g = torch.Generator().manual_seed(0)
+    logits = make_logits(kind, batch, k, w, h, g)
+    # one per-map softmax, shared by the decoders that read probabilities
+    probabilities = logits.flatten(-2).softmax(-1).view_as(logits)
+    flat_np = logits.numpy().reshape(batch * k, h * w)
+    on_edge = share_of_peaks_on_the_edge(logits)
+    calls: dict[str, Callable[[], object]] = {
+        "memory pass (maps.sum())": lambda: logits.sum(),
+        "memory pass (maps.amax(-1))": lambda: logits.amax(-1),
+        "numpy argmax (ndarray.argmax(-1))": lambda: flat_np.argmax(-1),
+        "torch.max(dim=-1) with indices": lambda: logits.flatten(-2).max(dim=-1),
+    }
+    if kind == "random":
+        calls.update(decode_parts(logits))
     for label, (name, options, decode_options, _) in DECODERS.items():
         codec = codecs.build(name, input_size=(w * STRIDE, h * STRIDE), heatmap_size=(w, h), **options)
-        maps = logits.softmax(-1) if decode_options.get("activation") == "probabilities" else logits
-        if codec.default_activation == "probabilities" and "activation" not in decode_options:
-            maps = logits.flatten(-2).softmax(-1).view_as(logits)  # Gaussian-style codecs read probabilities
+        activation = decode_options.get("activation", codec.default_activation)
+        maps = (
+            probabilities if activation == "probabilities" else logits
+        )  # Gaussian-style codecs: probabilities
         calls[label] = lambda c=codec, m=maps, o=decode_options: c.decode(m, **o)
     other = torch.randn_like(logits)  # what the torch pass before each "after a torch pass" call reads
     after = dict.fromkeys(calls, float("inf"))
@@ -210,6 +280,8 @@ def ratio_table(rounds: int = 15) -> list[dict]:
         for label, seconds in best.items():
             rows.append(
                 {
+                    "maps": kind,
+                    "peaks_on_edge": on_edge,
                     "what": label,
                     "condition": "after a torch pass" if best is after else "back to back",
                     "ms": 1e3 * seconds,
@@ -235,9 +307,12 @@ def verdicts(row: dict) -> list[tuple[str, bool]]:
 
 
 def print_ratio_table(rows: list[dict]) -> None:
+    """One kind's table (``rows`` from :func:`ratio_table`)."""
     batch, k, (w, h) = RATIO_CASE
+    kind = rows[0]["maps"]
     print(
-        f"\ndecode of {batch} x {k} maps of {w}x{h} float32 on the CPU, fastest of the interleaved rounds; "
+        f"\ndecode of {batch} x {k} {kind} maps of {w}x{h} float32 on the CPU ({MAP_KINDS[kind]}; first maximum "
+        f"on the edge in {100 * rows[0]['peaks_on_edge']:.1f} % of them), fastest of the interleaved rounds; "
         "each figure: after a torch pass | back to back"
     )
     print(
@@ -257,19 +332,27 @@ def print_ratio_table(rows: list[dict]) -> None:
         )
 
 
-def print_run_summary(runs: list[list[dict]]) -> None:
+def _picked(runs: list[list[dict]], kind: str, label: str, condition: str) -> list[dict]:
+    """The row of ``label`` on ``kind`` maps in ``condition``, from every run."""
+    return [
+        next(r for r in run if r["maps"] == kind and r["what"] == label and r["condition"] == condition)
+        for run in runs
+    ]
+
+
+def print_run_summary(runs: list[list[dict]], kind: str = "random") -> None:
     """Per decoder and condition: the median and range over the runs of its multiples, verdicts on the medians.
 
     Why: on a shared machine one run's verdict can flip with the memory pass it is divided by; the median of
     several runs is the figure to quote, and the range says how far one run may stray from it.
     """
-    print(f"\nover the {len(runs)} runs: median [min - max] of each multiple; verdicts on the medians")
+    print(
+        f"\n{kind} maps, over the {len(runs)} runs: median [min - max] of each multiple; verdicts on the medians"
+    )
     print(f"{'':50s} {'condition':19s} {'x memory pass':>22s} {'x numpy argmax':>22s}  target")
     for condition in ("after a torch pass", "back to back"):
         for label in DECODERS:
-            picked = [
-                next(r for r in run if r["what"] == label and r["condition"] == condition) for run in runs
-            ]
+            picked = _picked(runs, kind, label, condition)
             memory = sorted(r["x_memory_pass"] for r in picked)
             numpy_argmax = sorted(r["x_numpy_argmax"] for r in picked)
             median = dict(
@@ -284,6 +367,30 @@ def print_run_summary(runs: list[list[dict]]) -> None:
             )
 
 
+def print_kind_summary(runs: list[list[dict]], kinds: list[str]) -> None:
+    """Every decoder's median multiple of a memory pass over the runs, one column per kind of map, each figure
+    after a torch pass | back to back, with the target's verdict on both (on the medians)."""
+    print(
+        f"\nevery kind of map, median over the {len(runs)} runs of the multiple of a memory pass over the same "
+        "maps; each figure: after a torch pass | back to back; * a target missed"
+    )
+    print(f"{'':50s}" + "".join(f" {kind:>16s}" for kind in kinds) + "  target")
+    for label in DECODERS:
+        cells, target = [], DECODERS[label][3]
+        for kind in kinds:
+            pair = []
+            for condition in ("after a torch pass", "back to back"):
+                median = statistics.median(r["x_memory_pass"] for r in _picked(runs, kind, label, condition))
+                missed = target is not None and median > target
+                pair.append(f"{median:5.2f}{'*' if missed else ' '}")
+            cells.append("|".join(pair))
+        print(
+            f"{label:50s}"
+            + "".join(f" {cell:>16s}" for cell in cells)
+            + (f"  <= {target:g}x" if target else "")
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the ratio table")
@@ -291,18 +398,36 @@ def main() -> None:
     parser.add_argument(
         "--runs", type=int, default=3, help="ratio tables to time, one after the other (default 3)"
     )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(MAP_KINDS),
+        help=f"comma-separated kinds of maps for the ratio tables (default: all of {', '.join(MAP_KINDS)})",
+    )
     args = parser.parse_args()
     if args.runs < 1:
         parser.error(f"--runs must be >= 1, got {args.runs}")
+    kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in MAP_KINDS]
+    if unknown or not kinds:
+        parser.error(
+            f"--kinds: unknown kind {', '.join(unknown) or '(none given)'}; choose from {', '.join(MAP_KINDS)}"
+        )
 
     print(f"machine: {machine_description()}")
     runs = []
     for run in range(args.runs):
         print(f"\nrun {run + 1} of {args.runs}")
-        runs.append(ratio_table())
-        print_ratio_table(runs[-1])
+        rows = []
+        for kind in kinds:
+            table = ratio_table(kind=kind)
+            print_ratio_table(table)
+            rows += table
+        runs.append(rows)
     if args.runs > 1:
-        print_run_summary(runs)
+        for kind in kinds:
+            print_run_summary(runs, kind)
+    print_kind_summary(runs, kinds)
+    print(f"\nmachine at the end: {machine_description()}")
     ratios = [dict(row, run=run) for run, table in enumerate(runs) for row in table]
     rows = []
     if not args.quick:
