@@ -121,6 +121,21 @@ def test_mpii_valid_without_gt_valid_says_the_head_boxes_are_missing(tmp_path, c
 
 
 @pytest.mark.real_samples
+def test_default_splits_name_the_missing_one_and_the_usable_one(tmp_path, capsys):
+    """The sample has MPII's validation list only: train (the config's train split) is MISSING, valid is fine."""
+    root = sample_root(tmp_path, "mpii")
+    status, out, _ = run(capsys, "mpii", root)
+    assert status == 1
+    assert line(out, "train", "annotations")[2:3] == ["MISSING"]
+    assert line(out, "train", "annotations")[3].startswith(
+        f"MPII annotation list expected at {root}/annot/train.json"
+    )
+    assert out[-1] == (
+        "verdict: NOT usable (1 of 7 checks failed: train annotations MISSING; splits without a problem: valid)"
+    )
+
+
+@pytest.mark.real_samples
 def test_original_wflw_lists_without_images(tmp_path, capsys):
     """The ORIGINAL WFLW subset lists (annotations only): annotations, counts and crops ok, images MISSING."""
     source = real_samples_dir("wflw_original")

@@ -5,17 +5,21 @@
     h3r-check-data mpii /data/mpii --images 0           # skip decoding images
 
 For each split it reads the files with the same loaders training uses (:func:`trainers.data.load_dataset`,
-so nothing here parses a format a second time) and prints one line per check::
+so nothing here parses a format a second time) and prints one line per check. On the WFLW real sample (mmpose's
+converted test JSON and its two images, arranged as ``tests/test_check_data.py`` arranges them)::
 
-    SPLIT  CHECK        STATUS   DETAIL
-    test   annotations  ok       /data/WFLW/WFLW_annotations/.../list_98pt_rect_attr_test.txt
-    test   records      ok       2500 records; skipped: none
-    test   keypoints    ok       98 per record in 2500/2500 records; labelled per record 98..98
-    test   boxes        ok       2500/2500 boxes present, 2500/2500 crops valid
-    test   normaliser   ok       2500/2500 positive (keypoints (60, 72))
-    test   images       ok       2500/2500 files present (2500 distinct); 20/20 sampled decode
+    $ h3r-check-data wflw wflw --split test
+    h3r-check-data wflw wflw (splits: test)
+    SPLIT            CHECK        STATUS   DETAIL
+    test             annotations  ok       wflw/annotations/face_landmarks_wflw_test.json
+    test             records      ok       4 records; skipped: none
+    test             keypoints    ok       98 per record in 4/4 records; labelled per record 98..98
+    test             boxes        ok       4/4 boxes present, 4/4 crops valid
+    test             normaliser   ok       4/4 positive (keypoints (60, 72))
+    test             images       ok       4/4 records' images present (2 distinct, 2 files); 2/2 sampled images decode
+    verdict: usable (6 checks ok; splits test)
 
-then a verdict. STATUS is ``ok``, ``MISSING`` (a file or folder is not where the loader looks: the detail names
+The last line is the verdict. STATUS is ``ok``, ``MISSING`` (a file or folder is not where the loader looks: the detail names
 the path) or ``BAD`` (present but unusable: the detail names the file and line or record). Exit status: 0 when
 every check is ok, 1 when one is not, 2 (one line, no traceback) for a bad argument: an unknown dataset
 name, a root that is not a folder, a split the dataset does not have, a negative ``--images``.
@@ -37,7 +41,7 @@ normaliser
     (from ``annot/gt_valid.mat``). COCO has none (OKS uses the area) and MPII's other splits are not scored.
 images
     every image file exists (each distinct path stat-ed once), and an evenly spaced sample of ``--images``
-    records decodes (:func:`~trainers.data.records.load_image`).
+    distinct images decodes (:func:`~trainers.data.records.load_image`).
 """
 
 from __future__ import annotations
@@ -284,7 +288,9 @@ def verdict(checks: Sequence[Check]) -> tuple[str, int]:
     if not problems:
         return f"verdict: usable ({len(checks)} checks ok; splits {splits})", 0
     failed = ", ".join(f"{c.split} {c.what} {c.status}" for c in problems)
-    return f"verdict: NOT usable ({len(problems)} of {len(checks)} checks failed: {failed})", 1
+    clean = [s for s in dict.fromkeys(c.split for c in checks) if s not in {c.split for c in problems}]
+    usable = f"; splits without a problem: {', '.join(clean)}" if clean else ""
+    return f"verdict: NOT usable ({len(problems)} of {len(checks)} checks failed: {failed}{usable})", 1
 
 
 class _Parser(argparse.ArgumentParser):
