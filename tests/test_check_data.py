@@ -39,13 +39,16 @@ def _link(target: Path, link: Path) -> Path:
     return link
 
 
-def sample_root(tmp_path: Path, name: str, annotation: str | None = None) -> Path:
-    """The real sample of ``name`` as a dataset root: its annotation file where the loader looks, its images
-    in the image folder, and for MPII the validation ground truth (head boxes) as ``annot/gt_valid.mat``.
-    ``annotation`` replaces the sample's annotation file name (a wrong file in the right place)."""
+def sample_root(
+    tmp_path: Path, name: str, annotation: str | None = None, folder_name: str | None = None
+) -> Path:
+    """The real sample of ``name`` as a dataset root ``tmp_path / (folder_name or name)``: its annotation file
+    where the loader looks, its images in the image folder, and for MPII the validation ground truth (head
+    boxes) as ``annot/gt_valid.mat``. ``annotation`` replaces the sample's annotation file name (a wrong file
+    in the right place)."""
     folder, ann, place, images, *_ = SAMPLES[name]
     source = real_samples_dir(folder)
-    root = tmp_path / name
+    root = tmp_path / (folder_name or name)
     _link(source / (annotation or ann), root / place)
     for image in sorted(source.iterdir()):
         if image.suffix in IMAGE_SUFFIXES:
@@ -339,3 +342,21 @@ def test_sample_is_evenly_spaced_and_bounded():
     assert check._sample(list(range(10)), 3) == [0, 4, 9]  # linspace 0, 4.5, 9 rounded half to even
     assert check._sample(list(range(2)), 20) == [0, 1]
     assert check._sample(list(range(5)), 0) == []
+
+
+@pytest.mark.real_samples
+def test_the_outputs_shown_in_docs_data_md_are_what_the_command_prints(tmp_path, capsys, monkeypatch):
+    """Each ``$ h3r-check-data ...`` block of docs/data.md, run again on the roots it describes."""
+    text = (REPO_ROOT / "docs/data.md").read_text()
+    blocks = [b.split("```", 1)[0].strip("\n").splitlines() for b in text.split("```\n$ h3r-check-data ")[1:]]
+    assert len(blocks) == 3
+    sample_root(tmp_path, "wflw", folder_name="WFLW")
+    sample_root(tmp_path, "mpii", folder_name="MPII")
+    lists = real_samples_dir("wflw_original") / "list_98pt_test_makeup.txt"
+    _link(lists, tmp_path / "WFLW_lists/WFLW_annotations/list_98pt_test/list_98pt_test_makeup.txt")
+    monkeypatch.chdir(tmp_path)  # the page shows roots relative to where the command ran
+    for block in blocks:
+        argv, shown = block[0].split(), block[1:]
+        status, out, err = run(capsys, *argv)
+        assert err == [] and status == (0 if shown[-1].startswith("verdict: usable") else 1)
+        assert out == shown, f"docs/data.md shows another output for h3r-check-data {block[0]}"
