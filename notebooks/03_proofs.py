@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -142,7 +142,8 @@ check("RR one sample 1-D", rr.single_sample_error(1).closed_form, sim_rr["mean_a
 
 # %% [markdown]
 # That the network still learns $u$ from these noisier targets is the risk decomposition of notebook 2,
-# $\mathbb E[(q - c)^2] = (c - u)^2 + e(1-e)$, and, for the cross-entropy loss, claim 2 of notebook 5.
+# $\mathbb E[(q - c)^2] = (c - u)^2 + e(1-e)$, and, for the cross-entropy loss, section 5.1 of notebook 5
+# ("Softmax cross-entropy: the optimum is the expected target").
 #
 # ## Claim 4. The expected target decodes to $u$ exactly (losslessness)
 #
@@ -179,9 +180,10 @@ for method, options in (("topk", {"k": 9}), ("topk", {"k": 4}), ("window", {"rad
 # the $k$ largest values anywhere on the map; the window takes the $(2r+1)^2$ cells around the maximum (cells
 # beyond the border count as 0). The weights are the values themselves (`activation="probabilities"`, negatives
 # count as 0) or a softmax over them (`activation="logits"`). Top-9 with logits is the decoder of the H3R
-# release: an independent check found it equal, to 0.0 px, to this package's
-# `decode(method="topk", k=9, activation="logits")` under the release's $u = x/s$ pixel convention
-# (`../shared/notes/h3r-release.md`). In a few lines, on (B, K, h, w) maps, returning cells:
+# release (github.com/baoshengyu/H3R: its `heatmap2coord`, with `HEATMAP.TOPK: 9` in the released configs).
+# Notebook 9, section 9.2, writes that decoder out and asserts it equal, within 1e-9 px, to this package's
+# `decode(method="topk", k=9, activation="logits")` under the release's $u = x/s$ pixel convention. In a few
+# lines, on (B, K, h, w) maps, returning cells:
 
 
 # %%
