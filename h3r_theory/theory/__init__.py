@@ -10,6 +10,8 @@ Modules, one claim family each (all positions in heatmap cells unless said other
 * :mod:`.consistency` (item 4): softmax-CE and BCE optima, the odds bias of a softmax over BCE logits,
   MSE-to-Gaussian + argmax.
 * :mod:`.resolution` (item 5): NME term linear in the stride, head cost ~ 1/stride^2.
+* :mod:`.curvature`: the cross-entropy to the expected target near its optimum, KL ~ delta^2 / (2 f (1 - f)):
+  its curvature in pixels falls as 1 / stride^2, and the RMS error at a given KL is sqrt(KL / 3) cells.
 * :mod:`.montecarlo`: the seeded simulations through :mod:`h3r_theory.codecs` and :mod:`h3r_theory.losses`.
 * :mod:`.table`: every closed form beside its simulated value.
 
