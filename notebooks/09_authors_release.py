@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -16,19 +16,21 @@
 # %% [markdown]
 # # 9. The authors' release, read closely
 #
-# Yu & Tao released inference code and weights for randomized rounding (github.com/baoshengyu/H3R, last
-# commit 2021-11-25). What follows rests on the facts recorded from that repository in the project's notes
-# (`../shared/notes/h3r-release.md`); no line of it is copied here. In short:
+# Yu & Tao released inference code and weights for randomized rounding (github.com/baoshengyu/H3R; its
+# `README.md` read at commit `9602f745`). What follows rests on that repository: its issues, its configs and
+# the code named below; no line of it is copied here. In short:
 #
-# * **No training code.** The encoder named in the configs is not in the repository; the author described it
-#   in issue #2: the activation point is "randomly assigned to one of the alternative activation points in each
-#   mini batch according to the fractional part" (one randomized-rounding sample per iteration). The training
-#   loss is not documented (users ask in issue #7).
+# * **No training code.** The encoder named in the configs (`HEATMAP.ENCODER: Coordinate2BinaryHeatmap`) is not
+#   in the repository. The author described it in issue #2 (2020-09-22): the activation point is "randomly
+#   assigned to one of the alternative activation points in each mini batch according to the fractional part"
+#   (one randomized-rounding sample per iteration). The training loss is not documented (users ask in issue #7).
 # * **The head** (`BinaryHeadBlock`): 1x1 conv, BatchNorm, ReLU, 1x1 conv with $2K$ outputs, reshaped to
-#   $(N, 2, K, H, W)$: a background / foreground pair of maps per landmark, **class-major**.
+#   $(N, 2, K, H, W)$: a background / foreground pair of maps per landmark, **class-major**. Both convs are
+#   built with `bias=False`: the last conv has **no bias**.
 # * **The decoder** (`heatmap2coord`): channel 1 of each landmark, the $k$ largest raw values over the
 #   **whole map**, a softmax over those $k$ values, the weighted mean of their cell indices, times the
-#   stride, with no half-pixel offset. $k = 9$ in every released config; heatmap stride 4 in all of them.
+#   stride, with no half-pixel offset. $k = 9$ in every released config (`HEATMAP.TOPK: 9`); heatmap stride 4
+#   in all of them (`HEATMAP.STRIDE: 4.0`).
 #
 # **Learning goals.** After this notebook you can
 #
@@ -77,31 +79,42 @@ FLOOR_CELLS = float(quantization.mean_quantization_error("round", 2))  # vanilla
 # conv channel $cK + k$ is class $c$ of landmark $k$. This package's `binary` head reshapes to
 # $(B, K, 2, h, w)$, so conv channel $2k + c$ is class $c$ of keypoint $k$ (`trainers/models/layers.py`).
 # Same numbers, another order: to run the authors' conv inside this package's head, permute its output
-# channels; the outputs then agree after swapping the two middle axes.
+# channels; the outputs then agree after swapping the two middle axes. One difference is more than an order:
+# this package's last conv has a **bias** (`KeypointHead.conv`; section 9.4 uses it to start at the prior), the
+# release's has none. The release's head is therefore this package's with the bias held at 0, as the
+# stand-in below is built.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 g = torch.Generator().manual_seed(SEED)
 K, C_IN, H, W = 3, 8, 5, 4
 features = torch.randn(2, C_IN, H, W, generator=g, dtype=torch.float64)
-authors_conv = torch.nn.Conv2d(C_IN, 2 * K, kernel_size=1).double()  # stands for the release's last conv
+# Stands for the release's last conv, which has no bias (BinaryHeadBlock: bias=False).
+authors_conv = torch.nn.Conv2d(C_IN, 2 * K, kernel_size=1, bias=False).double()
 authors_out = authors_conv(features).reshape(2, 2, K, H, W)  # (N, 2, K, H, W): class-major
 
-ours = KeypointHead(C_IN, K, kind="binary").double()
+# In eval mode: in training mode the head would set a zero bias to the prior on its first call (section 9.4),
+# and here the weights are loaded by hand.
+ours = KeypointHead(C_IN, K, kind="binary").double().eval()
 # ours.conv channel 2k + c must hold the authors' channel c K + k.
 authors_channel = torch.tensor([c * K + k for k in range(K) for c in range(2)])
 with torch.no_grad():
     ours.conv.weight.copy_(authors_conv.weight[authors_channel])
-    ours.conv.bias.copy_(authors_conv.bias[authors_channel])
+    ours.conv.bias.zero_()  # the release has no bias: ours held at 0
 ours_out = ours(features)  # (B, K, 2, h, w)
 print("package binary head:", tuple(ours_out.shape), " authors' head:", tuple(authors_out.shape))
+print(
+    "last conv has a bias: package",
+    ours.conv.bias is not None,
+    "; release stand-in",
+    authors_conv.bias is not None,
+)
 # Equal to rounding, not bit for bit: the two convs sum the same products, but the CPU kernel chosen for each
 # weight layout may order the sums differently (a float64 difference near 1e-16 on some machines).
 permuted_gap = (ours_out.permute(0, 2, 1, 3, 4) - authors_out).abs().max().item()
 print("ours.permute(0, 2, 1, 3, 4) equals the authors' output to 1e-12:", permuted_gap < 1e-12)
 with torch.no_grad():  # the authors' weights loaded without the permutation mix keypoints and classes
     ours.conv.weight.copy_(authors_conv.weight)
-    ours.conv.bias.copy_(authors_conv.bias)
 unpermuted_gap = (ours(features).permute(0, 2, 1, 3, 4) - authors_out).abs().max().item()
 print("the same, weights loaded unpermuted:", unpermuted_gap < 1e-12)
 
@@ -388,7 +401,8 @@ display(
 # its docstring records that from bias 0 `engine.train` stayed above 10 px in 200 steps, with the runs in
 # the message of commit 78f1b02. For a 2-class softmax it is the *difference* $z_1 - z_0$ that must start at
 # the prior, so the bias is set by hand below, half on each channel; the head leaves a bias set by hand
-# alone.) The building blocks are the public ones of `trainers.engine` and
+# alone. The release's last conv has no bias (section 9.1), so this start is not available to its head as
+# built; how its weights were initialised is not in the repository.) The building blocks are the public ones of `trainers.engine` and
 # `trainers.runtime`; `engine.train` runs the same kind of loop with this package's own losses.
 
 # %%
