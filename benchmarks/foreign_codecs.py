@@ -1,0 +1,200 @@
+"""The codec kit (``h3r-check-codec``) on another toolbox's codecs: mmpose 1.3's heatmap codecs and its SimCC.
+
+    python benchmarks/foreign_codecs.py            # every run below, each one h3r-check-codec call (~10 s)
+    python benchmarks/foreign_codecs.py --list     # the runs, without running them
+
+It installs nothing. Run it with a Python in which both ``h3r_theory`` (with hypothesis) and mmpose import;
+where mmpose does not, it prints one line saying so and exits 0. One way to get such a Python, outside this
+repository's virtual environment (what ``docs/foreign_codecs.md`` was made with)::
+
+    python3 -m venv /work/mmpose_venv
+    /work/mmpose_venv/bin/pip install --no-deps mmpose==1.3.2 mmengine==0.10.7 mmcv-lite==2.1.0 \\
+        opencv-python-headless
+    /work/mmpose_venv/bin/pip install munkres addict pyyaml rich termcolor yapf
+    # torch, numpy, hypothesis and h3r_theory: either install them there, or borrow this repository's
+    # environment with a .pth line (as was done here):
+    echo "import site; site.addsitedir('/work/main/.venv/lib/python3.11/site-packages')" \\
+        > /work/mmpose_venv/lib/python3.11/site-packages/zz_borrow_repo_venv.pth
+    /work/mmpose_venv/bin/python benchmarks/foreign_codecs.py
+
+``--no-deps`` because the codecs need none of mmpose's heavier requirements (xtcocotools, chumpy,
+torchvision); ``mmcv-lite`` (no compiled operators) because ``import mmpose`` checks mmcv's version.
+
+Each run is one ``h3r-check-codec`` command on a factory of this module (``foreign_codecs:udp_heatmap``...,
+imported from this folder as the command imports any ``module:factory``), with the toolbox's own settings of
+its COCO configs (sigma 2 on 48 x 64 maps, blur kernel 11, SimCC's sigma 6 and split ratio 2) and the pixel
+convention the codec uses, stated with ``--convention``. The command's report and exit status are printed as
+they come; the script then says whether each exit status is the one issue 25 asks for (and exits 1 if one is
+not), so that a change in the kit that loses a finding shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+COCO = ("--input-size", "192", "256", "--heatmap-size", "48", "64")  # the toolbox's 256 x 192 top-down models
+
+
+def udp_heatmap(input_size, heatmap_size):
+    """mmpose's UDPHeatmap (Gaussian targets, UDP convention ``u = x (w - 1) / (W - 1)``)."""
+    from mmpose.codecs import UDPHeatmap
+
+    return UDPHeatmap(input_size=input_size, heatmap_size=heatmap_size, sigma=2.0)
+
+
+def msra_heatmap(input_size, heatmap_size):
+    """mmpose's MSRAHeatmap with its default decode (argmax plus the quarter-cell shift toward the neighbour)."""
+    from mmpose.codecs import MSRAHeatmap
+
+    return MSRAHeatmap(input_size=input_size, heatmap_size=heatmap_size, sigma=2.0)
+
+
+def dark_heatmap(input_size, heatmap_size):
+    """mmpose's MSRAHeatmap with ``unbiased=True``: the DARK decode (blur, then a Taylor step on the log)."""
+    from mmpose.codecs import MSRAHeatmap
+
+    return MSRAHeatmap(input_size=input_size, heatmap_size=heatmap_size, sigma=2.0, unbiased=True)
+
+
+def megvii_heatmap(input_size, heatmap_size):
+    """mmpose's MegviiHeatmap (the keypoint's cell by floor, blurred; decoded half a cell on)."""
+    from mmpose.codecs import MegviiHeatmap
+
+    return MegviiHeatmap(input_size=input_size, heatmap_size=heatmap_size, kernel_size=11)
+
+
+def simcc_label(input_size, heatmap_size):
+    """mmpose's SimCCLabel: a coordinate codec (1-D labels per axis), not a heatmap codec."""
+    from mmpose.codecs import SimCCLabel
+
+    return SimCCLabel(input_size=input_size, sigma=6.0, simcc_split_ratio=2.0)
+
+
+@dataclass(frozen=True)
+class Run:
+    title: str
+    factory: str  # a function of this module
+    args: tuple[str, ...]
+    expected_status: int  # what issue 25's "done when" asks of the kit here
+    why: str
+
+
+RUNS = (
+    Run("UDPHeatmap", "udp_heatmap", ("--convention", "udp"), 1, "its decode scale, named with its factor"),
+    Run(
+        "UDPHeatmap, shift and flip with 5 cells allowed",
+        "udp_heatmap",
+        (
+            "--convention",
+            "udp",
+            "--equivariance-cells",
+            "5",
+            "--only",
+            "shift_equivariance,flip_equivariance",
+        ),
+        0,
+        "no float32 false alarm: its float32 targets compared at float32 precision",
+    ),
+    Run("MSRAHeatmap", "msra_heatmap", ("--convention", "msra"), 1, "its mean error and centre pull"),
+    Run(
+        "MSRAHeatmap, every profile",
+        "msra_heatmap",
+        ("--convention", "msra", "--profile", "all"),
+        1,
+        "this package's protocol checks, reported apart from the mathematics",
+    ),
+    Run("MSRAHeatmap(unbiased=True), DARK", "dark_heatmap", ("--convention", "msra"), 1, "its border"),
+    Run(
+        "MSRAHeatmap(unbiased=True), DARK, in the interior",
+        "dark_heatmap",
+        ("--convention", "msra", *COCO, "--margin-cells", "5"),
+        0,
+        "holds 5 cells inside the border",
+    ),
+    Run(
+        "MegviiHeatmap",
+        "megvii_heatmap",
+        ("--convention", "corner"),
+        1,
+        "floor on encode, half a cell on decode",
+    ),
+    Run("SimCCLabel", "simcc_label", ("--convention", "msra"), 2, "refused in one line: not a heatmap codec"),
+)
+
+
+def toolbox_versions() -> str | None:
+    """The versions of mmpose and what its codecs import, or None when mmpose's codecs do not import."""
+    try:
+        mmpose = importlib.import_module("mmpose")
+        importlib.import_module("mmpose.codecs")
+    except ImportError:
+        return None
+    import cv2
+    import mmcv
+    import mmengine
+    import numpy
+    import torch
+
+    return (
+        f"mmpose {mmpose.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__}, numpy "
+        f"{numpy.__version__}, opencv {cv2.__version__}, torch {torch.__version__}; python "
+        f"{sys.version.split()[0]} at {sys.executable}"
+    )
+
+
+def command(run: Run) -> list[str]:
+    return [sys.executable, "-m", "h3r_theory.testing.cli", f"foreign_codecs:{run.factory}", *run.args]
+
+
+def shown(run: Run) -> str:
+    return " ".join(["h3r-check-codec", f"foreign_codecs:{run.factory}", *map(shlex.quote, run.args)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="print the runs and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for run in RUNS:
+            print(f"{shown(run)}    # expected exit {run.expected_status}: {run.why}")
+        return 0
+    versions = toolbox_versions()
+    if versions is None:
+        print(
+            "skipped: mmpose's codecs do not import in this Python "
+            f"({sys.executable}); see benchmarks/foreign_codecs.py's docstring for an environment where they do"
+        )
+        return 0
+    print(f"toolbox: {versions}")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    unexpected = []
+    for run in RUNS:
+        print(f"\n## {run.title}\n$ {shown(run)}")
+        start = time.perf_counter()
+        done = subprocess.run(command(run), cwd=HERE, env=env, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - start
+        print((done.stdout + done.stderr).rstrip())
+        verdict = "as expected" if done.returncode == run.expected_status else "NOT AS EXPECTED"
+        print(
+            f"exit status {done.returncode} ({verdict}: {run.expected_status} for {run.why}), {seconds:.1f} s"
+        )
+        if done.returncode != run.expected_status:
+            unexpected.append(run.title)
+    print(
+        f"\n{len(RUNS) - len(unexpected)} of {len(RUNS)} exit statuses as expected"
+        + (f"; not: {', '.join(unexpected)}" if unexpected else "")
+    )
+    return 1 if unexpected else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
