@@ -40,11 +40,13 @@ def test_the_runs_state_the_exit_status_issue_25_asks_for():
     done = _run("--list", hide_mmpose=True)  # listing needs no toolbox
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 9
     simcc = next(line for line in lines if "simcc_label" in line)
     assert "expected exit 2" in simcc
-    dark_interior = next(line for line in lines if "dark_heatmap" in line and "--margin-cells 5" in line)
-    assert "expected exit 0" in dark_interior
+    dark_interior = next(
+        line for line in lines if "dark_heatmap" in line and "--round-trip-cells 0.001" in line
+    )
+    assert "--margin-cells 5" in dark_interior and "expected exit 0" in dark_interior
 
 
 @pytest.mark.skipif(
@@ -54,4 +56,4 @@ def test_the_runs_state_the_exit_status_issue_25_asks_for():
 def test_with_mmpose_every_exit_status_is_the_one_expected():
     done = _run(hide_mmpose=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "8 of 8 exit statuses as expected" in done.stdout
+    assert "9 of 9 exit statuses as expected" in done.stdout
