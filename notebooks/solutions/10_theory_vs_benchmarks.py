@@ -19,36 +19,12 @@ from trainers.data.dataset import LandmarkDataset
 
 M_ROUND = float(quantization.mean_quantization_error("round", 2))
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_samples"
-
-# 1. The quarter offset on the MSRA target: that Gaussian is centred at the rounded cell, so its two
-#    neighbours are equal, sign(0) = 0, no offset is applied, and the error is plain rounding's.
-codec = codecs.build("gaussian", input_size=(256, 256), heatmap_size=(64, 64), quarter_offset=True)
-cells = mc.uniform_cells(20_000, (64, 64), torch.Generator().manual_seed(0), margin=8)
-pts = codec.to_input(cells)[:, None]
-xy, _ = codec.decode(codec.encode(pts).heatmaps, activation="probabilities")
-mean = torch.linalg.vector_norm(xy - pts, dim=-1).mean().item() / 4
-print(f"1. quarter offset on its own target: mean 2-D error {mean:.4f} cells (rounding {M_ROUND:.4f})")
-assert abs(mean - M_ROUND) < 0.01
-
-# 3. A Laplacian network error of the same per-axis variance sigma^2 (scale b = sigma / sqrt 2).
-g = torch.Generator().manual_seed(0)
-n_draws = 200_000
-q = torch.rand(n_draws, 2, generator=g, dtype=torch.float64) - 0.5
-u = torch.rand(n_draws, 2, generator=g, dtype=torch.float64) - 0.5
-laplace = -torch.sign(u) * torch.log1p(-2 * u.abs())  # unit-scale Laplace draws, variance 2
-worst = 0.0
-for sigma in (0.1, 0.3, 1.0, 3.0):
-    n = laplace * sigma / np.sqrt(2)
-    m_n = torch.linalg.vector_norm(n, dim=-1).mean().item()
-    simulated = torch.linalg.vector_norm(n + q, dim=-1).mean().item()
-    rule = np.sqrt(m_n**2 + np.pi / 4 / 6)
-    worst = max(worst, abs(rule / simulated - 1))
-    print(f"3. sigma {sigma}: simulated {simulated:.4f}, rule {rule:.4f} cells")
-print(f"   the quadrature rule is off by at most {100 * worst:.1f} % for a Laplacian network error")
-assert 0 < worst < 0.15  # still a usable rule, but no longer as close as for a Gaussian error
+WFLW = REAL / "wflw_original"
+if not WFLW.is_dir() and os.environ.get("H3R_REQUIRE_REAL_SAMPLES") == "1":
+    raise FileNotFoundError(f"real samples not found at {WFLW} and H3R_REQUIRE_REAL_SAMPLES=1 requires them")
 
 
-# 2 and 4 need the real WFLW annotations.
+# Exercises 2 and 4 need the real WFLW annotations.
 def wflw_normalisers(size):
     """Inter-ocular distances (input px) of the deduplicated WFLW test faces under the P1 crop at size."""
     seen, faces = set(), []
@@ -66,12 +42,45 @@ def wflw_normalisers(size):
     return iod * scale
 
 
-if not REAL.is_dir():
-    reason = f"real samples not found at {REAL}"
-    if os.environ.get("H3R_REQUIRE_REAL_SAMPLES") == "1":
-        raise FileNotFoundError(reason + " and H3R_REQUIRE_REAL_SAMPLES=1 requires them")
-    print(f"2, 4: skipped ({reason})")
-else:
+# %% [answer] exercise 1
+# 1. The quarter offset on the MSRA target: that Gaussian is centred at the rounded cell, so its two
+#    neighbours are equal, sign(0) = 0, no offset is applied, and the error is plain rounding's.
+codec = codecs.build("gaussian", input_size=(256, 256), heatmap_size=(64, 64), quarter_offset=True)
+cells = mc.uniform_cells(20_000, (64, 64), torch.Generator().manual_seed(0), margin=8)
+pts = codec.to_input(cells)[:, None]
+xy, _ = codec.decode(codec.encode(pts).heatmaps, activation="probabilities")
+mean = torch.linalg.vector_norm(xy - pts, dim=-1).mean().item() / 4
+print(f"1. quarter offset on its own target: mean 2-D error {mean:.4f} cells (rounding {M_ROUND:.4f})")
+
+# %% [check] exercise 1, 2 points: the quarter offset on its own (MSRA) target errs as plain rounding (mean, cells)
+assert abs(mean - M_ROUND) < 0.01, f"mean = {mean:.4f} cells, plain rounding {M_ROUND:.4f}"
+
+# %% [answer] exercise 3
+# 3. A Laplacian network error of the same per-axis variance sigma^2 (scale b = sigma / sqrt 2).
+g = torch.Generator().manual_seed(0)
+n_draws = 200_000
+q = torch.rand(n_draws, 2, generator=g, dtype=torch.float64) - 0.5
+u = torch.rand(n_draws, 2, generator=g, dtype=torch.float64) - 0.5
+laplace = -torch.sign(u) * torch.log1p(-2 * u.abs())  # unit-scale Laplace draws, variance 2
+worst = 0.0
+for sigma in (0.1, 0.3, 1.0, 3.0):
+    n = laplace * sigma / np.sqrt(2)
+    m_n = torch.linalg.vector_norm(n, dim=-1).mean().item()
+    simulated = torch.linalg.vector_norm(n + q, dim=-1).mean().item()
+    rule = np.sqrt(m_n**2 + np.pi / 4 / 6)
+    worst = max(worst, abs(rule / simulated - 1))
+    print(f"3. sigma {sigma}: simulated {simulated:.4f}, rule {rule:.4f} cells")
+print(f"   the quadrature rule is off by at most {100 * worst:.1f} % for a Laplacian network error")
+
+# %% [check] exercise 3, 2 points: the quadrature rule's worst relative error (worst) is above 0 and below 15 %
+assert 0 < worst < 0.15, (
+    f"worst = {worst:.3f}"
+)  # still a usable rule, but no longer as close as for a Gaussian error
+
+
+# %% [answer] exercise 2, needs wflw_original
+def exercise_2() -> tuple[float, float]:
+    """The input size at which argmax's first-order NME at stride 4 is 1 %, and the NME checked there."""
     d256 = wflw_normalisers(256)
     nme256 = 100 * M_ROUND * 4 * float((1 / d256).mean())  # first-order argmax NME at stride 4, percent
     # NME scales as 1 / input size (the normaliser in input px scales with it, the stride does not).
@@ -82,10 +91,32 @@ else:
         f"2. argmax at stride 4: {nme256:.3f} % at 256; 1 % at about {size_1pct:.0f} px "
         f"(check at {int(round(size_1pct))}: {nme_check:.3f} %)"
     )
-    assert abs(nme_check - 1.0) < 0.01
+    return size_1pct, nme_check
 
+
+# %% [check] exercise 2, 2 points: at the input size exercise_2() finds, the NME is 1 % within 0.01 points
+if WFLW.is_dir():
+    size_1pct, nme_check = exercise_2()
+    assert abs(nme_check - 1.0) < 0.01, f"NME {nme_check:.3f} % at {size_1pct:.0f} px"
+else:
+    print(f"2: skipped (real samples not found at {WFLW})")
+
+
+# %% [answer] exercise 4, needs wflw_original
+def exercise_4() -> tuple[float, float]:
+    """The quadrature rule's NME for WFLW 128, and the additive (upper) one."""
     d128 = wflw_normalisers(128)
     q2 = (1 / 6) * (4 / d128) ** 2  # rounding's E|q|^2 over d^2, per face (a fraction squared)
     predicted = float(np.sqrt(4.72**2 + np.pi / 4 * 1e4 * float(q2.mean())))
     print(f"4. quadrature rule, WFLW 128 with argmax at stride 4: {predicted:.3f} % NME from 4.72 % (quoted)")
-    assert 4.72 < predicted < 4.72 + 100 * M_ROUND * 4 * float((1 / d128).mean())  # less than additive
+    return predicted, 4.72 + 100 * M_ROUND * 4 * float((1 / d128).mean())
+
+
+# %% [check] exercise 4, 2 points: exercise_4()'s quadrature NME lies above 4.72 % and below the additive sum
+if WFLW.is_dir():
+    predicted, additive = exercise_4()
+    assert 4.72 < predicted < additive, (
+        f"quadrature {predicted:.3f} %, additive {additive:.3f} %"
+    )  # less than additive
+else:
+    print(f"4: skipped (real samples not found at {WFLW})")
