@@ -6,7 +6,8 @@ notebook reads by default; no training, seconds). ``--long`` adds exercise 1, th
 notebook at 150 and 600 steps (one seed, minutes on a CPU); ``H3R_SOLUTION_STEPS="a,b"`` runs exercise 1
 at ``a`` and ``b`` steps instead (the tests use it with few steps). ``--full`` reruns the default sweep for
 exercise 2 (long: the committed record's wall time is printed) instead of reading the committed one.
-Each solution asserts its answer.
+Each solution asserts its answer. The ``# %% [answer]`` and ``# %% [check]`` lines split it into the cells
+that ``h3r-grade`` grades.
 """
 
 from __future__ import annotations
@@ -64,10 +65,27 @@ def tiny_sweep(steps: int) -> dict:
     )
 
 
-def exercise_1(step_counts: tuple[int, int]) -> None:
+committed = committed_record()
+print(
+    f"committed sweep: {committed.get('command')}, {committed['wall_seconds']:.0f} s on {committed.get('machine')}"
+)
+# Exercise 1 runs at H3R_SOLUTION_STEPS="a,b" steps (the tests), or at 150 and 600 under --long.
+STEP_COUNTS = os.environ.get("H3R_SOLUTION_STEPS") or ("150,600" if "--long" in sys.argv else "")
+if "--full" in sys.argv:  # exercise 2 on a rerun of the default sweep instead of the committed record
+    sweep_for_2 = sweep_module.run_sweep(
+        sweep_module.load_sweep(None, [f"out_dir={tempfile.mkdtemp()}"]), progress=True
+    )
+    print(sweep_module.format_table(sweep_for_2))
+else:
+    sweep_for_2 = committed
+
+
+# %% [answer] exercise 1, long
+def exercise_1(step_counts: tuple[int, int]) -> dict:
     """Longer training: the tiny sweep at two step counts, printed side by side. What it asserts is only
     what the answer rests on, measured here: more steps lower randomized rounding's error at the coarsest
-    stride. Whether the coarse/fine ratio falls too is printed, not assumed."""
+    stride. Whether the coarse/fine ratio falls too is printed, not assumed. Returns {steps: RR's error in
+    px at the coarsest stride}."""
     coarse = {}
     for steps in step_counts:
         record = tiny_sweep(steps)
@@ -81,13 +99,22 @@ def exercise_1(step_counts: tuple[int, int]) -> None:
         )
         for t in record["targets"]:
             print(f"      {t['name']}: {t['measured']} ({'met' if t['met'] else 'not met'})")
-    few, many = step_counts
+    return coarse
+
+
+# %% [check] exercise 1, 2 points: more steps lower randomized rounding's coarse-stride error (exercise_1())
+if STEP_COUNTS:
+    few, many = (int(v) for v in STEP_COUNTS.split(","))
+    coarse = exercise_1((few, many))
     assert coarse[many] < coarse[few], (
         f"longer training must lower randomized rounding's coarse-stride error: {coarse}"
     )
+else:
+    print("[1] skipped (two tiny sweeps): run with --long")
 
 
-def exercise_2(record: dict) -> None:
+# %% [answer] exercise 2
+def exercise_2(record: dict) -> dict:
     """DARK against randomized rounding, and the peak-cell decoders against the floor.
 
     The 'gaussian' model is trained against a Gaussian centred at the UNQUANTIZED position (DARK's target),
@@ -96,7 +123,9 @@ def exercise_2(record: dict) -> None:
     per-seed paired difference), not assumed. What is asserted is what must hold whatever the training: a
     decoder that answers a cell centre is never nearer to a keypoint than the nearest cell centre, so its
     mean error over (nearly) uniform sub-cell positions is at least the vanilla floor 0.3826 x stride. The
-    tolerance of 3 % covers the finite held-out sample (its positions are not exactly uniform)."""
+    tolerance of 3 % covers the finite held-out sample (its positions are not exactly uniform). Returns
+    {(stride, peak-cell decoder): mean error in cells}."""
+    peak_cells = {}
     rows = stride_summary(record)
     for s in sorted({r["stride"] for r in rows}):
         here = [r for r in rows if r["stride"] == s]
@@ -133,9 +162,22 @@ def exercise_2(record: dict) -> None:
             r = next(r for r in here if r["codec"] == name)
             cells = r["mean_error_px"] / s
             print(f"      {name}: {cells:.4f} cells (floor {FLOOR_CELLS:.4f})")
-            assert cells >= 0.97 * FLOOR_CELLS, f"{name} at stride {s} is below the vanilla floor: {cells}"
+            peak_cells[s, name] = cells
+    return peak_cells
 
 
+peak_cells = exercise_2(sweep_for_2)
+
+# %% [check] exercise 2, 2 points: no peak-cell decoder (peak_cells) is below 0.97 x the vanilla floor
+strides_2 = {r["stride"] for r in stride_summary(sweep_for_2)}
+assert {(s, n) for s in strides_2 for n in PEAK_CELL} <= set(peak_cells), (
+    f"missing rows: {sorted(peak_cells)}"
+)
+for (s, name), cells in peak_cells.items():
+    assert cells >= 0.97 * FLOOR_CELLS, f"{name} at stride {s} is below the vanilla floor: {cells}"
+
+
+# %% [answer] exercise 3
 def statue_jitter(n: int) -> float:
     """Jitter sd, in strides, of a predictor that ignores n moves t = j s / n along both axes: per axis the
     population sd of j / n (j = 0..n-1) is sqrt((n^2 - 1) / 12) / n; in 2-D, sqrt(var_x + var_y) = sqrt(2) x."""
@@ -145,23 +187,10 @@ def statue_jitter(n: int) -> float:
 def exercise_3(record: dict) -> None:
     """Jitter of a predictor that ignores the motion: its error vector is (p - x - t, p - y - t), so over the
     moves it varies like -(t, t). For n = 2, 3, 4 moves per cell: sqrt(2) sqrt((n^2 - 1) / 12) / n strides =
-    0.3536, 0.3849, 0.3953. Checked against the sweep's own jitter_sd on such a predictor, and against the
-    value the sweep's table states. A predictor that follows the face keeps its error vector constant: sd 0.
-    The committed argmax rows are printed beside it (argmax follows the face by jumping a cell at a time)."""
-    import torch
-
-    for n in (2, 3, 4):
-        stride = 8.0
-        moves = torch.tensor([j * stride / n for j in range(n)], dtype=torch.float64)
-        errors = -moves[:, None, None, None].expand(n, 5, 3, 2)  # the prediction never moves
-        measured = sweep_module.jitter_sd(errors, torch.ones(5, 3)) / stride
-        print(
-            f"[3] {n} moves per cell: jitter sd of a predictor that ignores the motion = {measured:.4f} strides"
-        )
-        assert abs(measured - statue_jitter(n)) < 1e-12
-        assert abs(sweep_module.report.statue_jitter(n) - statue_jitter(n)) < 1e-12
-        follower = torch.zeros(n, 5, 3, 2, dtype=torch.float64) + 0.7  # a constant error vector
-        assert sweep_module.jitter_sd(follower, torch.ones(5, 3)) < 1e-12
+    0.3536, 0.3849, 0.3953 (statue_jitter above; checked below against the sweep's own jitter_sd on such a
+    predictor, and against the value the sweep's table states). A predictor that follows the face keeps its
+    error vector constant: sd 0. The committed argmax rows are printed beside it (argmax follows the face by
+    jumping a cell at a time)."""
     design = record["sweep"]
     if design.get("motion") == "cell":
         ignore = statue_jitter(design["shifts_per_cell"])
@@ -173,12 +202,35 @@ def exercise_3(record: dict) -> None:
                 )
 
 
-def exercise_4(record: dict) -> None:
+exercise_3(committed)
+
+# %% [check] exercise 3, 2 points: statue_jitter(n) is the sweep's jitter_sd of a predictor that ignores n moves
+import torch  # noqa: E402 - the check's own import
+
+for n in (2, 3, 4):
+    stride = 8.0
+    moves = torch.tensor([j * stride / n for j in range(n)], dtype=torch.float64)
+    errors = -moves[:, None, None, None].expand(n, 5, 3, 2)  # the prediction never moves
+    measured = sweep_module.jitter_sd(errors, torch.ones(5, 3)) / stride
+    print(
+        f"[3] {n} moves per cell: jitter sd of a predictor that ignores the motion = {measured:.4f} strides"
+    )
+    assert abs(measured - statue_jitter(n)) < 1e-12, (
+        f"statue_jitter({n}) = {statue_jitter(n)}, sweep {measured}"
+    )
+    assert abs(sweep_module.report.statue_jitter(n) - statue_jitter(n)) < 1e-12
+    follower = torch.zeros(n, 5, 3, 2, dtype=torch.float64) + 0.7  # a constant error vector
+    assert sweep_module.jitter_sd(follower, torch.ones(5, 3)) < 1e-12
+
+
+# %% [answer] exercise 4
+def exercise_4(record: dict) -> dict:
     """Fit error (cells) = a / stride + b per main decoder. A decoder whose pixel error does not depend on
     the stride (a lossless code limited by the network) has b ~ 0 and a = that error in px; one pinned to
     the grid has error ~ b cells at every stride. Solving a / s + b = 0.3826 says where the trend crosses
     the floor. Asserted: argmax's b stays near the floor (it cannot go below it: exercise 2); the readings
-    of the other decoders are printed."""
+    of the other decoders are printed. Returns {decoder: (a, b)}."""
+    fits = {}
     rows = stride_summary(record)
     # The lines of the notebook's figures: each model's own decoder, and the Gaussian maps read by argmax.
     main = [m["decoders"][0]["name"] for m in record["sweep"]["models"]] + ["gaussian_argmax"]
@@ -196,10 +248,20 @@ def exercise_4(record: dict) -> None:
             if name in PEAK_CELL:
                 reading += " (an extrapolation only: a peak-cell decoder cannot go below it, exercise 2)"
         print(f"[4] {name:>20s}: error ~ {a:.3f} / s + {b:.3f} cells; {reading}")
-        if name == "argmax":
-            assert b > 0.8 * FLOOR_CELLS, f"argmax's error in cells should tend to the floor, b = {b:.3f}"
+        fits[name] = (float(a), float(b))
+    return fits
 
 
+fits = exercise_4(committed)
+
+# %% [check] exercise 4, 2 points: argmax's fitted error in cells (fits["argmax"] = (a, b)) tends to the floor
+assert fits["argmax"][1] > 0.8 * FLOOR_CELLS, (
+    f"argmax's error in cells should tend to the floor, b = {fits['argmax'][1]:.3f}"
+)
+
+
+# %% [answer] exercise 5
+# A command to run: not graded (no check cell).
 def exercise_5() -> None:
     """Real data: report NME (the dataset's normalised metric, comparable across papers and resolutions);
     the pixel error depends on the crop size and is useful only for the floor comparison."""
@@ -208,24 +270,4 @@ def exercise_5() -> None:
     )
 
 
-if __name__ == "__main__":
-    steps = os.environ.get("H3R_SOLUTION_STEPS")
-    if steps:
-        exercise_1(tuple(int(v) for v in steps.split(",")))
-    elif "--long" in sys.argv:
-        exercise_1((150, 600))
-    committed = committed_record()
-    print(
-        f"committed sweep: {committed.get('command')}, {committed['wall_seconds']:.0f} s on {committed.get('machine')}"
-    )
-    if "--full" in sys.argv:
-        full = sweep_module.run_sweep(
-            sweep_module.load_sweep(None, [f"out_dir={tempfile.mkdtemp()}"]), progress=True
-        )
-        print(sweep_module.format_table(full))
-        exercise_2(full)
-    else:
-        exercise_2(committed)
-    exercise_3(committed)
-    exercise_4(committed)
-    exercise_5()
+exercise_5()
