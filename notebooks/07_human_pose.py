@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -30,6 +30,13 @@
 # 3. measure, on real MPII and COCO annotations, what the heatmap grid alone costs a perfect network in
 #    PCKh and AP, and how much of the AP loss is rounding and how much keypoints that fall off the grid.
 #
+# **Real data.** Sections 7.2 and 7.4 read real annotations from the project's sample folder
+# `../shared/data/real_samples` (parameter `REAL_SAMPLES`): MPII (`mmpose/mpii/test_mpii.json` with its five
+# images, and `mpii_eval_bearpaw/detections_our_format.mat`, the 2,958 validation persons of `gt_valid.mat`)
+# and COCO val2017 (`coco_val2017_subset/person_keypoints_val2017.json`, annotations only). Without that
+# folder the notebook still runs: it prints which folder it did not find and skips those sections. Training
+# needs the original MPII or COCO files at `DATA_ROOT`.
+#
 # **What runs by default.** Pose datasets cannot be downloaded at run time and a pose model does not
 # learn in a CPU minute, so by default nothing is trained: the notebook runs the pose pipeline (crops,
 # augmentation, flip pairs, codec, metrics) on the project's real MPII and COCO annotations, and with
@@ -49,7 +56,7 @@ DEVICE = "auto"  # "auto" = CUDA when present, else CPU
 MODEL = None  # None = the config's model ("hrnet_w32" for MPII and COCO)
 EVAL_SAMPLES = None if FULL else 128  # held-out samples to evaluate (None = the whole split)
 SEED = 0
-REAL_SAMPLES = "../../shared/data/real_samples"  # the project's real annotated samples, if present
+REAL_SAMPLES = None  # None = <repository>/../shared/data/real_samples, the project's real annotated samples
 
 # %%
 # %matplotlib inline
@@ -97,6 +104,18 @@ def markdown_table(rows, floats="{:.4f}"):
     )
 
 
+def clamp_to_grid(points, input_size, heatmap_size):
+    """Points (..., 2) in input px -> the nearest point of the heatmap's cell-centre grid, in input px.
+
+    No heatmap represents a point beyond its outermost cell centres; the nearest one is the best a perfect
+    network can predict for it (notebook 10 clamps the same way).
+    """
+    codec = codecs.build("argmax", input_size=input_size, heatmap_size=heatmap_size)
+    w, h = heatmap_size
+    uv = codec.to_heatmap(points.double())
+    return codec.to_input(torch.stack((uv[..., 0].clamp(0, w - 1), uv[..., 1].clamp(0, h - 1)), -1))
+
+
 def ideal_predictions(keypoints, visible, input_size, heatmap_size, generator):
     """Decoded ideal heatmaps (input pixels) of the ground truth: argmax, one RR sample, RR expectation."""
     am = codecs.build("argmax", input_size=input_size, heatmap_size=heatmap_size)
@@ -124,7 +143,8 @@ def ideal_predictions(keypoints, visible, input_size, heatmap_size, generator):
 #    \qquad k_k = 2\sigma_k , $$
 #
 # with $d_k$ the error of keypoint $k$, $s^2$ the person's segment area and $\sigma_k$ per-keypoint
-# constants (from 0.025 for the eyes to 0.107 for the hips). AP averages the precision over OKS thresholds
+# constants (from 0.025 for the eyes to 0.107 for the hips: `kpt_oks_sigmas` of pycocotools' `cocoeval.py`,
+# `metrics.COCO_SIGMAS` here). AP averages the precision over OKS thresholds
 # 0.50, 0.55, ..., 0.95, so it rewards sub-pixel accuracy at the strict end. Both are in
 # `h3r_theory.metrics`; `trainers.evaluate.evaluate` applies them after mapping predictions back to original pixels.
 
@@ -169,10 +189,12 @@ display(Markdown(markdown_table(rows)))
 from trainers.data import coco, mpii
 from trainers.data.dataset import LandmarkDataset
 
-real_root = Path(REAL_SAMPLES)
-HAVE_REAL = (real_root / "mmpose" / "mpii").is_dir() and (real_root / "mpii_eval_bearpaw").is_dir()
+real_root = Path(REAL_SAMPLES) if REAL_SAMPLES else REPO_ROOT.parent / "shared" / "data" / "real_samples"
+needed = [real_root / "mmpose" / "mpii", real_root / "mpii_eval_bearpaw", real_root / "coco_val2017_subset"]
+HAVE_REAL = all(folder.is_dir() for folder in needed)
 if not HAVE_REAL:
-    message = f"real samples not found at {real_root.resolve()}: sections 7.2 and 7.4 are skipped"
+    missing = ", ".join(str(folder) for folder in needed if not folder.is_dir())
+    message = f"real samples not found ({missing}): sections 7.2 and 7.4 are skipped"
     if os.environ.get("H3R_REQUIRE_REAL_SAMPLES") == "1":
         raise FileNotFoundError(message + " (H3R_REQUIRE_REAL_SAMPLES=1)")
     print(message + " (they need the project's ../shared/data/real_samples folder)")
@@ -259,9 +281,12 @@ else:
 #
 # * **MPII, the whole validation split** (`gt_valid.mat`, 2,958 persons in the structure HRNet evaluates
 #   with, annotations only): 256 x 256 crops, ideal maps at 64 x 64, PCKh@0.5 and PCKh@0.1 with the head
-#   boxes of the file. The file has no person centre or scale, so each crop is the square around the
-#   labelled joints, padded by 1.25; the five persons that have an annotated crop say how far that is
-#   from the annotated one.
+#   boxes of the file. The published models crop each person by its annotated scale, `scale x 200 x 1.25`,
+#   into 256 x 256 (HRNet's and DarkPose's MPII setting; DarkPose README, "Results on MPII val": "Input size
+#   is 256x256"). `gt_valid.mat` has no person centre or scale, so the crop is approximated as notebook 10
+#   does: the square around the labelled joints, scaled by the median ratio of `scale x 200` to that square on
+#   the five persons of the sample that have both (printed), then padded by 1.25. The crop's size, not its
+#   centre, sets what a cell costs in original pixels, and the median ratio matches that size on average.
 # * **COCO, a val2017 annotation subset** (annotations only; crops from the boxes): crops of 192 x 256,
 #   ideal maps at 48 x 64, OKS and AP with pycocotools.
 
@@ -273,34 +298,43 @@ if HAVE_REAL:
     vis_all = torch.from_numpy(~gt_valid.missing).double()
     boxes = torch.from_numpy(gt_valid.head_boxes)
 
-    def joint_box_record(i):
-        """Person ``i`` of gt_valid.mat, cropped on the square around its labelled joints."""
-        joints, labelled_i = gt_valid.joints[i], ~gt_valid.missing[i]
+    def joint_side(joints, labelled_i):
+        """Side (original px) of the square around the labelled joints, and its centre."""
         lo, hi = joints[labelled_i].min(0), joints[labelled_i].max(0)
+        return float((hi - lo).max()), 0.5 * (lo + hi)
+
+    # HRNet's crop side (scale x 200) over the joints' square, on the five persons that have both.
+    crop_ratio = np.array([r.size / joint_side(r.keypoints, r.visibility > 0)[0] for r in people])
+    ratio = float(np.median(crop_ratio))
+    print(
+        "HRNet crop side / joints' square side, the five persons with both:", np.round(crop_ratio, 2).tolist()
+    )
+
+    def hrnet_like_record(i):
+        """Person ``i`` of gt_valid.mat, cropped like HRNet: the joints' square x the median ratio (x 1.25)."""
+        joints, labelled_i = gt_valid.joints[i], ~gt_valid.missing[i]
+        side, centre = joint_side(joints, labelled_i)
         return make_record(
             image=Path("not-read"),  # the crop matrix needs no image
             keypoints=joints,
             visibility=np.where(labelled_i, 2, 0),
             dataset="mpii",
             source=f"gt_valid person {i}",
-            center=0.5 * (lo + hi),
-            size=float((hi - lo).max()),
+            center=centre,
+            size=ratio * side,
         )
 
-    joint_crops = [joint_box_record(i) for i in range(len(gt_valid))]
-    ds_full = LandmarkDataset(joint_crops, input_size=(256, 256), train=False, flip_pairs=FLIP_PAIRS["mpii"])
+    crops = [hrnet_like_record(i) for i in range(len(gt_valid))]
+    ds_full = LandmarkDataset(crops, input_size=(256, 256), train=False, flip_pairs=FLIP_PAIRS["mpii"])
     matrix = torch.stack([ds_full.matrix_for(i)[0][:2] for i in range(len(ds_full))])
     kp_all, inverse = transform_points(gt_all, matrix), invert(matrix)
-    # The five persons with an annotated crop are the first five of the split (mpii_eval_bearpaw/README.txt).
-    annotated = np.array([r.crop_center_and_size()[1][0] for r in people])
-    from_joints = np.array([r.crop_center_and_size()[1][0] for r in joint_crops[: len(people)]])
-    crop_ratio = from_joints / annotated
-    print("crop side from the joints / annotated crop side, first five persons:", np.round(crop_ratio, 2))
     candidates = {"ground truth itself": gt_all.clone()}
     candidates.update(
         {
             k: transform_points(v, inverse)
-            for k, v in ideal_predictions(kp_all, vis_all, (256, 256), (64, 64), g).items()
+            for k, v in ideal_predictions(
+                clamp_to_grid(kp_all, (256, 256), (64, 64)), vis_all, (256, 256), (64, 64), g
+            ).items()
         }
     )
     for name, p in candidates.items():
@@ -316,11 +350,23 @@ if HAVE_REAL:
 # %% [markdown]
 # Now COCO. The crops are 192 x 256 (width x height) and the ideal heatmaps 48 x 64, as in the
 # HRNet-W32 COCO setting. Unlabelled keypoints never count; the instance score that ranks detections for
-# AP is 1 for every ideal prediction. A labelled keypoint beyond the grid of cell centres (outside the
-# crop, or in its outer half-cell band) is clamped to the border cells by every codec: no heatmap
-# represents it exactly. To tell the two sources of loss apart, two more predictions each keep one of
-# them: **rounding only** (the argmax round trip on the grid, the exact ground truth off it) and
-# **clamping only** (the exact ground truth on the grid, the clamped position off it).
+# AP is 1 for every ideal prediction.
+#
+# Some labelled keypoints lie **off the grid** of cell centres, in one of two places, and the codecs treat
+# them differently:
+#
+# * **in the crop's outer half-cell band** (inside the image, beyond the outermost cell centre): the codecs
+#   clamp the point onto the border cells themselves;
+# * **outside the crop** (a person's box is padded by only 1.25, and a limb can reach beyond it): the codecs
+#   give the keypoint weight 0 and an empty map, which decodes to no meaningful place. That is not a
+#   clamping; the next cell shows where it lands.
+#
+# No heatmap represents either kind exactly, and the best a perfect network can predict for it is the nearest
+# cell centre. So the ideal predictions below first **clamp** every keypoint onto the grid
+# (`clamp_to_grid`, the same clamping as notebook 10's `round_trip`), then encode and decode. To tell the two
+# sources of loss apart, two more predictions each keep one of them: **rounding only** (the argmax round
+# trip on the grid, the exact ground truth off it) and **clamping only** (the exact ground truth on the grid,
+# the clamped position off it).
 
 # %%
 coco_rows, coco_errors = [], {}
@@ -336,17 +382,43 @@ if HAVE_REAL:
     vis = torch.from_numpy(np.stack([r.visibility for r in records]) > 0).double()
     area = torch.tensor([float(r.extras["area"]) for r in records], dtype=torch.float64)
     kp, inverse = transform_points(gt, matrix), invert(matrix)
-    uv = codecs.build("argmax", input_size=input_size, heatmap_size=heatmap_size).to_heatmap(kp)
-    w, h = heatmap_size
-    off_grid = (uv[..., 0] < 0) | (uv[..., 0] > w - 1) | (uv[..., 1] < 0) | (uv[..., 1] > h - 1)
-    labelled, on_grid = vis > 0, (vis > 0) & ~off_grid
+    clamped = clamp_to_grid(kp, input_size, heatmap_size)
+    labelled = vis > 0
+    off_grid = labelled & ((clamped - kp).abs().amax(-1) > 1e-9)
+    outside = labelled & ~conventions.in_image(kp, input_size)  # what the codecs give weight 0
+    band = off_grid & ~outside
+    on_grid = labelled & ~off_grid
+    print(
+        f"{n} persons, {int(labelled.sum())} labelled keypoints; off the grid: {int(off_grid.sum())} "
+        f"({100 * float(off_grid.sum() / labelled.sum()):.2f} %), of which {int(outside.sum())} outside the "
+        f"crop and {int(band.sum())} in its outer half-cell band"
+    )
+
+    # What the codec does on its own with a keypoint outside the crop: weight 0, an empty map, decoded at ...
+    am = codecs.build("argmax", input_size=input_size, heatmap_size=heatmap_size)
+    probe = torch.tensor([[[-20.0, 50.0]]], dtype=torch.float64)
+    probe_enc = am.encode(probe, torch.ones(1, 1, dtype=torch.float64))
+    probe_xy = am.decode(probe_enc.heatmaps, activation="probabilities")[0][0, 0]
+    print(
+        f"codec alone: a keypoint at ({probe[0, 0, 0]:.0f}, {probe[0, 0, 1]:.0f}) input px gets weight "
+        f"{float(probe_enc.weights[0, 0]):.0f} and decodes to ({probe_xy[0]:.1f}, {probe_xy[1]:.1f}); "
+        f"clamped, it is at ({float(clamp_to_grid(probe, input_size, heatmap_size)[0, 0, 0]):.1f}, "
+        f"{float(clamp_to_grid(probe, input_size, heatmap_size)[0, 0, 1]):.1f})"
+    )
+
+    # Unlabelled keypoints are encoded too (at their clamped position), as notebook 10's round trip does:
+    # they never enter their own person's OKS, but pycocotools matches each prediction against every person
+    # of its image, so both notebooks score the very same predictions.
+    every = torch.ones_like(vis)
     ideal = {
         k: transform_points(v, inverse)
-        for k, v in ideal_predictions(kp, vis, input_size, heatmap_size, g).items()
+        for k, v in ideal_predictions(clamped, every, input_size, heatmap_size, g).items()
     }
     out = {"ground truth itself": gt.clone(), **ideal}
     out["rounding only"] = torch.where(off_grid[..., None], gt, ideal["argmax"])
-    out["clamping only"] = torch.where(off_grid[..., None], ideal["RR expectation"], gt)
+    out["clamping only"] = torch.where(on_grid[..., None], gt, transform_points(clamped, inverse))
+    no_clamp = am.decode(am.encode(kp, every).heatmaps, activation="probabilities")[0]  # outside: weight 0
+    out["argmax, codec alone (not clamped)"] = transform_points(no_clamp, inverse)
     for name, p in out.items():
         scored = dataset_metrics(ds, list(range(n)), p, gt, vis, torch.ones_like(vis))
         err = torch.linalg.vector_norm(p - gt, dim=-1)
@@ -355,7 +427,8 @@ if HAVE_REAL:
                 "prediction": name,
                 "persons": n,
                 "error on the grid (orig px)": float(err[on_grid].mean()),
-                "error off the grid (orig px)": float(err[labelled & off_grid].mean()),
+                "in the band": float(err[band].mean()),
+                "outside the crop": float(err[outside].mean()),
                 "mean OKS": float(metrics.oks(p, gt, vis, area).mean()),
                 "AP": scored["ap"],
                 "AP50": scored["ap50"],
@@ -363,25 +436,20 @@ if HAVE_REAL:
             }
         )
     scale = torch.linalg.det(matrix[:, :, :2]).abs().sqrt()  # input px per original px, per person
+    to_clamped = torch.linalg.vector_norm(clamped - kp, dim=-1)  # input px
     coco_errors = {
         "argmax, on the grid (input px)": (
             torch.linalg.vector_norm(ideal["argmax"] - gt, dim=-1) * scale[:, None]
         )[on_grid],
-        "clamped, off the grid (input px)": (
-            torch.linalg.vector_norm(ideal["RR expectation"] - gt, dim=-1) * scale[:, None]
-        )[labelled & off_grid],
+        "in the band": to_clamped[band],
+        "outside the crop": to_clamped[outside],
     }
-    coco_off_share = float((labelled & off_grid).sum() / labelled.sum())
-    print(
-        f"{n} persons, {int(labelled.sum())} labelled keypoints, of which {int((labelled & off_grid).sum())} "
-        f"({100 * float((labelled & off_grid).sum() / labelled.sum()):.2f} %) lie off the grid"
-    )
     display(Markdown(markdown_table(coco_rows)))
 
 # %%
 if coco_errors:
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.0))
-    on, off = (v.numpy() for v in coco_errors.values())
+    on, in_band, out_crop = (v.numpy() for v in coco_errors.values())
     axes[0].hist(on, bins=60, range=(0, 4 * np.sqrt(2) / 2 * 1.05), color="tab:red", alpha=0.8)
     axes[0].axvline(
         FLOOR_CELLS * 4, color="k", ls="--", lw=1, label=f"mean in theory, {FLOOR_CELLS * 4:.3f} px"
@@ -393,11 +461,19 @@ if coco_errors:
     axes[0].set_ylabel("keypoints")
     axes[0].set_title(f"{len(on)} labelled keypoints on the grid", fontsize=9)
     axes[0].legend(fontsize=7, loc="upper left")
-    axes[1].hist(off, bins=np.logspace(-2, 3, 51), color="tab:purple", alpha=0.8)
+    bins = np.logspace(-2, 3, 51)
+    axes[1].hist(
+        [in_band, out_crop],
+        bins=bins,
+        stacked=True,
+        color=["tab:olive", "tab:purple"],
+        label=[f"in the band ({len(in_band)})", f"outside the crop ({len(out_crop)})"],
+    )
     axes[1].set_xscale("log")
-    axes[1].set_xlabel("distance to the clamped position (input px, log scale)")
+    axes[1].set_xlabel("distance to the nearest cell centre (input px, log scale)")
     axes[1].set_ylabel("keypoints")
-    axes[1].set_title(f"{len(off)} labelled keypoints off the grid, clamped by every codec", fontsize=9)
+    axes[1].set_title(f"{len(in_band) + len(out_crop)} labelled keypoints off the grid, clamped", fontsize=9)
+    axes[1].legend(fontsize=7)
     fig.suptitle("COCO val2017 subset, 192 x 256 crops, 48 x 64 heatmaps: where the AP goes", fontsize=9)
     fig.tight_layout()
     pt.show(fig)
@@ -421,39 +497,41 @@ if mpii_rows:
     by = {r["prediction"]: r for r in mpii_rows}
     am_row, ex_row = by["argmax"], by["RR expectation"]
     lines.append(
-        f"* MPII ({am_row['persons']} persons, crops from the joints, {np.min(crop_ratio):.2f} to "
-        f"{np.max(crop_ratio):.2f} times the annotated crop side where one exists): the argmax round trip at "
-        f"64 x 64 costs {100 - am_row['PCKh@0.5 (%)']:.2f} points of PCKh@0.5 and "
-        f"**{100 - am_row['PCKh@0.1 (%)']:.2f} points of PCKh@0.1** (mean error "
-        f"{am_row['mean error (orig px)']:.2f} original px); the randomized-rounding expectation costs "
-        f"{100 - ex_row['PCKh@0.1 (%)']:.2f} points at 0.1. "
-        + (
-            "The crops from the joints are smaller than the annotated ones on all five persons that have both, so "
-            "a grid cell spans fewer original pixels here and these costs are probably below those of the "
-            "annotated crops. "
-            if np.max(crop_ratio) < 1
-            else ""
-        )
-        + f"For scale, the DarkPose README reports HRNet-W32 on MPII at PCKh@0.1 37.7 without DARK and 42.0 "
-        f"with it (quoted in `../shared/notes/h3r-release.md`): that network loses {100 - 37.7:.1f} points "
-        f"at 0.1, against the {100 - am_row['PCKh@0.1 (%)']:.2f} that rounding costs a perfect one; how the "
-        f"two errors combine is the subject of notebook 10."
+        f"* MPII ({am_row['persons']} persons, HRNet's crop approximated: the joints' square x "
+        f"{np.median(crop_ratio):.2f}, the median of {np.min(crop_ratio):.2f} to {np.max(crop_ratio):.2f} on the "
+        f"five persons with both, x 1.25): the argmax round trip at 64 x 64 costs "
+        f"{100 - am_row['PCKh@0.5 (%)']:.2f} points of PCKh@0.5 and **{100 - am_row['PCKh@0.1 (%)']:.2f} points "
+        f"of PCKh@0.1** (PCKh@0.1 {am_row['PCKh@0.1 (%)']:.2f} %, mean error {am_row['mean error (orig px)']:.2f} "
+        f"original px); the randomized-rounding expectation costs {100 - ex_row['PCKh@0.1 (%)']:.2f} points at "
+        "0.1. Notebook 10 prices the same crop on every person (its line 'MPII 256, argmax at stride 4 ... on "
+        "all 2958 instances'), so the two notebooks print one number for this quantity. For scale, DarkPose's "
+        "README (github.com/ilovepose/DarkPose, README.md at commit 101e98db, table 'Results on MPII val', "
+        f"input 256 x 256) reports HRNet-W32 at PCKh@0.1 37.7 without DARK and 42.0 with it: that network loses "
+        f"{100 - 37.7:.1f} points at 0.1, against the {100 - am_row['PCKh@0.1 (%)']:.2f} that rounding costs a "
+        "perfect one; how the two errors combine is the subject of notebook 10."
     )
 if coco_rows:
     by = {r["prediction"]: r for r in coco_rows}
-    ceiling = by["ground truth itself"]
-    lost = lambda name: 100 * (ceiling["AP"] - by[name]["AP"])
+    ceiling, alone = by["ground truth itself"], by["argmax, codec alone (not clamped)"]
+    lost = lambda name: 100 * (ceiling["AP"] - by[name]["AP"])  # noqa: E731
+    n_off, n_out = int(off_grid.sum()), int(outside.sum())
     lines.append(
-        f"* COCO ({ceiling['persons']} persons): the ground truth scores AP {ceiling['AP']:.4f}. The argmax "
-        f"round trip at 48 x 64 loses {lost('argmax'):.2f} AP points, the exact randomized-rounding "
-        f"expectation {lost('RR expectation'):.2f}, one randomized-rounding sample {lost('RR one sample'):.2f}. "
-        f"Taken apart, rounding alone (off-grid keypoints left exact) costs {lost('rounding only'):.2f} points "
-        f"and clamping alone {lost('clamping only'):.2f} "
-        f"({100 * coco_off_share:.2f} % of the labelled keypoints, off the grid): the larger part is "
-        f"{'the clamping, which no codec avoids' if lost('clamping only') > lost('rounding only') else 'rounding'}. "
+        f"* COCO ({ceiling['persons']} persons): the ground truth scores AP {ceiling['AP']:.4f}. "
+        f"{n_off} labelled keypoints ({100 * n_off / int(labelled.sum()):.2f} %) lie off the grid: {n_out} "
+        f"outside the crop, {n_off - n_out} in its outer half-cell band. Clamped onto the grid they move by "
+        f"{float(torch.cat([coco_errors['in the band'], coco_errors['outside the crop']]).mean()):.1f} input px "
+        f"on average; left to the codec, the ones outside the crop decode at the crop's middle instead (mean "
+        f"error {alone['outside the crop']:.1f} original px against {by['argmax']['outside the crop']:.1f} "
+        f"clamped), and the argmax AP drops from {100 * by['argmax']['AP']:.2f} to {100 * alone['AP']:.2f}. "
+        f"With clamping, the argmax round trip at 48 x 64 loses {lost('argmax'):.2f} AP points, the exact "
+        f"randomized-rounding expectation {lost('RR expectation'):.2f}, one randomized-rounding sample "
+        f"{lost('RR one sample'):.2f}. Taken apart, rounding alone (off-grid keypoints left exact) costs "
+        f"{lost('rounding only'):.2f} points and clamping alone {lost('clamping only'):.2f}: the larger part is "
+        f"{'the clamping, which no heatmap avoids' if lost('clamping only') > lost('rounding only') else 'rounding'}. "
         f"The two do not add ({lost('rounding only') + lost('clamping only'):.2f} for the sum): what a "
         f"sub-cell codec gives back here, argmax against the expectation, is "
-        f"{lost('argmax') - lost('RR expectation'):.2f} of the {lost('argmax'):.2f} points."
+        f"{lost('argmax') - lost('RR expectation'):.2f} of the {lost('argmax'):.2f} points. The clamping is "
+        "notebook 10's, so the argmax AP is its 'COCO 256x192, stride 4, argmax' entry of table 10.3."
     )
 display(Markdown("\n".join(lines) if lines else "No real samples and no DATA_ROOT: nothing was measured."))
 
@@ -466,8 +544,8 @@ display(Markdown("\n".join(lines) if lines else "No real samples and no DATA_ROO
 #    the argmax round trip with `metrics.pck_correct` directly (remember to exclude pelvis and thorax) and
 #    check it against `trainers.evaluate.dataset_metrics`.
 # 2. **Coarser pose heatmaps.** Repeat the COCO experiment with heatmaps of 24 x 32 and 12 x 16 (strides 8
-#    and 16). How many AP points does vanilla rounding lose, and how many does the randomized-rounding
-#    expectation lose?
+#    and 16), clamping the keypoints onto each grid first as section 7.4 does. How many AP points does vanilla
+#    rounding lose, and how many does the randomized-rounding expectation lose?
 # 3. **OKS per keypoint type.** Using `metrics.COCO_SIGMAS`, which keypoint's OKS suffers most from a
 #    fixed error of 2 px for a person of area 96²? Why?
 # 4. **Flip test.** Repeat the flip check of section 7.2 for COCO crops (192 x 256 input, 48 x 64 maps) with a
