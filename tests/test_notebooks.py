@@ -33,6 +33,7 @@ SOLUTIONS_RUN_HERE = (
     "08_resolution_sweep",
     "09_authors_release",
     "10_theory_vs_benchmarks",
+    "11_why_the_residual_grows",
 )
 #: Environment of the solutions that train: few steps, enough for their assertions to hold (06's solution
 #: asserts that randomized rounding beats argmax: after 60 steps of the tiny CNN its mean error is about
