@@ -2,7 +2,8 @@
 
 Run from the repository root:  python notebooks/solutions/07_human_pose.py   (no training; seconds of CPU).
 Exercises 1-2 need ../shared/data/real_samples (they print a reason and skip without it). Each solution
-asserts its answer.
+asserts its answer. The ``# %% [answer]`` and ``# %% [check]`` lines split it into the cells that
+``h3r-grade`` grades: each answer defines a function, its check calls it and asserts on what it returns.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from trainers.data.transforms import invert, transform_points
 from trainers.evaluate import dataset_metrics
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real_samples"
+MPII = REAL / "mmpose" / "mpii"
+COCO_SUBSET = REAL / "coco_val2017_subset" / "person_keypoints_val2017.json"
 
 
 def round_trip(name, keypoints, visible, input_size, heatmap_size, expected=False):
@@ -29,11 +32,10 @@ def round_trip(name, keypoints, visible, input_size, heatmap_size, expected=Fals
     return codec.decode(enc.heatmaps, activation="probabilities")[0]
 
 
-def exercise_1() -> None:
-    """PCKh@0.5 by hand: correct = error / head size <= 0.5 on labelled joints, pelvis and thorax excluded."""
-    if not (REAL / "mmpose" / "mpii").is_dir():
-        print(f"[1] skipped: real samples not found at {REAL}")
-        return
+# %% [answer] exercise 1, needs mmpose/mpii
+def exercise_1() -> dict:
+    """PCKh@0.5 by hand: correct = error / head size <= 0.5 on labelled joints, pelvis and thorax excluded.
+    Returns {threshold: (by hand, trainers.evaluate.dataset_metrics)} in percent, at 0.5 and 0.1."""
     from trainers.data import mpii
     from trainers.data.dataset import LandmarkDataset
 
@@ -49,6 +51,7 @@ def exercise_1() -> None:
     gt = transform_points(kp, inverse)
     pred = transform_points(round_trip("argmax", kp, vis, (256, 256), (64, 64)), inverse)
     heads = torch.tensor([ds.normalizer(i) for i in range(len(ds))], dtype=torch.float64)
+    pckh = {}
     for t in (0.5, 0.1):
         correct, valid = metrics.pck_correct(pred, gt, heads, t, vis)
         keep = [k for k in range(16) if k not in metrics.MPII_EXCLUDED_FROM_MEAN]
@@ -59,19 +62,29 @@ def exercise_1() -> None:
         print(
             f"[1] PCKh@{t}: by hand {by_hand:.2f} %, trainers.evaluate.dataset_metrics {engine_value:.2f} %"
         )
-        assert abs(by_hand - engine_value) < 1e-4  # the engine divides the same counts in float32
+        pckh[t] = (by_hand, engine_value)
+    return pckh
 
 
-def exercise_2() -> None:
+# %% [check] exercise 1, 2 points: exercise_1()'s PCKh by hand equals the engine's at 0.5 and at 0.1
+if MPII.is_dir():
+    pckh = exercise_1()
+    assert set(pckh) == {0.5, 0.1}, f"thresholds {sorted(pckh)}"
+    for t, (by_hand, engine_value) in pckh.items():
+        # the engine divides the same counts in float32
+        assert abs(by_hand - engine_value) < 1e-4, f"PCKh@{t}: by hand {by_hand}, engine {engine_value}"
+else:
+    print(f"[1] skipped: real samples not found at {MPII}")
+
+
+# %% [answer] exercise 2, needs coco_val2017_subset/person_keypoints_val2017.json
+def exercise_2() -> dict:
     """COCO at strides 4, 8, 16 (48x64, 24x32, 12x16 heatmaps for 192x256 crops): the AP that rounding alone
     costs grows quickly with the stride; the randomized-rounding expectation loses only what lies off the
     grid. As in section 7.4, every keypoint is first clamped onto the grid of cell centres (a keypoint outside
     the crop would otherwise get weight 0 and decode at the crop's middle), so the expectation's loss is
-    exactly the clamping's."""
-    subset = REAL / "coco_val2017_subset" / "person_keypoints_val2017.json"
-    if not subset.is_file():
-        print(f"[2] skipped: {subset} not found")
-        return
+    exactly the clamping's. Returns {(stride, "argmax" | "RR expectation" | "clamping only"): AP}."""
+    subset = COCO_SUBSET
     from trainers.data import coco
     from trainers.data.dataset import LandmarkDataset
 
@@ -105,16 +118,27 @@ def exercise_2() -> None:
                 f"[2] stride {stride:2d} ({size[0]}x{size[1]}), {label:>15s}: AP {ap:.4f} "
                 f"({100 * (1 - ap):.2f} points lost)"
             )
-    assert aps[4, "argmax"] > aps[8, "argmax"] > aps[16, "argmax"]
-    assert all(aps[s, "RR expectation"] > aps[s, "argmax"] for s in (4, 8, 16))
+    return aps
+
+
+# %% [check] exercise 2, 3 points: exercise_2()'s argmax AP falls with the stride, the expectation beats it and scores as the clamped points
+if COCO_SUBSET.is_file():
+    aps = exercise_2()
+    assert aps[4, "argmax"] > aps[8, "argmax"] > aps[16, "argmax"], f"argmax AP {aps}"
+    assert all(aps[s, "RR expectation"] > aps[s, "argmax"] for s in (4, 8, 16)), f"AP {aps}"
     # The expectation decodes every clamped point exactly, so it scores what the clamped points score.
-    assert all(abs(aps[s, "RR expectation"] - aps[s, "clamping only"]) < 1e-6 for s in (4, 8, 16))
+    assert all(abs(aps[s, "RR expectation"] - aps[s, "clamping only"]) < 1e-6 for s in (4, 8, 16)), (
+        f"AP {aps}"
+    )
+else:
+    print(f"[2] skipped: {COCO_SUBSET} not found")
 
 
-def exercise_3() -> None:
+# %% [answer] exercise 3
+def exercise_3() -> str:
     """OKS of a 2 px error for a person of area 96^2, per keypoint: exp(-d^2 / (2 area (2 sigma)^2)).
     The smallest sigmas (nose 0.026, eyes 0.025) give the lowest OKS: COCO is strictest on the face points,
-    where annotators agree best."""
+    where annotators agree best. Returns the name of the keypoint with the lowest OKS."""
     names = (
         "nose",
         "l_eye",
@@ -141,14 +165,21 @@ def exercise_3() -> None:
         f"[3] OKS per keypoint for 2 px at area 96^2: min {float(per_kpt[worst]):.4f} ({names[worst]}), "
         f"max {float(per_kpt.max()):.4f} ({names[int(per_kpt.argmax())]})"
     )
-    assert names[worst] in ("l_eye", "r_eye")
+    return names[worst]
 
 
-def exercise_4() -> None:
+# %% [check] exercise 3, 1 point: exercise_3() names an eye as the keypoint with the lowest OKS
+lowest = exercise_3()
+assert lowest in ("l_eye", "r_eye"), f"exercise_3() = {lowest!r}"
+
+
+# %% [answer] exercise 4
+def exercise_4() -> dict:
     """Flip test. Under the pixel-centre convention the mirrored-back maps of the mirrored persons equal the
     direct maps, so averaging them needs no shift. Under ``msra`` (u = x / s) mirroring a point gives
     u' = (W - 1 - x) / s while mirroring its cell gives w - 1 - x / s: they differ by (s - 1) / s cells,
-    (s - 1) input pixels, which is what trainers.evaluate.predict refuses to average."""
+    (s - 1) input pixels, which is what trainers.evaluate.predict refuses to average. Returns
+    {convention: largest x gap in input px}."""
     pairs = FLIP_PAIRS["coco"]
     g = torch.Generator().manual_seed(0)
     # Keypoints well inside the 192 x 256 crop, so that no codec clamps them to the border cells.
@@ -169,20 +200,29 @@ def exercise_4() -> None:
             f"[4] {convention:>12s}: mirrored-back decode off by {gaps[convention]:.4f} input px "
             f"(flip offset {offset:.3f} cells = {offset * 4:.3f} px at stride 4)"
         )
-    assert gaps["pixel_center"] < 1e-9
-    assert abs(gaps["msra"] - 3.0) < 1e-9  # (s - 1) input px at s = 4
+    return gaps
 
 
-def exercise_5() -> None:
+# %% [check] exercise 4, 2 points: exercise_4()'s flip gap is 0 under pixel_center and s - 1 = 3 px under msra
+gaps = exercise_4()
+assert gaps["pixel_center"] < 1e-9, f"gaps = {gaps}"
+assert abs(gaps["msra"] - 3.0) < 1e-9, f"gaps = {gaps}"  # (s - 1) input px at s = 4
+
+
+# %% [answer] exercise 5
+def exercise_5() -> dict:
     """The paper's coarse settings keep the 256 x 256 input and change only the output stride:
-    ``model.output_stride=8`` (32 x 32 heatmaps) or ``16`` (16 x 16); the codec stays randomized_rounding."""
+    ``model.output_stride=8`` (32 x 32 heatmaps) or ``16`` (16 x 16); the codec stays randomized_rounding.
+    Returns {output stride: heatmap size}."""
+    sizes = {}
     for stride in (8, 16):
         config = load_config("mpii", ["data.root=/path/to/mpii", f"model.output_stride={stride}"])
         size = heatmap_size_for(config.data.input_size, config.model.output_stride)
         print(f"[5] mpii with model.output_stride={stride}: heatmaps {size}")
-        assert size == (256 // stride, 256 // stride)
+        sizes[stride] = size
+    return sizes
 
 
-if __name__ == "__main__":
-    for exercise in (exercise_1, exercise_2, exercise_3, exercise_4, exercise_5):
-        exercise()
+# %% [check] exercise 5, 1 point: exercise_5()'s mpii configs at strides 8 and 16 give 32 x 32 and 16 x 16 maps
+sizes = exercise_5()
+assert all(sizes[s] == (256 // s, 256 // s) for s in (8, 16)), f"exercise_5() = {sizes}"
