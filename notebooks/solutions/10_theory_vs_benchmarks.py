@@ -108,7 +108,9 @@ def exercise_4() -> tuple[float, float]:
     d128 = wflw_normalisers(128)
     q2 = (1 / 6) * (4 / d128) ** 2  # rounding's E|q|^2 over d^2, per face (a fraction squared)
     predicted = float(np.sqrt(4.72**2 + np.pi / 4 * 1e4 * float(q2.mean())))
-    print(f"4. quadrature rule, WFLW 128 with argmax at stride 4: {predicted:.3f} % NME from 4.72 % (quoted)")
+    print(
+        f"4. quadrature rule, WFLW 128 with argmax at stride 4: {predicted:.3f} % NME from 4.72 % (quoted; P2, priced on P1)"
+    )
     return predicted, 4.72 + 100 * M_ROUND * 4 * float((1 / d128).mean())
 
 
