@@ -133,8 +133,10 @@ def ideal_predictions(keypoints, visible, input_size, heatmap_size, generator):
 # ## 7.1 The metrics of pose estimation
 #
 # **PCKh@t (MPII).** A joint is correct when its error is at most $t$ times the person's head size
-# $h = 0.6\,\lVert \text{head-box diagonal} \rVert$; PCKh is the percentage of correct labelled joints,
-# pooled over the 14 joints other than pelvis and thorax (the benchmark centres persons on those).
+# $h = 0.6\,\lVert \text{head-box diagonal} \rVert$ (`SC_BIAS = 0.6` in HRNet's MPII loader
+# `lib/dataset/mpii.py`, as kept in leeyegy/SimCC at commit `ff129bd0`); PCKh is the percentage of correct
+# labelled joints, pooled over the 14 joints other than pelvis and thorax (the benchmark centres persons on
+# those).
 # The usual thresholds are $t = 0.5$ (lenient) and $t = 0.1$ (a few pixels: sensitive to quantization).
 #
 # **OKS and AP (COCO).** The object keypoint similarity of one person is
@@ -282,8 +284,9 @@ else:
 # * **MPII, the whole validation split** (`gt_valid.mat`, 2,958 persons in the structure HRNet evaluates
 #   with, annotations only): 256 x 256 crops, ideal maps at 64 x 64, PCKh@0.5 and PCKh@0.1 with the head
 #   boxes of the file. The published models crop each person by its annotated scale, `scale x 200 x 1.25`,
-#   into 256 x 256 (HRNet's and DarkPose's MPII setting; DarkPose README, "Results on MPII val": "Input size
-#   is 256x256"). `gt_valid.mat` has no person centre or scale, so the crop is approximated as notebook 10
+#   into 256 x 256 (HRNet's MPII loader `lib/dataset/mpii.py`, `s = s * 1.25` with a pixel_std of 200, kept
+#   as is in [leeyegy/SimCC](https://github.com/leeyegy/SimCC) at commit `ff129bd0`; DarkPose README,
+#   "Results on MPII val": "Input size is 256x256"). `gt_valid.mat` has no person centre or scale, so the crop is approximated as notebook 10
 #   does: the square around the labelled joints, scaled by the median ratio of `scale x 200` to that square on
 #   the five persons of the sample that have both (printed), then padded by 1.25. The crop's size, not its
 #   centre, sets what a cell costs in original pixels, and the median ratio matches that size on average.

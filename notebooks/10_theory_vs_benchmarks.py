@@ -232,7 +232,9 @@ for name, xy in decoded.items():
 #   corners 36-45.
 # * **COFW-68** (507 faces): the benchmark's boxes x 1.25, 256; eye corners 36-45.
 # * **MPII** (`gt_valid.mat`, 2,958 persons): the published models crop each person by its annotated scale,
-#   `scale x 200 x 1.25`, into 256 x 256 (DarkPose README, "Results on MPII val": "Input size is 256x256").
+#   `scale x 200 x 1.25`, into 256 x 256 (HRNet's `lib/dataset/mpii.py`, `s = s * 1.25` with a pixel_std
+#   of 200, as kept in leeyegy/SimCC at commit `ff129bd0`; DarkPose README, "Results on MPII val": "Input
+#   size is 256x256").
 #   The file has no person scale, so the crop is the labelled joints' box made square, rescaled by the median
 #   ratio of HRNet's `scale x 200` to that box on the five persons of mmpose's sample that carry both
 #   (printed), x 1.25, 256 (notebook 7 crops the same way); normaliser: the head size
@@ -628,8 +630,8 @@ plotting.line_plot(
 # "Results on COCO val2017"; SimCC README, note under "Results on COCO validation set"), while every crop here
 # is the ground-truth box of an annotated person, on a subset of val2017. A perfect network scores AP 100 on
 # these crops, not on detected boxes (missed, spurious and misplaced boxes), so the fitted noise also stands
-# for the detector's losses, and a detected box that cuts a person off puts more keypoints off the grid than
-# here. (b) The network error is Gaussian, shaped like the metric and independent of the codec; a real one is
+# for the detector's losses, and a detected box that cuts a person off can put more keypoints off the grid
+# than the ground-truth boxes do. (b) The network error is Gaussian, shaped like the metric and independent of the codec; a real one is
 # none of these exactly. (c) Only the codec differs between the two published runs; DARK also moves the
 # training target off the grid, SimCC changes the head. (d) WFLW: the faces are the union of the attribute
 # subsets, not the 2,500-face test set of the quoted numbers, a 200-face subsample of it by default, and the
