@@ -85,12 +85,12 @@ def _run_worker(job: dict, time_limit: float, log) -> tuple[list[dict], str | No
                     break
                 if time.monotonic() - started > limit:
                     _kill(process)
-                    where = f"exercise {current}" if current is not None else "the setup"
+                    where = "the answer and its checks" if current is not None else "the setup"
                     return events, f"time limit: {where} ran past {limit:g} s (an endless loop?)"
                 time.sleep(0.05)
     if events and events[-1]["event"] == "done":
         return events, None
-    where = f"exercise {current}" if current is not None else "the setup"
+    where = "the answer or its checks" if current is not None else "the setup"
     return events, f"the process ended with exit code {code} during {where} (os._exit or a crash)"
 
 
@@ -163,14 +163,17 @@ def grade_file(
             if event["event"] == "check":
                 check = solution.checks[event["exercise"]][event["index"]]
                 got = check.points if event["ok"] else 0
+                message = "" if event["ok"] else f"exercise {event['exercise']}: {event['message']}"
                 rows[event["exercise"], event["index"]] = Row(
-                    event["exercise"], check.what, check.points, got, event["message"]
+                    event["exercise"], check.what, check.points, got, message
                 )
         started = [e["exercise"] for e in events if e["event"] == "start"]
         if stopped and started:  # the exercise in progress loses the checks it did not finish
             number = started[-1]
             for index, check in enumerate(solution.checks[number]):
-                rows.setdefault((number, index), Row(number, check.what, check.points, 0, stopped))
+                rows.setdefault(
+                    (number, index), Row(number, check.what, check.points, 0, f"exercise {number}: {stopped}")
+                )
         done = {number for (number, _) in rows}
         pending = [e for e in pending if e["number"] not in done]
         if stopped and not started:
