@@ -35,6 +35,8 @@ def describe(error: BaseException, filename: str, source: str) -> str:
     text = type(error).__name__ + (f": {message}" if message else "")
     if isinstance(error, NameError):
         text += " (define it in your answer cell)"
+    if isinstance(error, AssertionError) and message:
+        return text  # the check's own message says what is wrong; the line would repeat it
     return text + _where(error, filename, source)
 
 
