@@ -41,6 +41,7 @@ include_patterns = [
     "notebooks/README.md",
     "notebooks/[0-9][0-9]_*.ipynb",
     "docs/*.md",
+    "docs/course/*.md",
     "docs/sweep/README.md",
     "docs/studies/README.md",
     "docs/studies/*/study.md",
