@@ -323,7 +323,7 @@ test_argmax_through_the_helper = codec_test_suite(codecs.Argmax, round_trip_cell
 
 def test_the_helper_fails_with_the_counterexample_and_skips_what_does_not_apply():
     broken = codec_test_suite(HalfCellOffDecoder, max_examples=FEW)
-    with pytest.raises(AssertionError, match=r"(?s)round_trip.*FAILS.*counterexample: heatmap 2x2"):
+    with pytest.raises(AssertionError, match=r"(?s)round_trip.*FAILS.*counterexample \(.*\): heatmap 2x2"):
         broken("round_trip")
     deterministic = codec_test_suite(codecs.Gaussian, round_trip_cells=0.5, max_examples=FEW)
     with pytest.raises(pytest.skip.Exception, match="unbiased: deterministic encoder"):
@@ -354,8 +354,9 @@ def test_cli_reports_a_broken_codec_and_exits_1(capsys):
     )
     out = capsys.readouterr().out
     assert code == 1
-    assert re.search(r"round_trip\s+FAILS\s+worst 0\.5 cells", out)
-    assert "counterexample: heatmap 2x2" in out and "1 FAIL" in out
+    assert re.search(r"round_trip\s+FAILS\s+worst of the examples searched 0\.5 cells", out)
+    assert "shrunk counterexample (the smallest failing example, 0.5 cells): heatmap 2x2" in out
+    assert "1 FAIL" in out
 
 
 def test_cli_json(capsys):

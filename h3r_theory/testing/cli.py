@@ -64,9 +64,19 @@ def _parser() -> argparse.ArgumentParser:
         "--heatmap-size", type=int, nargs=2, metavar=("w", "h"), help="fix the heatmap size, cells"
     )
     p.add_argument("--protocol", choices=("auto", "torch", "numpy"), default="auto", help="codec protocol")
-    p.add_argument("--round-trip-cells", type=float, default=0.0, help="claimed round-trip error per axis")
+    p.add_argument(
+        "--round-trip-cells",
+        type=float,
+        default=None,
+        help="claimed round-trip error per axis (default: 0 for this package's codecs, 0.001 for others)",
+    )
     p.add_argument("--margin-cells", type=float, default=0.0, help="claims hold this far inside the border")
-    p.add_argument("--equivariance-cells", type=float, default=1e-6, help="claimed shift/flip error")
+    p.add_argument(
+        "--equivariance-cells",
+        type=float,
+        default=None,
+        help="claimed shift/flip error (default: 1e-6 for this package's codecs, 0.001 for others)",
+    )
     p.add_argument("--border-band-cells", default="0", help="claimed band error from the clamp, or 'none'")
     p.add_argument("--logits", action="store_true", help="also claim the round trip of log(target) as logits")
     p.add_argument("--examples", type=int, default=None, help="hypothesis examples per invariant")
@@ -309,6 +319,7 @@ def _run_isolated(argv, deadline: float, target: str) -> Report:
         header["convention_note"],
         diagnosis["lines"],
         diagnosis["data"],
+        header.get("claims_note", ""),
     )
 
 
@@ -435,6 +446,7 @@ def _work(job: dict, out) -> None:
         codec=factory.label,
         convention=factory.convention,
         convention_note=factory.convention_note(),
+        claims_note=claims.describe(factory.native),
         profile=profile,
         names=names,
     )

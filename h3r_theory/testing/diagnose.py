@@ -123,6 +123,9 @@ class ConventionFit:
             interior in cells).
         geometry: where it was measured.
         encode_fit, decode_fit: per axis ``(a, b)`` of ``peak cell = a x + b`` and ``x = a u + b`` (px).
+        border: where ``decode``'s convention is found in the interior, how far (``worst_cells``) it reads
+            the centre of a cell one cell in from a side off that convention, and at which ``cell`` and
+            ``axis`` (``offset_cells`` signed); empty otherwise.
     """
 
     encode: str | None
@@ -133,6 +136,7 @@ class ConventionFit:
     encode_fit: tuple = ()
     decode_fit: tuple = ()
     note: str = ""
+    border: dict = field(default_factory=dict)
 
 
 def _fit(x: Tensor, y: Tensor) -> tuple[float, float]:
@@ -150,8 +154,7 @@ def _peak_cells(maps: Tensor) -> Tensor:
 
 
 def _blobs(cells: Tensor, geometry: Geometry, sigma: float = 1.0) -> Tensor:
-    """(1, n, h, w) float64 Gaussian blobs centred exactly on the integer ``cells`` (n, 2): symmetric peaks
-    that any sane decoder reads at their centre."""
+    """(1, n, h, w) float64 Gaussian blobs of ``sigma`` cells centred exactly on ``cells`` (n, 2)."""
     w, h = geometry.heatmap_size
     gx = torch.exp(-((torch.arange(w, dtype=torch.float64) - cells[:, :1]) ** 2) / (2 * sigma**2))
     gy = torch.exp(-((torch.arange(h, dtype=torch.float64) - cells[:, 1:]) ** 2) / (2 * sigma**2))
@@ -172,10 +175,12 @@ def infer_convention(factory, probe=None, geometry: Geometry | None = None) -> C
 
     Encode: keypoints spread over the interior are encoded; a convention fits when each map's peak is the
     cell nearest to its ``u(x)`` for all but ``ENCODE_TOLERANCE`` of them (rounding and lossless codecs
-    alike put the peak on the nearest cell). Decode:
-    Gaussian blobs centred exactly on integer cells are decoded, and a line fitted to ``x`` against the cell;
-    a convention fits when its ``x(u)`` matches it within the same tolerance. A codec that rounds with
-    ``floor(x / s)`` follows ``corner``; one that rounds ``x / s`` follows ``msra``.
+    alike put the peak on the nearest cell). Decode: where the codec reads the centre of integer cells of
+    the interior (:func:`_read_centres`), and a line fitted to ``x`` against the cell; a convention fits
+    when its ``x(u)`` matches it within ``CONVENTION_TOLERANCE``. A codec that rounds with ``floor(x / s)``
+    follows ``corner``; one that rounds ``x / s`` follows ``msra``. Where decode follows a convention in the
+    interior, the same reading one cell in from each side (:func:`_edge_cells`) says whether the border is
+    decoded apart (``ConventionFit.border``).
     """
     geometry = geometry or _convention_geometry(factory, probe)
     try:
@@ -187,8 +192,9 @@ def infer_convention(factory, probe=None, geometry: Geometry | None = None) -> C
         maps, _ = subject.targets(kp)
         peaks = _peak_cells(maps.double().cpu())[0]  # (n, 2)
         grid = torch.round(spread_cells(geometry, margin, 32))
-        decoded, _ = subject.decode(_blobs(grid, geometry).to(maps.dtype).to(maps.device))
-        decoded = decoded.double().cpu()[0]
+        decoded = _read_centres(subject, grid, geometry, maps)
+        edge = _edge_cells(geometry, grid)
+        edge_decoded = _read_centres(subject, edge, geometry, maps) if len(edge) else None
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - the invariants report the codec's failures
         return ConventionFit(
             None, None, None, geometry=geometry, note=f"not inferred: {type(exc).__name__}: {exc}"
@@ -223,7 +229,53 @@ def infer_convention(factory, probe=None, geometry: Geometry | None = None) -> C
         encode = both[0]
     if decode is not None and decode not in both and both:
         decode = both[0]
-    return ConventionFit(encode, decode, consistent, mismatch, geometry, enc_fit, dec_fit)
+    border = {}
+    if decode is not None and edge_decoded is not None:
+        scale, offset = frames.scale_and_offset(geometry.input_size, geometry.heatmap_size, decode)
+        off = torch.stack(
+            [(edge_decoded[:, a] * scale[a] + offset[a]) - edge[:, a] for a in range(2)], -1
+        )  # (n, 2) cells: where decode reads the cell's centre, minus the cell
+        worst = off.abs().argmax()
+        j, a = divmod(int(worst), 2)
+        border = {
+            "worst_cells": float(off.abs().max()),
+            "cell": edge[j].tolist(),
+            "axis": "xy"[a],
+            "offset_cells": float(off[j, a]),
+        }
+    return ConventionFit(encode, decode, consistent, mismatch, geometry, enc_fit, dec_fit, border=border)
+
+
+#: Sub-cell step of the decode probe: peaks at ``u - DELTA`` and ``u + DELTA`` are decoded and averaged.
+DELTA = 0.125
+
+
+def _read_centres(subject, cells: Tensor, geometry: Geometry, like: Tensor) -> Tensor:
+    """(n, 2) px where ``subject`` reads the centre of each cell (n, 2): the mean of its decodes of two
+    Gaussian peaks at ``cell - DELTA`` and ``cell + DELTA`` (both axes).
+
+    Not one peak at the cell itself: a decoder that steps toward the higher neighbour (a quarter cell, as
+    Megvii's) reads an exactly symmetric peak by the sign of its own round-off; the two mirrored peaks
+    cancel any such odd response, and any decoder symmetric about the cell reads their mean exactly there.
+    """
+    reads = []
+    for step in (-DELTA, DELTA):
+        maps = _blobs(cells + step, geometry).to(like.dtype).to(like.device)
+        reads.append(subject.decode(maps)[0].double().cpu()[0])
+    return (reads[0] + reads[1]) / 2
+
+
+def _edge_cells(geometry: Geometry, grid: Tensor) -> Tensor:
+    """(n, 2) cells one cell in from each side (cells 1 and ``w - 2`` along x, the other axis in the
+    interior, and the same along y): where a decoder that treats the border apart reads differently. One
+    cell in, not the outermost cells, so that both probe peaks lie on the cell-centre box."""
+    w, h = geometry.heatmap_size
+    if min(w, h) < 4:
+        return torch.zeros(0, 2, dtype=torch.float64)
+    u, v = grid[: len(grid) // 4, 0], grid[: len(grid) // 4, 1]
+    rows = [torch.stack((torch.full_like(v, c), v), -1) for c in (1.0, w - 2.0)]
+    rows += [torch.stack((u, torch.full_like(u, c)), -1) for c in (1.0, h - 2.0)]
+    return torch.cat(rows)
 
 
 # -- naming a scale ------------------------------------------------------------------------------------
@@ -312,6 +364,19 @@ def diagnose(factory, claims, space: SearchSpace = DEFAULT_SPACE, seed: int = 0)
 
 
 def _convention_line(factory, fit: ConventionFit) -> str:
+    line = _convention_words(factory, fit)
+    border = fit.border
+    if border and border["worst_cells"] > CONVENTION_TOLERANCE:
+        (u, v), axis = border["cell"], border["axis"]
+        line += (
+            f"; that holds in the interior only: one cell in from the border decode differs from "
+            f"{fit.decode} by up to {border['worst_cells']:.3g} cells (the centre of cell ({u:g}, {v:g}) read "
+            f"{border['offset_cells']:+.3g} cells off along {axis})"
+        )
+    return line
+
+
+def _convention_words(factory, fit: ConventionFit) -> str:
     if fit.note:
         return f"convention {fit.note}"
     enc = (
@@ -320,6 +385,15 @@ def _convention_line(factory, fit: ConventionFit) -> str:
         else "encode follows no known convention"
     )
     dec = f"decode follows {fit.decode}" if fit.decode else "decode follows no known convention"
+    if fit.decode is None and fit.decode_fit and fit.mismatch:
+        nearest = min(fit.mismatch, key=lambda c: fit.mismatch[c][1])
+        lines = ", ".join(
+            f"{'xy'[i]} = {a:.6g} {'uv'[i]} {b:+.4g} px" for i, (a, b) in enumerate(fit.decode_fit)
+        )
+        dec += (
+            f" (it reads the centre of cell (u, v) at {lines}; the nearest, {nearest}, is off by up to "
+            f"{fit.mismatch[nearest][1]:.3g} cells over the interior, {CONVENTION_TOLERANCE:g} allowed)"
+        )
     if fit.encode is None and fit.decode is None:
         return f"convention: {enc}, {dec}"
     claimed = factory.convention
@@ -338,7 +412,7 @@ def _convention_line(factory, fit: ConventionFit) -> str:
 
 
 def _diagnose_fit(factory, claims, geometries, lines, data) -> None:
-    fits, quantization = [], {"errors": [], "signed": [], "fraction": []}
+    fits, quantization = [], {"errors": [], "signed": [], "fraction": [], "where": []}
     for g in geometries:
         subject = factory(g.input_size, g.heatmap_size)
         margin = interior_margin(g, claims.margin_cells)
@@ -370,6 +444,7 @@ def _diagnose_fit(factory, claims, geometries, lines, data) -> None:
             )
         fits.append(entry)
         uv = subject.to_heatmap(kp)
+        quantization["where"].append((entry["geometry"], margin, float(err.norm(dim=-1).mean())))
         quantization["errors"].append(err.norm(dim=-1))
         quantization["signed"].append(err.reshape(-1))
         quantization["fraction"].append((uv - torch.floor(uv)).reshape(-1))
@@ -417,9 +492,29 @@ def _diagnose_fit(factory, claims, geometries, lines, data) -> None:
     slope = float((signed * d).sum() / (d * d).sum())
     bins = torch.clamp((frac * 8).long(), max=7)
     profile = [float(signed[bins == i].mean()) if bool((bins == i).any()) else None for i in range(8)]
+    explained_share = _fraction_explains(signed, frac)
+    quantizing = mean_2d >= QUANTIZING_SHARE * floor and explained_share >= QUANTIZING_EXPLAINED
     data["quantization"].update(
-        {"centre_pull": -slope, "bias_by_fraction": profile, "bias_mean": float(signed.mean())}
+        {
+            "centre_pull": -slope,
+            "bias_by_fraction": profile,
+            "bias_mean": float(signed.mean()),
+            "explained_by_fraction": explained_share,
+            "quantizing": quantizing,
+            "by_geometry": [
+                {"geometry": g, "margin_cells": m, "mean_2d_cells": e} for g, m, e in quantization["where"]
+            ],
+        }
     )
+    if not quantizing:
+        by = ", ".join(f"{e:.3g} on {g} ({m:g} cells inside)" for g, m, e in quantization["where"])
+        lines.append(
+            f"round trip: mean 2-D error {mean_2d:.3g} cells in the interior = {mean_2d / floor:.3f} x the "
+            f"rounding floor {floor:.4f}, not a quantization (centre pull {-slope:.2f}; the sub-cell fraction "
+            f"explains {explained_share:.2f} of the error's variance; a quantizer's error is at least "
+            f"{QUANTIZING_SHARE:g} x the floor and mostly a function of the fraction); by geometry: {by}"
+        )
+        return
     lines.append(
         f"quantization: mean 2-D error {mean_2d:.4f} cells = {mean_2d / floor:.3f} x the rounding floor "
         f"{floor:.4f} = (sqrt(2) + asinh(1)) / 6; mean bias {float(signed.mean()):+.3f} cells"
@@ -429,6 +524,29 @@ def _diagnose_fit(factory, claims, geometries, lines, data) -> None:
         f"quantization: centre pull {-slope:.2f} (the decode moves {-slope:.2f} x the distance to the nearest cell "
         f"centre toward it; 0: none, 1: snaps to centres); mean signed error by sub-cell fraction in eighths: {table}"
     )
+
+
+#: A codec is called quantizing when its mean 2-D interior error is at least this share of the rounding
+#: floor and the sub-cell fraction explains at least ``QUANTIZING_EXPLAINED`` of its variance: a rounding
+#: codec's error is a function of the fraction alone (round: 1.00 x the floor, all of it explained), while
+#: an error that grows near the border or in one geometry is not one.
+QUANTIZING_SHARE = 0.25
+QUANTIZING_EXPLAINED = 0.5
+#: Bins of the sub-cell fraction for the share of the error it explains.
+FRACTION_BINS = 32
+
+
+def _fraction_explains(signed: Tensor, frac: Tensor, bins: int = FRACTION_BINS) -> float:
+    """The share of the variance of the signed errors (n,) that their sub-cell fractions (n,) explain: one
+    minus the within-bin variance over the total, the fraction cut in ``bins`` equal bins."""
+    total = float(((signed - signed.mean()) ** 2).sum())
+    if total <= 0:
+        return 1.0
+    index = torch.clamp((frac * bins).long(), max=bins - 1)
+    means = torch.zeros(bins, dtype=signed.dtype).index_add_(0, index, signed)
+    counts = torch.zeros(bins, dtype=signed.dtype).index_add_(0, index, torch.ones_like(signed))
+    within = float(((signed - (means / counts.clamp(min=1))[index]) ** 2).sum())
+    return 1.0 - within / total
 
 
 def _diagnose_stochastic(factory, claims, geometries, seed, lines, data) -> None:

@@ -118,10 +118,12 @@ def _sample(
     return build
 
 
-def _prepare(codec, claims: Claims, space: SearchSpace) -> tuple[CodecFactory, Subject]:
+def _prepare(codec, claims: Claims, space: SearchSpace) -> tuple[CodecFactory, Subject, Claims]:
+    """The factory, a subject at the space's probe geometry, and ``claims`` with its defaults resolved for
+    this codec (strict for this package's codecs, a millicell for others: :meth:`Claims.resolved`)."""
     probe = S.probe_geometry(space)
     factory = as_factory(codec, claims.convention, probe=probe)
-    return factory, factory(*probe)
+    return factory, factory(*probe), claims.resolved(factory.native)
 
 
 def _build(factory: CodecFactory, case: Case) -> Subject:
@@ -165,7 +167,7 @@ def round_trip(
     cross-entropy loss); reported as ``round_trip_logits``.
     """
     name = "round_trip" if activation == "probabilities" else "round_trip_logits"
-    factory, probe = _prepare(codec, claims, space)
+    factory, probe, claims = _prepare(codec, claims, space)
     if probe.stochastic and not probe.has_expected:
         return _na(name, "stochastic encoder without expected(): no deterministic target to decode")
     if activation == "logits" and not probe.has_activation:
@@ -182,7 +184,8 @@ def round_trip(
         decoded, _ = subject.decode(maps, activation=activation)
         cells, px = _axis_error(subject, decoded, kp)
         worst, worst_px, i = _worst(cells, px)
-        allowed = claims.round_trip_cells + _allowance(subject.precision(case.dtype), case.geometry)
+        roundoff = _allowance(subject.precision(case.dtype), case.geometry)
+        allowed = claims.round_trip_cells + roundoff
         finding = ""
         if not worst <= allowed:
             got = decoded.reshape(-1, 2)[i].tolist()
@@ -190,7 +193,7 @@ def round_trip(
                 f"keypoint {i} decoded at ({got[0]:.6g}, {got[1]:.6g}) px, off by {worst:.4g} cells "
                 f"({worst_px:.4g} px), more than the {allowed:.3g} allowed"
             )
-        return Observation(worst <= allowed, worst, worst_px, case.describe(), finding)
+        return Observation(worst <= allowed, worst, worst_px, case.describe(), finding, roundoff)
 
     strategy = _inside_case(space, factory.convention, claims.margin_cells, dtypes=S.dtypes())
     return run_search(
@@ -235,7 +238,7 @@ def unbiased(
     """A stochastic encoder is unbiased: the mean of ``decode`` over ``claims.samples`` seeded samples lies
     within 6 standard errors (from the samples' own variance) of the keypoint, plus the claimed round trip."""
     name = "unbiased"
-    factory, probe = _prepare(codec, claims, space)
+    factory, probe, claims = _prepare(codec, claims, space)
     if not probe.stochastic:
         return _na(name, "deterministic encoder (its mean error and bias are in the diagnosis)")
     if too_small := _too_small(name, space, S.min_cells_for(claims.margin_cells)):
@@ -277,7 +280,7 @@ def rounding_frequency(
     """A stochastic one-hot encoder samples one of the 4 cells around ``u`` and rounds up along each axis
     with probability ``frac(u)`` (within 6 binomial standard errors over ``claims.samples`` samples)."""
     name = "rounding_frequency"
-    factory, probe = _prepare(codec, claims, space)
+    factory, probe, claims = _prepare(codec, claims, space)
     if not probe.stochastic:
         return _na(name, "deterministic encoder")
     w, h = probe.heatmap_size
@@ -337,7 +340,7 @@ def reproducible(
     """Seeded ``encode`` repeats itself; a stochastic one differs between seeds; a deterministic one
     always repeats itself."""
     name = "reproducible"
-    factory, probe = _prepare(codec, claims, space)
+    factory, probe, claims = _prepare(codec, claims, space)
     if probe.stochastic and not probe.torch_native:
         return _na(name, "stochastic numpy codec: it draws from its own random state, the kit cannot seed it")
 
@@ -391,7 +394,7 @@ def shift_equivariance(
     """Moving keypoints by whole cells ``(dx, dy)`` moves their targets by ``(dx, dy)`` cells (compared
     where both maps lie on the heatmap) and their decoded positions by the same shift in pixels."""
     name = "shift_equivariance"
-    factory, _ = _prepare(codec, claims, space)
+    factory, _, claims = _prepare(codec, claims, space)
     margin = claims.margin_cells + MAX_SHIFT
     if too_small := _too_small(name, space, S.min_cells_for(margin)):
         return too_small
@@ -416,14 +419,15 @@ def shift_equivariance(
         map_err, map_tol = float((b_part - a_part).abs().max()), _map_tolerance(a, subject)
         cells, px = _axis_error(subject, subject.decode(b)[0] - subject.decode(a)[0], moved - kp)
         worst, worst_px, i = _worst(cells, px)
-        allowed = claims.equivariance_cells + _allowance(subject.precision(torch.float64), case.geometry)
+        roundoff = _allowance(subject.precision(torch.float64), case.geometry)
+        allowed = claims.equivariance_cells + roundoff
         if not map_err <= map_tol:
             finding = f"the targets of the moved keypoints differ from the shifted targets by {map_err:.3g}"
         elif not worst <= allowed:
             finding = f"keypoint {i}'s decoded position moved by the shift plus {worst:.4g} cells ({worst_px:.4g} px)"
         else:
             finding = ""
-        return Observation(not finding, worst, worst_px, case.describe(), finding)
+        return Observation(not finding, worst, worst_px, case.describe(), finding, roundoff)
 
     shifts = [(1, 0), (0, 1), (-2, 1), (3, -3), (-1, -2), (2, 3)]
     sample = _sample(
@@ -457,7 +461,7 @@ def flip_equivariance(
     mirrored targets.
     """
     name = "flip_equivariance"
-    factory, _ = _prepare(codec, claims, space)
+    factory, _, claims = _prepare(codec, claims, space)
     margin = claims.margin_cells
     if too_small := _too_small(name, space, S.min_cells_for(margin)):
         return too_small
@@ -480,7 +484,8 @@ def flip_equivariance(
         want[..., 0] -= offset * float(subject.cell_px()[0])
         cells, px = _axis_error(subject, subject.decode(mirrored)[0], want)
         worst, worst_px, i = _worst(cells, px)
-        allowed = claims.equivariance_cells + _allowance(subject.precision(torch.float64), case.geometry)
+        roundoff = _allowance(subject.precision(torch.float64), case.geometry)
+        allowed = claims.equivariance_cells + roundoff
         if not worst <= allowed:
             finding = (
                 f"keypoint {i}: decoding the mirrored targets is off the mirrored decode by {worst:.4g} cells "
@@ -500,7 +505,7 @@ def flip_equivariance(
                     f"keypoint {j}: the targets of the mirrored keypoint differ from the mirrored targets by "
                     f"{map_err:.3g} and decode {worst_b:.4g} cells ({worst_px_b:.4g} px) off the mirrored decode"
                 )
-        return Observation(not finding, worst, worst_px, case.describe(), finding)
+        return Observation(not finding, worst, worst_px, case.describe(), finding, roundoff)
 
     return run_search(
         name,
@@ -522,7 +527,7 @@ def dtype_device_shape(
     """``encode``/``expected`` give (B, K, h, w) maps and (B, K) weights, ``decode`` (B, K, 2) and (B, K),
     all in the keypoints' dtype and on their device (cuda where available)."""
     name = "dtype_device_shape"
-    factory, probe = _prepare(codec, claims, space)
+    factory, probe, claims = _prepare(codec, claims, space)
     if not probe.torch_native:
         return _na(name, "numpy codec: the adapter returns float64 CPU tensors")
 
@@ -576,7 +581,7 @@ def float32_matches_float64(
 ) -> InvariantResult:
     """Targets in float32 match float64 within 1e-5 of their peak, decodes within ``claims.float32_cells``."""
     name = "float32_matches_float64"
-    factory, probe = _prepare(codec, claims, space)
+    factory, probe, claims = _prepare(codec, claims, space)
     if not probe.torch_native:
         return _na(name, "numpy codec: the adapter returns float64 CPU tensors")
     if too_small := _too_small(name, space, S.min_cells_for(claims.margin_cells)):
@@ -635,7 +640,7 @@ def edge_semantics(
     cell centre) gets weight 1 and decodes within ``claims.border_band_cells`` (+ the round trip) of its
     clamp onto the cell-centre box."""
     name = "edge_semantics"
-    factory, _ = _prepare(codec, claims, space)
+    factory, _, claims = _prepare(codec, claims, space)
     band_claim = claims.border_band_cells
     band_tolerance = None if band_claim is None else band_claim + claims.round_trip_cells
 
@@ -698,7 +703,7 @@ def edge_semantics(
                 f"{where}{float(cells.reshape(-1)[j]):.4g} cells from its clamp onto the cell-centre box "
                 f"({bound:.3g} allowed)"
             )
-        return Observation(not finding, worst, worst_px, case.describe(), finding)
+        return Observation(not finding, worst, worst_px, case.describe(), finding, allow)
 
     return run_search(name, case(), check, max_examples=max_examples, seed=seed, tolerance=band_tolerance)
 
@@ -713,7 +718,7 @@ def constant_heatmaps(
     """A constant map (all zero, or any other value) has no peak: it decodes to the heatmap centre with
     score 0, in every activation ``decode`` accepts."""
     name = "constant_heatmaps"
-    factory, _ = _prepare(codec, claims, space)
+    factory, _, claims = _prepare(codec, claims, space)
 
     @st.composite
     def case(draw):
@@ -754,7 +759,7 @@ def bad_input(
     """NaN/inf visible keypoints, NaN/inf heatmaps and wrong shapes or dtypes raise ``ValueError``; for a
     non-finite value the message contains its ``(batch, keypoint)`` (``claims.error_location``)."""
     name = "bad_input"
-    factory, _ = _prepare(codec, claims, space)
+    factory, _, claims = _prepare(codec, claims, space)
 
     @st.composite
     def case(draw):

@@ -28,10 +28,13 @@ class Counterexample:
     Attributes:
         inputs: what was fed to the codec, in words (geometry, dtype, keypoints in px and cells, ...).
         finding: what came out and why that breaks the invariant.
+        error: its error in the invariant's unit (``None`` when it measures none): the smallest failing
+            one, often far below the worst the search saw.
     """
 
     inputs: str
     finding: str
+    error: float | None = None
 
     def __str__(self) -> str:
         return f"{self.inputs}: {self.finding}"
@@ -48,13 +51,18 @@ class InvariantResult:
             ``None`` when the invariant measures no error (e.g. a shape check).
         unit: unit of ``worst`` and ``tolerance``: ``"cells"`` (heatmap cells, per axis) or ``"probability"``.
         worst_px: ``worst`` in input pixels when the unit is cells, else ``None``.
-        tolerance: the bound the invariant allowed, in ``unit`` (the claim plus float round-off).
+        tolerance: the bound claimed, in ``unit``; float round-off (``allowance``) is allowed on top of it.
         examples: how many examples were evaluated.
         counterexample: the shrunk failing example, or ``None`` when the invariant holds.
         note: why it does not apply, or what was checked.
         sampled: for a failure, the error measured on a fixed, seeded sample of realistic geometries (see
             :func:`h3r_theory.testing.diagnose.sample_geometries`): ``{"interior": {...}, "border": {...}}``,
-            each with the ``worst`` and ``median`` error (in ``unit`` and in px) over its ``keypoints``.
+            each with the ``worst`` and ``median`` error (in ``unit`` and in px) over its ``keypoints``, and
+            where the worst is (``worst_at``, ``worst_depth_cells`` from the cell-centre box's nearest side).
+        allowance: the float round-off allowed on top of ``tolerance`` at the example with the worst error
+            (``16 eps max(w, h)`` cells at the codec's precision), or ``None`` when none was added.
+        worst_inputs: the example with the worst error, in words (for a failure it is usually not the
+            shrunk counterexample).
     """
 
     name: str
@@ -67,6 +75,8 @@ class InvariantResult:
     counterexample: Counterexample | None = None
     note: str = ""
     sampled: dict | None = None
+    allowance: float | None = None
+    worst_inputs: str = ""
 
     @property
     def holds(self) -> bool:
@@ -81,26 +91,39 @@ class InvariantResult:
             parts.append(self.note)
         else:
             if self.worst is not None:
-                worst = f"worst {_fmt(self.worst)} {self.unit}"
+                searched = " of the examples searched" if self.counterexample is not None else ""
+                worst = f"worst{searched} {_fmt(self.worst)} {self.unit}"
                 if self.worst_px is not None:
                     worst += f" = {_fmt(self.worst_px)} px"
                 if self.tolerance is not None:
-                    worst += f" (allowed {_fmt(self.tolerance)})"
+                    worst += f" (allowed {self._allowed()})"
                 parts.append(worst)
             parts.append(f"{self.examples} examples")
         text = "  ".join(parts)
+        pad = f"\n{'':{name_width + 2}s}"
         if self.counterexample is not None:
-            text += f"\n{'':{name_width + 2}s}counterexample: {self.counterexample}"
+            if self.worst_inputs and self.worst_inputs != self.counterexample.inputs:
+                text += f"{pad}worst example searched: {self.worst_inputs}"
+            error = self.counterexample.error
+            size = f", {_fmt(error)} {self.unit}" if error is not None else ""
+            text += f"{pad}shrunk counterexample (the smallest failing example{size}): {self.counterexample}"
         for group, m in (self.sampled or {}).items():
             px = self.unit == "cells"
             worst = f"{_fmt(m['worst'])} {self.unit}" + (f" = {_fmt(m['worst_px'])} px" if px else "")
             median = f"{_fmt(m['median'])} {self.unit}" + (f" = {_fmt(m['median_px'])} px" if px else "")
             where = "interior keypoints" if group == "interior" else "keypoints near the border"
-            text += (
-                f"\n{'':{name_width + 2}s}sampled, {m['keypoints']} {where} of realistic geometries: "
-                f"worst {worst}, median {median}"
-            )
+            text += f"{pad}sampled, {m['keypoints']} {where} of realistic geometries: worst {worst}, median {median}"
+            if m.get("worst_at"):
+                depth = m.get("worst_depth_cells")
+                inside = f", {_fmt(depth)} cells inside the cell-centre box" if depth is not None else ""
+                text += f"{pad}  its worst at {m['worst_at']}{inside}"
         return text
+
+    def _allowed(self) -> str:
+        """The claim, plus the float round-off allowed on top of it where there was any."""
+        if not self.allowance:
+            return _fmt(self.tolerance)
+        return f"{_fmt(self.tolerance)} claimed + {_fmt(self.allowance)} float round-off"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,6 +144,7 @@ class Report:
     convention_note: str = ""
     diagnosis: list[str] = field(default_factory=list)
     diagnosis_data: dict = field(default_factory=dict)
+    claims: str = ""  # the bounds in force, in words (:meth:`~h3r_theory.testing.Claims.describe`)
 
     @property
     def holds(self) -> bool:
@@ -142,6 +166,8 @@ class Report:
         note = f", {self.convention_note}" if self.convention_note else ""
         lines = [f"codec {self.codec} (convention {self.convention}{note})"]
         lines.append(f"profile {self.profile}: {PROFILE_WORDS.get(self.profile, 'the invariants asked for')}")
+        if self.claims:
+            lines.append(f"claims: {self.claims}")
         lines += ["  " + r.line(width).replace("\n", "\n  ") for r in self.results]
         if self.diagnosis:
             lines.append("diagnosis:")
@@ -159,6 +185,7 @@ class Report:
                 "convention": self.convention,
                 "convention_note": self.convention_note,
                 "profile": self.profile,
+                "claims": self.claims,
                 "holds": self.holds,
                 "results": [r.to_dict() for r in self.results],
                 "diagnosis": self.diagnosis,

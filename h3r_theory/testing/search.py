@@ -28,6 +28,8 @@ class Observation:
         worst_px: the same in input pixels, or ``None``.
         inputs: the example in words, for a counterexample.
         finding: what broke, in words (empty when ``ok``).
+        allowance: the float round-off allowed on top of the claim for this example, in the invariant's
+            unit (it depends on the example's geometry and dtype), or ``None`` when none was added.
     """
 
     ok: bool
@@ -35,6 +37,7 @@ class Observation:
     worst_px: float | None = None
     inputs: str = ""
     finding: str = ""
+    allowance: float | None = None
 
 
 class _Violation(Exception):
@@ -59,7 +62,14 @@ def run_search(
     (``{"interior": [...], "border": [...]}``, one keypoint each): the worst and the median error there,
     beside the shrunk counterexample, whose error is only the smallest failing one.
     """
-    state: dict[str, Any] = {"n": 0, "worst": None, "worst_px": None, "failure": None}
+    state: dict[str, Any] = {
+        "n": 0,
+        "worst": None,
+        "worst_px": None,
+        "worst_inputs": "",
+        "allowance": None,
+        "failure": None,
+    }
 
     def body(example):
         inputs = example.describe() if hasattr(example, "describe") else repr(example)
@@ -74,6 +84,7 @@ def run_search(
         state["n"] += 1
         if obs.worst is not None and (state["worst"] is None or obs.worst > state["worst"]):
             state["worst"], state["worst_px"] = obs.worst, obs.worst_px
+            state["worst_inputs"], state["allowance"] = obs.inputs or inputs, obs.allowance
         if not obs.ok:
             state["failure"] = obs
             raise _Violation(obs.finding)
@@ -108,9 +119,13 @@ def run_search(
         worst_px=state["worst_px"],
         tolerance=tolerance,
         examples=state["n"],
-        counterexample=Counterexample(failure.inputs, failure.finding) if failure is not None else None,
+        counterexample=(
+            Counterexample(failure.inputs, failure.finding, failure.worst) if failure is not None else None
+        ),
         note=note,
         sampled=sampled,
+        allowance=state["allowance"],
+        worst_inputs=state["worst_inputs"],
     )
 
 
@@ -124,18 +139,19 @@ def measure(check: Callable[[Any], Observation], groups: dict[str, list]) -> dic
     out = {}
     for group, cases in groups.items():
         errors, crashed = [], 0
-        for case in cases:
+        for j, case in enumerate(cases):
             try:
                 obs = check(case)
             except (Exception, SystemExit):  # noqa: BLE001 - counted, the search reported the crash itself
                 crashed += 1
                 continue
             if obs.worst is not None:
-                errors.append((obs.worst, obs.worst_px if obs.worst_px is not None else float("nan")))
+                errors.append((obs.worst, obs.worst_px if obs.worst_px is not None else float("nan"), j))
         if not errors:
             continue
         errors.sort()
         worst, median = errors[-1], errors[len(errors) // 2]
+        where = cases[worst[2]]
         out[group] = {
             "keypoints": len(errors),
             "worst": worst[0],
@@ -143,8 +159,21 @@ def measure(check: Callable[[Any], Observation], groups: dict[str, list]) -> dic
             "median": median[0],
             "median_px": median[1],
             "crashed": crashed,
+            # where the worst is: a reader can tell a border effect from an error everywhere
+            "worst_at": where.describe() if hasattr(where, "describe") else repr(where),
+            "worst_depth_cells": _depth(where),
         }
     return out
+
+
+def _depth(case) -> float | None:
+    """Cells from a one-keypoint case's keypoint to the nearest side of the cell-centre box
+    ``[0, w - 1] x [0, h - 1]`` (negative outside it), or ``None`` for other cases."""
+    cells, geometry = getattr(case, "cells", ()), getattr(case, "geometry", None)
+    if geometry is None or len(cells) != 1:
+        return None
+    (u, v), (w, h) = cells[0], geometry.heatmap_size
+    return float(min(u, w - 1 - u, v, h - 1 - v))
 
 
 def _crash(exc: Exception) -> str:

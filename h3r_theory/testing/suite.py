@@ -116,7 +116,16 @@ def check_codec(
     lines, data = ([], {})
     if diagnose:
         lines, data = run_diagnosis(factory, claims, space, seed)
-    return Report(factory.label, factory.convention, results, profile, factory.convention_note(), lines, data)
+    return Report(
+        factory.label,
+        factory.convention,
+        results,
+        profile,
+        factory.convention_note(),
+        lines,
+        data,
+        claims.describe(factory.native),
+    )
 
 
 def _names(factory, only, profile) -> tuple[list[str], str]:
