@@ -69,9 +69,13 @@ committed = committed_record()
 print(
     f"committed sweep: {committed.get('command')}, {committed['wall_seconds']:.0f} s on {committed.get('machine')}"
 )
-# Exercise 1 runs at H3R_SOLUTION_STEPS="a,b" steps (the tests), or at 150 and 600 under --long.
+# Exercise 1 runs at H3R_SOLUTION_STEPS="a,b" steps (the tests), or at 150 and 600 under --long. The sweep's
+# worker processes re-run this file as __mp_main__ (spawn): only the main process may start sweeps.
+MAIN = __name__ == "__main__"
 STEP_COUNTS = os.environ.get("H3R_SOLUTION_STEPS") or ("150,600" if "--long" in sys.argv else "")
-if "--full" in sys.argv:  # exercise 2 on a rerun of the default sweep instead of the committed record
+if (
+    MAIN and "--full" in sys.argv
+):  # exercise 2 on a rerun of the default sweep instead of the committed record
     sweep_for_2 = sweep_module.run_sweep(
         sweep_module.load_sweep(None, [f"out_dir={tempfile.mkdtemp()}"]), progress=True
     )
@@ -103,7 +107,7 @@ def exercise_1(step_counts: tuple[int, int]) -> dict:
 
 
 # %% [check] exercise 1, 2 points: more steps lower randomized rounding's coarse-stride error (exercise_1())
-if STEP_COUNTS:
+if MAIN and STEP_COUNTS:
     few, many = (int(v) for v in STEP_COUNTS.split(","))
     coarse = exercise_1((few, many))
     assert coarse[many] < coarse[few], (
