@@ -113,7 +113,7 @@ class InvariantResult:
             median = f"{_fmt(m['median'])} {self.unit}" + (f" = {_fmt(m['median_px'])} px" if px else "")
             where = "interior keypoints" if group == "interior" else "keypoints near the border"
             text += f"{pad}sampled, {m['keypoints']} {where} of realistic geometries: worst {worst}, median {median}"
-            if m.get("worst_at"):
+            if m.get("worst_at") and m["worst"] > 0:  # where a zero error is largest says nothing
                 depth = m.get("worst_depth_cells")
                 inside = f", {_fmt(depth)} cells inside the cell-centre box" if depth is not None else ""
                 text += f"{pad}  its worst at {m['worst_at']}{inside}"
