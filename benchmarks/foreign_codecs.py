@@ -224,6 +224,28 @@ def dark_by_depth(sub_cell: float = 0.052) -> list[tuple]:
     return rows
 
 
+def megvii_on_a_symmetric_peak(cell: tuple[int, int] = (23, 31)) -> tuple[float, float, float, float]:
+    """Where MegviiHeatmap reads one exactly symmetric peak, and why: ``(du, dv, dx, dy)``.
+
+    A float64 Gaussian (sigma 1 cell) centred exactly on ``cell`` of the 48 x 64 map of a 192 x 256 input:
+    ``du, dv`` are where its decode puts it, in cells from the cell (the ``corner`` convention reads a cell's
+    centre at +0.5), and ``dx, dy`` the neighbour differences of the blurred map at the peak, which the decode
+    steps a quarter cell along by their sign. On an exactly symmetric map both are 0 but for round-off.
+    """
+    import numpy as np
+    from mmpose.codecs.utils.post_processing import gaussian_blur
+
+    codec = megvii_heatmap((192, 256), (48, 64))
+    u, v = cell
+    x, y = np.arange(48.0), np.arange(64.0)
+    peak = np.exp(-((x[None] - u) ** 2 + (y[:, None] - v) ** 2) / 2)[None]
+    du, dv = codec.decode(peak.copy())[0][0, 0] / 4 - np.array([u, v])
+    blurred = gaussian_blur(peak.copy(), codec.kernel_size)[0]
+    dx = float(blurred[v, u + 1] - blurred[v, u - 1])
+    dy = float(blurred[v + 1, u] - blurred[v - 1, u])
+    return float(du), float(dv), dx, dy
+
+
 def command(run: Run) -> list[str]:
     return [sys.executable, "-m", "h3r_theory.testing.cli", f"foreign_codecs:{run.factory}", *run.args]
 
@@ -275,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for where, depth, with_blur, without in dark_by_depth():
         print(f"  {where:>16s}  d = {depth:.3f}: with the blur {with_blur:+.6f}, without {without:+.6f}")
+    du, dv, dx, dy = megvii_on_a_symmetric_peak()
+    print(
+        "\n## MegviiHeatmap on one exactly symmetric peak\n"
+        "a float64 Gaussian centred on cell (23, 31) of the 48 x 64 map: decoded at "
+        f"({du:+.2f}, {dv:+.2f}) cells from the cell (corner reads its centre at +0.5); the blurred map's "
+        f"neighbour differences at the peak, whose sign steps the decode a quarter cell: dx = {dx:.3g}, dy = {dy:.3g}"
+    )
     print(
         f"\n{len(RUNS) - len(unexpected)} of {len(RUNS)} exit statuses as expected"
         + (f"; not: {', '.join(unexpected)}" if unexpected else "")
