@@ -176,10 +176,10 @@ def infer_convention(factory, probe=None, geometry: Geometry | None = None) -> C
     Encode: keypoints spread over the interior are encoded; a convention fits when each map's peak is the
     cell nearest to its ``u(x)`` for all but ``ENCODE_TOLERANCE`` of them (rounding and lossless codecs
     alike put the peak on the nearest cell). Decode: where the codec reads the centre of integer cells of
-    the interior (:func:`_read_centres`), and a line fitted to ``x`` against the cell; a convention fits
+    the interior (``_read_centres``), and a line fitted to ``x`` against the cell; a convention fits
     when its ``x(u)`` matches it within ``CONVENTION_TOLERANCE``. A codec that rounds with ``floor(x / s)``
     follows ``corner``; one that rounds ``x / s`` follows ``msra``. Where decode follows a convention in the
-    interior, the same reading one cell in from each side (:func:`_edge_cells`) says whether the border is
+    interior, the same reading one cell in from each side (``_edge_cells``) says whether the border is
     decoded apart (``ConventionFit.border``).
     """
     geometry = geometry or _convention_geometry(factory, probe)
