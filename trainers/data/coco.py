@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .parsing import read_json
-from .records import MAX_COORDINATE, LoadResult, check_images_exist, make_record, size_from_scale
+from .records import MAX_COORDINATE, LoadResult, check_images_exist, image_size, make_record, size_from_scale
 
 COORDINATE_OFFSET = {"coco": 0.0, "300w": 1.0, "wflw": 0.0, "aflw": 0.0, "cofw": 0.0, "lapa": 0.0}
 
@@ -224,15 +224,12 @@ def check_declared_sizes(json_file: Path, image_root: Path, images) -> None:
     box after clipping". Only the header of each file is read (``PIL.Image.open`` decodes lazily). The
     images of skipped annotations are checked too, since a wrong size is what skips them.
     """
-    from PIL import Image
-
     for image in images:
         width, height = image.get("width"), image.get("height")
         path = image_root / image["file_name"]
         if width is None or height is None or not path.is_file():
             continue
-        with Image.open(path) as pil:
-            actual = pil.size
+        actual = image_size(path)  # a decompression bomb is refused here, naming the file
         if (float(width), float(height)) != (float(actual[0]), float(actual[1])):
             raise ValueError(
                 f"{json_file}: image id {image['id']} ({image['file_name']}) is declared {width:g} x {height:g} "

@@ -252,6 +252,39 @@ def check_images_exist(records: Iterable[LandmarkRecord], shown: int = 10) -> No
         raise FileNotFoundError(f"{len(missing)} image file(s) not found:\n  {listed}{more}")
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of the image file ``path`` read from its header only (``PIL.Image.open`` decodes
+    lazily, so no pixel is decoded and the cost is one small read).
+
+    A header that declares more pixels than PIL agrees to decode (twice ``PIL.Image.MAX_IMAGE_PIXELS``,
+    178,956,970 by default) raises ``ValueError`` naming the file and that number of pixels: a
+    decompression bomb, a few hundred bytes that would expand to gigabytes. Other unreadable headers raise
+    PIL's own ``OSError``.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as pil:
+            return pil.size
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"cannot decode image {path}: {err}") from None
+
+
+def check_image_headers(records: Iterable[LandmarkRecord]) -> None:
+    """Read the header of every distinct image file of ``records`` (:func:`image_size`) and refuse, naming
+    the file and its declared size, one that PIL would refuse as a decompression bomb: when the dataset is
+    built, before a run writes anything, rather than when that image is first drawn. A header that PIL
+    cannot read at all is left to :func:`load_image`, which names it when the image is read.
+
+    Images inside a MATLAB file (:class:`MatImage`) are arrays already and are not checked here.
+    """
+    for path in dict.fromkeys(r.image for r in records if isinstance(r.image, Path)):
+        try:
+            image_size(path)
+        except OSError:
+            continue
+
+
 def check_keypoint_counts(records: Sequence[LandmarkRecord]) -> int:
     """The one keypoint count K of ``records``; ``ValueError`` naming the first record that differs."""
     if not records:

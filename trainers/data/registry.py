@@ -38,7 +38,7 @@ import os
 from pathlib import Path
 
 from . import coco
-from .records import LoadResult
+from .records import LoadResult, check_image_headers
 from .specs import SPECS
 
 DATASETS = tuple(name for name, spec in SPECS.items() if spec.load is not None)
@@ -66,6 +66,8 @@ def load_dataset(name: str, root, split: str, check_images: bool = False) -> Loa
     else:
         result = SPECS[name].load(root, split, check_images)
     check_inside_root(result, root)
+    if check_images:  # only headers, and only of files inside the root
+        check_image_headers(result)
     return result
 
 
