@@ -105,3 +105,28 @@ def test_a_decompression_bomb_in_coco_is_refused_by_the_declared_size_check(tmp_
     assert len(load_dataset("coco", root, "val")) == 1  # headers are read only with check_images
     with pytest.raises(ValueError, match=r"^cannot decode image .*a\.png: Image size \(900000000 pixels\)"):
         load_dataset("coco", root, "val", check_images=True)
+
+
+# -- gap 4: mmpose's file names of the 300W splits ---------------------------------------------------------
+@pytest.mark.real_samples
+@pytest.mark.parametrize(
+    "split, stem",
+    [("common", "valid_common"), ("challenge", "valid_challenge"), ("full", "valid"), ("test", "test")],
+)
+def test_300w_splits_are_read_from_mmposes_json_names(tmp_path, split, stem):
+    """mmpose ships 300W as face_landmarks_300w_{train, valid_common, valid_challenge, valid, test}.json (the
+    names of HRNet's CSVs); the loader's common / challenge / full splits must find them. The real sample's
+    JSON (2 faces) is linked in under each name in turn."""
+    from conftest import real_samples_dir
+
+    from trainers.data.registry import load_dataset
+
+    sample = real_samples_dir("mmpose/300w")
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "images").mkdir()
+    for image in sample.glob("*.png"):
+        (tmp_path / "images" / image.name).symlink_to(image)
+    (tmp_path / "annotations" / f"face_landmarks_300w_{stem}.json").symlink_to(sample / "test_300w.json")
+    records = load_dataset("300w", tmp_path, split, check_images=True)
+    assert len(records) == 2 and {r.num_keypoints for r in records} == {68}
+    assert {r.image.name for r in records} == {"indoor_020.png", "indoor_029.png"}

@@ -59,8 +59,7 @@ from ..config import CONFIG_DIR, read_yaml_mapping
 from . import cofw, ibug300w, wflw
 from .dataset import normalizer
 from .records import LandmarkRecord, load_image
-from .registry import _CONVERTED as CONVERTED
-from .registry import DATASETS, load_dataset
+from .registry import CONVERTED, DATASETS, load_dataset
 from .specs import SPECS
 
 PROG = "h3r-check-data"

@@ -28,7 +28,8 @@ coco
     ``root/images/<split>2017``
 
 The face sets may also come as mmpose's COCO-style conversions: when the original file is absent and
-``root/annotations/face_landmarks_<name>_<split>.json`` (``cofw_<split>.json`` for COFW) exists, it is read
+``root/annotations/face_landmarks_<name>_<split>.json`` (``cofw_<split>.json`` for COFW; for 300W the
+splits common, challenge and full are ``valid_common``, ``valid_challenge`` and ``valid``) exists, it is read
 with images in ``root/images``. AFLW has no original-format loader beyond HRNet's CSV.
 """
 
@@ -39,14 +40,18 @@ from pathlib import Path
 
 from . import coco
 from .records import LoadResult, check_image_headers
-from .specs import SPECS
+from .specs import SPECS, SPLIT_FILES_300W
 
 DATASETS = tuple(name for name, spec in SPECS.items() if spec.load is not None)
 # mmpose's COCO-style conversions of the face sets, read only when the original files are absent.
-_CONVERTED = ("wflw", "300w", "cofw", "aflw")
+CONVERTED = ("wflw", "300w", "cofw", "aflw")
 
 
 def _mmpose_json(name: str, root: Path, split: str) -> Path | None:
+    """mmpose's JSON of ``split`` under ``root/annotations``, or None. mmpose names 300W's common, challenge
+    and full splits ``valid_common``, ``valid_challenge`` and ``valid``, as HRNet's CSVs do."""
+    if name == "300w":
+        split = SPLIT_FILES_300W.get(split, split)
     stem = f"cofw_{split}" if name == "cofw" else f"face_landmarks_{name}_{split}"
     path = root / "annotations" / f"{stem}.json"
     return path if path.is_file() else None
@@ -60,7 +65,7 @@ def load_dataset(name: str, root, split: str, check_images: bool = False) -> Loa
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{name} root folder not found: {root}")
-    converted = _mmpose_json(name, root, split) if name in _CONVERTED else None
+    converted = _mmpose_json(name, root, split) if name in CONVERTED else None
     if converted is not None:
         result = _load_converted(name, root, split, converted, check_images)
     else:

@@ -177,7 +177,8 @@ def _load_wflw(root: Path, split: str, check_images: bool) -> LoadResult:
     return wflw.load_wflw(_require(f, "WFLW list file"), root / "WFLW_images", check_images)
 
 
-_300W_CSV = {
+# The file-name part of each 300W split in HRNet's CSVs and in mmpose's JSON conversions (the same names).
+SPLIT_FILES_300W = {
     "train": "train",
     "common": "valid_common",
     "challenge": "valid_challenge",
@@ -189,7 +190,7 @@ _300W_CSV = {
 def _load_300w(root: Path, split: str, check_images: bool) -> LoadResult:
     if split not in ibug300w.SPLITS:
         raise ValueError(f"300W split must be one of {sorted(ibug300w.SPLITS)}, got {split!r}")
-    csv_file = root / f"face_landmarks_300w_{_300W_CSV[split]}.csv"
+    csv_file = root / f"face_landmarks_300w_{SPLIT_FILES_300W[split]}.csv"
     if not any((root / s.split("/")[0]).is_dir() for s in ibug300w.SPLITS[split]) and csv_file.is_file():
         return hrnet_csv.load_hrnet_csv(csv_file, _images(root), "300w", check_images)
     return ibug300w.load_300w(root, split, check_images)
