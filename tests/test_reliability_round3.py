@@ -130,3 +130,38 @@ def test_300w_splits_are_read_from_mmposes_json_names(tmp_path, split, stem):
     records = load_dataset("300w", tmp_path, split, check_images=True)
     assert len(records) == 2 and {r.num_keypoints for r in records} == {68}
     assert {r.image.name for r in records} == {"indoor_020.png", "indoor_029.png"}
+
+
+# -- gap 3: an error inside a DataLoader worker is the same one line as without workers -------------------
+def test_a_loader_error_in_a_dataloader_worker_is_the_same_one_line(tmp_path, capsys):
+    names = {f"{i}.png": "noise" for i in range(4)}
+    root = wflw_root(tmp_path / "WFLW", names)
+    (root / "WFLW_images" / "3.png").write_bytes(b"not an image")  # a header PIL cannot read: found at read
+    lines = []
+    for workers in (0, 2):
+        argv = [
+            "wflw",
+            f"data.root={root}",
+            *TRAIN,
+            "train.batch_size=4",
+            f"train.out_dir={tmp_path / str(workers)}",
+        ]
+        assert cli.train_main([*argv, f"data.num_workers={workers}"]) == 2
+        lines.append(_one_line(capsys).replace(str(tmp_path / "0"), "").replace(str(tmp_path / "2"), ""))
+    assert lines[0] == lines[1], lines
+    assert lines[0].startswith(f"h3r-train: error: cannot decode image {root / 'WFLW_images' / '3.png'}: ")
+
+
+def test_a_worker_error_keeps_its_kind_and_its_message(tmp_path):
+    import torch
+
+    from trainers.data.dataset import LandmarkDataset
+    from trainers.data.records import make_record
+
+    root = wflw_root(tmp_path / "WFLW", {"a.png": "noise"})
+    points = np.random.default_rng(0).uniform(20, 80, (98, 2))
+    record = make_record(root / "WFLW_images" / "gone.png", points, [2] * 98, "wflw", "list.txt:7")
+    loader = torch.utils.data.DataLoader(LandmarkDataset([record], input_size=(32, 32)), num_workers=1)
+    with pytest.raises(FileNotFoundError) as caught:
+        next(iter(loader))
+    assert str(caught.value) == f"image file not found: {root / 'WFLW_images' / 'gone.png'}"

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from h3r_theory.conventions import check_size, flip_permutation
 
@@ -37,6 +37,42 @@ from ..seeding import mix_seed
 from .records import LandmarkRecord, check_images_exist, load_image
 from .specs import SPECS
 from .transforms import color_jitter, crop_matrix, random_affine_params, transform_points, warp_image
+
+
+class _OneLineFromWorker:
+    """An error of :meth:`LandmarkDataset.__getitem__` raised in a DataLoader worker process keeps its own
+    message in the main process.
+
+    torch re-raises a worker's exception as ``type(exc)(text)`` where ``text`` is "Caught ... in DataLoader
+    worker process N." followed by the worker's whole traceback, so the one-line message (file, line) that
+    ``num_workers=0`` shows would come buried in a traceback. These classes keep only what follows their own
+    name on the traceback's last line: the original message.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        name = f"{type(self).__module__}.{type(self).__qualname__}: "
+        if message.startswith("Caught ") and name in message:
+            message = message.rsplit(name, 1)[1].rstrip("\n")
+        super().__init__(message)
+
+
+class SampleValueError(_OneLineFromWorker, ValueError):
+    """A ``ValueError`` of a sample read in a DataLoader worker (see :class:`_OneLineFromWorker`)."""
+
+
+class SampleNotFoundError(_OneLineFromWorker, FileNotFoundError):
+    """A ``FileNotFoundError`` of a sample read in a DataLoader worker (see :class:`_OneLineFromWorker`)."""
+
+
+class SampleIsADirectoryError(_OneLineFromWorker, IsADirectoryError):
+    """An ``IsADirectoryError`` of a sample read in a DataLoader worker (see :class:`_OneLineFromWorker`)."""
+
+
+_IN_WORKER = (
+    (IsADirectoryError, SampleIsADirectoryError),
+    (FileNotFoundError, SampleNotFoundError),
+    (ValueError, SampleValueError),
+)
 
 
 def sample_seed(augmentation_seed: int, index: int) -> int:
@@ -191,6 +227,17 @@ class LandmarkDataset(Dataset):
         return M[0], bool(p["flip"][0])
 
     def __getitem__(self, index: int) -> dict:
+        if get_worker_info() is None:  # the main process: errors as they are
+            return self._item(index)
+        try:
+            return self._item(index)
+        except (IsADirectoryError, FileNotFoundError, ValueError) as err:
+            for kind, in_worker in _IN_WORKER:
+                if isinstance(err, kind):
+                    raise in_worker(str(err)) from None
+            raise
+
+    def _item(self, index: int) -> dict:
         record = self.records[index]
         pixels = load_image(record.image)
         image = torch.from_numpy(pixels).permute(2, 0, 1).to(self.dtype).div_(255.0)[None]
