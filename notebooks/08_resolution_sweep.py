@@ -108,7 +108,9 @@ print(f"vanilla floor (exact, sympy): (sqrt(2) + asinh(1)) / 6 = {FLOOR_CELLS:.6
 # **re-rendered** moved by $t = 0, s/4, s/2, 3s/4$ px along both axes (one whole cell of motion; the
 # renderer is exact, so nothing is blurred): the **displacement slope** is the least-squares slope of the
 # predicted displacement against $t$ (1 for a predictor that follows the face, 0 for one that ignores it) and
-# the **jitter** the sd of the 2-D error vector over the moves; on the same faces with a fresh pixel-noise
+# the **jitter** the sd of the 2-D error vector over the moves (per keypoint
+# $\sqrt{\operatorname{var}_t e_x + \operatorname{var}_t e_y}$, population variances over the moves $t$, then
+# the mean over labelled keypoints: `trainers.sweep.measure.jitter_sd`); on the same faces with a fresh pixel-noise
 # draw, for the **error budget** of section 8.5; and against the **Cramer-Rao bound** of each keypoint (the
 # smallest variance an unbiased estimator can reach on these images, Gaussian pixel noise). Every number is a
 # mean over seeds with a 95 % Student-t interval; every comparison of two decoders is **paired** (per seed,

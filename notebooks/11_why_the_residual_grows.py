@@ -473,7 +473,7 @@ if rre_laws:
            else ". The error in cells at the same KL differs between the strides by more than 10 %.")
         + f" The KL itself is not {(coarse // fine) ** 2} times lower at stride {coarse}: its ratio is "
         + ", ".join(f"{iv(k['kl_ratio'], 2)} at {k['steps']}" for k in rre_laws)
-        + f", where equal pixel errors would need 1/{(coarse // fine) ** 2}. So the pixel ratio is the stride ratio "
+        + f", where equal pixel errors would need 1/{(coarse // fine) ** 2}. So the RMS pixel ratio is the stride ratio "
         f"{coarse // fine}, times a law ratio of {min(k['law_ratio']['mean'] for k in rre_laws):.2f} - "
         f"{max(k['law_ratio']['mean'] for k in rre_laws):.2f}, times sqrt(KL ratio) >= "
         f"{math.sqrt(min(k['kl_ratio']['mean'] for k in rre_laws)):.2f}."
