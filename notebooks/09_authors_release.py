@@ -26,7 +26,9 @@
 #   (one randomized-rounding sample per iteration). The training loss is not documented (users ask in issue #7).
 # * **The head** (`BinaryHeadBlock`): 1x1 conv, BatchNorm, ReLU, 1x1 conv with $2K$ outputs, reshaped to
 #   $(N, 2, K, H, W)$: a background / foreground pair of maps per landmark, **class-major**. Both convs are
-#   built with `bias=False`: the last conv has **no bias**.
+#   described as built with `bias=False`, so the last conv has **no bias**. That detail is cited by the class name
+#   only: the file that defines `BinaryHeadBlock` and its commit could not be verified here (of the release,
+#   only `README.md` at commit `9602f745` was readable), so treat it as reported, not checked.
 # * **The decoder** (`heatmap2coord`): channel 1 of each landmark, the $k$ largest raw values over the
 #   **whole map**, a softmax over those $k$ values, the weighted mean of their cell indices, times the
 #   stride, with no half-pixel offset. $k = 9$ in every released config (`HEATMAP.TOPK: 9`); heatmap stride 4
@@ -89,7 +91,8 @@ FLOOR_CELLS = float(quantization.mean_quantization_error("round", 2))  # vanilla
 g = torch.Generator().manual_seed(SEED)
 K, C_IN, H, W = 3, 8, 5, 4
 features = torch.randn(2, C_IN, H, W, generator=g, dtype=torch.float64)
-# Stands for the release's last conv, which has no bias (BinaryHeadBlock: bias=False).
+# Stands for the release's last conv, reported as built without a bias (BinaryHeadBlock: bias=False; the
+# defining file and commit were not verified here, only README.md at 9602f745 was readable).
 authors_conv = torch.nn.Conv2d(C_IN, 2 * K, kernel_size=1, bias=False).double()
 authors_out = authors_conv(features).reshape(2, 2, K, H, W)  # (N, 2, K, H, W): class-major
 
@@ -146,7 +149,10 @@ print(
 # %% [markdown]
 # ## 9.2 The decoder in five lines
 #
-# Here is `heatmap2coord` as the notes describe it, written out, and checked against this package's codec.
+# Here is the release's decoder, the function `heatmap2coord` of github.com/baoshengyu/H3R, written out from the
+# description above and checked against this package's codec. It reads the raw head output, channel 1
+# (foreground) of each landmark's $(2, H, W)$ pair, before any softmax. Like `BinaryHeadBlock`, the function is
+# cited by name: its file and commit could not be verified here (only `README.md` at `9602f745` was readable).
 # The release uses $x = u \cdot s$ (the `msra` convention of `h3r_theory.conventions`), so the same decode
 # under this package's default `pixel_center` convention, $x = (u + 1/2)s - 1/2$, differs by a constant
 # $(s - 1)/2$ input pixels.
