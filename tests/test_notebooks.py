@@ -225,7 +225,6 @@ def test_title_style_and_readmes(path: Path):
 #: Numbers a notebook quotes (does not compute), with the file that must hold them: a regenerated source
 #: that no longer says so fails here instead of leaving the notebook quoting what is not there.
 QUOTED = {
-    "02_randomized_rounding": ("docs/sweep/README.md", ("1.871", "1.279", "1.642")),
     "10_theory_vs_benchmarks": (
         "../shared/notes/h3r-release.md",
         (
