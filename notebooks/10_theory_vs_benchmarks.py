@@ -755,7 +755,29 @@ if HAVE_REAL:
         )
     )
 
+
 # %%
+def prediction_row(benchmark, quoted_sub, quoted_base, source, c, free, lossless, baseline, gains):
+    """One row of the pose table: the scores of the free and the clamped noisy ground truth, the baseline,
+    and the predicted gain beside the quoted one (``gains``: the gain under each noise seed)."""
+    return {
+        "benchmark": benchmark,
+        "quoted sub-cell": quoted_sub,
+        "noise c (fitted)": c,
+        "lossless on the grid": lossless,
+        "lossless off the grid": free,
+        "clamping part": free - lossless,
+        "predicted baseline": baseline,
+        "predicted gain": lossless - baseline,
+        "gain over seeds (min-max)": f"{min(gains):.2f}-{max(gains):.2f}",
+        "sum of the parts": free - baseline,
+        "quoted baseline": quoted_base,
+        "quoted gain": quoted_sub - quoted_base,
+        "source": source,
+        "_gains": gains,
+    }
+
+
 pose_predictions = []
 if HAVE_REAL:
     # COCO: noise per axis c x sqrt(area) x 2 sigma_k, the scale OKS divides by. Without clamping the AP does
@@ -805,23 +827,9 @@ if HAVE_REAL:
         gains = [coco_gain(setting, c, codec_name, seed) for seed in GAIN_SEEDS]
         baseline = gains[0][1]
         pose_predictions.append(
-            {
-                "benchmark": f"{setting}, {sub_cell} vs {codec_name}",
-                "quoted sub-cell": quoted_sub,
-                "noise c (fitted)": c,
-                "lossless on the grid": lossless,
-                "lossless off the grid": free,
-                "clamping part": free - lossless,
-                "predicted baseline": baseline,
-                "predicted gain": lossless - baseline,
-                "gain over seeds (min-max)": f"{min(v for v, _ in gains):.2f}-{max(v for v, _ in gains):.2f}",
-                "sum of the parts": free - baseline,
-                "quoted baseline": quoted_base,
-                "quoted gain": quoted_sub - quoted_base,
-                "source": source,
-                "_gains": [v for v, _ in gains],
-            }
-        )
+            prediction_row(f"{setting}, {sub_cell} vs {codec_name}", quoted_sub, quoted_base, source, c,
+                           free, lossless, baseline, [v for v, _ in gains])
+        )  # fmt: skip
     # MPII: noise per axis c x head size; DarkPose's HRNet-W32 PCKh@0.1, 37.7 -> 42.0, at 256 x 256 (stride 4).
     # Priced at the median crop ratio (the row) and at the smallest and largest of the five (printed after).
     mpii_gain_range = {}
@@ -847,23 +855,9 @@ if HAVE_REAL:
         baseline = pck01(decode_noisy(dct, pred, 4, "argmax + quarter"))
         gains = [mpii_gain(seed) for seed in GAIN_SEEDS]
         pose_predictions.append(
-            {
-                "benchmark": "MPII 256 PCKh@0.1, DARK vs argmax + quarter",
-                "quoted sub-cell": 42.0,
-                "noise c (fitted)": c,
-                "lossless on the grid": lossless,
-                "lossless off the grid": free,
-                "clamping part": free - lossless,
-                "predicted baseline": baseline,
-                "predicted gain": lossless - baseline,
-                "gain over seeds (min-max)": f"{min(gains):.2f}-{max(gains):.2f}",
-                "sum of the parts": free - baseline,
-                "quoted baseline": 37.7,
-                "quoted gain": 42.0 - 37.7,
-                "source": DARK_README + ", MPII val",
-                "_gains": gains,
-            }
-        )
+            prediction_row("MPII 256 PCKh@0.1, DARK vs argmax + quarter", 42.0, 37.7, DARK_README + ", MPII val",
+                           c, free, lossless, baseline, gains)
+        )  # fmt: skip
         mpii_dct = dct
     dct = mpii_dct
     display(
