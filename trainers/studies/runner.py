@@ -271,27 +271,31 @@ def jobs(study: Study, records: dict) -> tuple[list[dict], int]:
     return ready, waiting
 
 
+def _steps_per_design(study: Study) -> int:
+    """Training steps of one design's runs: every stride and budget, both rates on the selection seed, the
+    chosen one on each other seed."""
+    return len(study.strides) * sum(study.budgets) * (len(study.lrs) + len(study.seeds) - 1)
+
+
 def total_steps(study: Study) -> int:
     """Training steps of the whole grid (every variant and followup, every run)."""
-    per_seed = len(study.lrs) + (len(study.seeds) - 1)
-    return (len(study.variants) + len(study.followups)) * len(study.strides) * sum(study.budgets) * per_seed
+    return (len(study.variants) + len(study.followups)) * _steps_per_design(study)
 
 
 def width_cost(width: int) -> float:
     """A training step's CPU time relative to the tiny CNN's default width 16: (width / 16) ** 1.7, fitted to
-    one measurement (1 thread, batch 16, 128 px, the 2-core VM: 0.40x at width 8, 3.2-3.4x at width 32)."""
+    one measurement (1 thread, batch 16, 128 px, the 2-core VM: 0.40x at width 8, 3.2-3.4x at width 32; the
+    fit gives 0.31x and 3.25x)."""
     return (width / 16) ** 1.7
 
 
 def cpu_seconds(study: Study) -> float:
     """The grid's training CPU time on 1 thread: its steps at ``seconds_per_step``, each variant's (and
     followup's) weighted by :func:`width_cost` (a followup's width is its ``change``'s, else the default)."""
-    per_seed = len(study.lrs) + (len(study.seeds) - 1)
     widths = [v.width for v in study.variants] + [
         f["change"].get("width", variants_lib.Variant.width) for f in study.followups
     ]
-    steps = len(study.strides) * sum(study.budgets) * per_seed
-    return sum(width_cost(w) for w in widths) * steps * study.seconds_per_step
+    return sum(width_cost(w) for w in widths) * _steps_per_design(study) * study.seconds_per_step
 
 
 def read_records(folder: Path) -> dict:
