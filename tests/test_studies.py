@@ -199,6 +199,9 @@ def test_the_window_coordinate_loss_is_differentiable_and_in_pixels():
     ({"codec": "argmax", "loss": "offset"}, "built on the randomized_rounding codec"),
     ({"coordinate_weight": float("nan")}, "coordinate_weight"),
     ({"widht": 8}, "unknown key"),
+    ({"frozen_features": 4}, "needs donor_lr"),
+    ({"frozen_features": 3, "donor_lr": 0.01}, "frozen_features must be 0"),
+    ({"donor_lr": 0.01}, "only used with frozen_features"),
 ])  # fmt: skip
 def test_a_bad_variant_is_refused_naming_the_key(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -338,3 +341,34 @@ def test_the_cpu_estimate_weights_each_design_by_its_width():
     expected = per_design * (len(plain.variants) + 1 + 2**1.7 + 2**-1.7)
     assert runner.cpu_seconds(study) == pytest.approx(expected)
     assert runner.width_cost(32) == pytest.approx(3.249, abs=1e-3)
+
+
+# -- the frozen-feature probe -----------------------------------------------------------------------------
+
+
+def test_a_probe_reads_its_donors_features_unchanged_and_trains_only_the_readout(tmp_path):
+    probe = {"name": "frozen", "options": {"target": "expected"}, "frozen_features": 4, "donor_lr": 1.2e-2}
+    study = tiny_study(tmp_path, seeds=[0], strides=[4, 16], lrs=[1.2e-2],
+                       variants=[TINY["variants"][0], probe])  # fmt: skip
+    records = runner.run_studies([study], workers=0, log=lambda m: None)
+    # The donor is the plain design's own run at stride 4 (same seed, budget, rate): bit for bit.
+    plain = records["rr_expected_s4_n3_seed0_lr0.012"]
+    for stride in (4, 16):
+        donor = records[f"frozen_s{stride}_n3_seed0_lr0.012"]["donor"]
+        assert donor["val_mean_error_px"] == plain["val_mean_error_px"]
+    saved = torch.load(next((tmp_path / "study" / "donors").glob("*.pt")), weights_only=True)["state"]
+    v = variants.Variant(**records["frozen_s16_n3_seed0_lr0.012"]["job"]["spec"])
+    config = runner.run_config(study, 16, 3, 1.2e-2, 0)
+    train_set = runner.datasets(config, 8)[0]
+    codec = variants.build_codec(v, (32, 32), 16)
+    engine.seed_everything(0)
+    model = variants.build_model(v, 4, 16)
+    model.freeze_features(saved)
+    fresh_head = {k: t.clone() for k, t in model.state_dict().items() if k.startswith("head.")}
+    runner.train_steps(model, v, codec, config, train_set)
+    state = model.state_dict()
+    for k, t in state.items():
+        if k.startswith(("stem.", "stages.")):  # weights and BatchNorm running statistics
+            assert torch.equal(t, saved[k]), k
+    assert not all(torch.equal(state[k], t) for k, t in fresh_head.items())  # the readout did train
+    assert not model.stem.training and model.head.training

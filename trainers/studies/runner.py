@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as futures
 import dataclasses
+import hashlib
 import json
 import math
 import multiprocessing
@@ -263,7 +264,8 @@ def jobs(study: Study, records: dict) -> tuple[list[dict], int]:
                         key = job_key(job)
                         if key not in records:
                             ready.append(job)
-                        elif records[key]["job"]["spec"] != job["spec"]:
+                        elif variants_lib.Variant(**records[key]["job"]["spec"]) != variant:
+                            # compared as designs: a record written before a field existed has its default
                             raise ValueError(
                                 f"{study.out_dir}/runs/{key}.json holds a run of another design under the name "
                                 f"{variant.name!r}: rename the variant or use another out_dir"
@@ -277,9 +279,16 @@ def _steps_per_design(study: Study) -> int:
     return len(study.strides) * sum(study.budgets) * (len(study.lrs) + len(study.seeds) - 1)
 
 
+def _donor_steps(study: Study) -> int:
+    """Training steps of the donors of the ``frozen_features`` probes: one per probe, seed and budget (a
+    donor two probes share is trained once, so this is an upper bound)."""
+    probes = sum(1 for v in study.variants if v.frozen_features)
+    return probes * len(study.seeds) * sum(study.budgets)
+
+
 def total_steps(study: Study) -> int:
-    """Training steps of the whole grid (every variant and followup, every run)."""
-    return (len(study.variants) + len(study.followups)) * _steps_per_design(study)
+    """Training steps of the whole grid (every variant and followup, every run, the probes' donors)."""
+    return (len(study.variants) + len(study.followups)) * _steps_per_design(study) + _donor_steps(study)
 
 
 def width_cost(width: int) -> float:
@@ -295,7 +304,9 @@ def cpu_seconds(study: Study) -> float:
     widths = [v.width for v in study.variants] + [
         f["change"].get("width", variants_lib.Variant.width) for f in study.followups
     ]
-    return sum(width_cost(w) for w in widths) * _steps_per_design(study) * study.seconds_per_step
+    donors = sum(width_cost(v.width) for v in study.variants if v.frozen_features)
+    donors *= len(study.seeds) * sum(study.budgets)
+    return (sum(width_cost(w) for w in widths) * _steps_per_design(study) + donors) * study.seconds_per_step
 
 
 def read_records(folder: Path) -> dict:
@@ -428,14 +439,20 @@ def measure_run(model, variant, codec, study: Study, val_set, test_set, bound) -
         else None,
     }
     result["budget_closure"] = result["budget"]["sum_px2"] / result["mse_px2"]
-    val_err = []
-    for idx in [list(range(i, min(i + B, len(val_set)))) for i in range(0, len(val_set), B)]:
-        batch = val_set.batch(idx)
+    result["val_mean_error_px"] = val_error(model, variant, codec, val_set, B)
+    return result
+
+
+def val_error(model, variant, codec, val_set, batch_size: int) -> float:
+    """Mean 2-D error (px) over the labelled keypoints of the validation faces."""
+    model.eval()
+    errors = []
+    for start in range(0, len(val_set), batch_size):
+        batch = val_set.batch(list(range(start, min(start + batch_size, len(val_set)))))
         coords, _ = _predict(model, variant, codec, batch["image"])
         d = (coords - batch["keypoints"].to(torch.float64)).pow(2).sum(-1).sqrt()
-        val_err.append(d[batch["visible"] > 0])
-    result["val_mean_error_px"] = float(torch.cat(val_err).mean())
-    return result
+        errors.append(d[batch["visible"] > 0])
+    return float(torch.cat(errors).mean())
 
 
 def codecs_expected(codec, keypoints, visible):
@@ -447,6 +464,51 @@ def codecs_expected(codec, keypoints, visible):
     return rr.expected(keypoints, visible)
 
 
+def _device(study: Study) -> torch.device:
+    if study.device == "cpu":
+        return torch.device("cpu")
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(auto if study.device == "auto" else study.device)
+
+
+def train_plain(study: Study, variant, stride: int, steps: int, lr: float, seed: int):
+    """Build and train one run's network from its seed; returns (model, codec, config, last loss)."""
+    config = run_config(study, stride, steps, lr, seed)
+    train_set = datasets(config, study.num_eval)[0]
+    codec = variants_lib.build_codec(variant, tuple(config.data.input_size), stride)
+    seed_everything(seed)  # the same initial backbone for every variant and stride of a seed
+    model = variants_lib.build_model(variant, train_set.num_keypoints, stride).to(_device(study))
+    return model, codec, config, train_steps(model, variant, codec, config, train_set)
+
+
+def donor_features(study: Study, variant, steps: int, seed: int) -> tuple[dict, dict]:
+    """The trained state of a ``frozen_features`` probe's donor (its plain design at the donor stride, the
+    probe's seed and budget, ``donor_lr``), and a note on it (key, val error). Trained once, then read back
+    from ``<out_dir>/donors/`` (written atomically: two workers needing it at once both train it, and the
+    results are the same)."""
+    donor = variants_lib.donor_of(variant)
+    spec = json.dumps(dataclasses.asdict(donor), sort_keys=True)
+    digest = hashlib.sha1(spec.encode()).hexdigest()[:10]
+    key = f"donor_{digest}_s{variant.frozen_features}_n{steps}_seed{seed}_lr{variant.donor_lr:g}"
+    path = Path(study.out_dir) / "donors" / f"{key}.pt"
+    if path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        return saved["state"], saved["note"]
+    model, codec, config, _ = train_plain(
+        study, donor, variant.frozen_features, steps, variant.donor_lr, seed
+    )
+    val_set = datasets(config, study.num_eval)[1]
+    note = {"key": key, "spec": dataclasses.asdict(donor), "stride": variant.frozen_features,
+            "lr": variant.donor_lr, "val_mean_error_px": val_error(model, donor, codec, val_set,
+                                                                   study.eval_batch_size)}  # fmt: skip
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    torch.save({"state": state, "note": note}, partial)
+    os.replace(partial, path)
+    return state, note
+
+
 def run_job(job: dict, study: Study) -> dict:
     """Train and measure one run; returns its record (the job, the numbers, times, machine)."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -454,11 +516,14 @@ def run_job(job: dict, study: Study) -> dict:
     config = run_config(study, job["stride"], job["steps"], job["lr"], job["seed"])
     train_set, val_set, test_set, bound = datasets(config, study.num_eval)
     codec = variants_lib.build_codec(variant, tuple(config.data.input_size), job["stride"])
+    donor_note = None
+    if variant.frozen_features:
+        donor_state, donor_note = donor_features(study, variant, job["steps"], job["seed"])
     seed_everything(job["seed"])  # the same initial backbone for every variant and stride of a seed
     model = variants_lib.build_model(variant, train_set.num_keypoints, job["stride"])
-    if study.device != "cpu":
-        auto = "cuda" if torch.cuda.is_available() else "cpu"
-        model = model.to(torch.device(auto if study.device == "auto" else study.device))
+    if variant.frozen_features:
+        model.freeze_features(donor_state)
+    model = model.to(_device(study))
     t0 = time.perf_counter()
     last_loss = train_steps(model, variant, codec, config, train_set)
     train_seconds = time.perf_counter() - t0
@@ -466,6 +531,7 @@ def run_job(job: dict, study: Study) -> dict:
     return {
         "job": {k: job[k] for k in ("variant", "stride", "steps", "seed", "lr", "spec")},
         **measured,
+        **({"donor": donor_note} if donor_note else {}),
         "final_loss": last_loss,
         "train_seconds": train_seconds,
         "wall_seconds": time.perf_counter() - wall,

@@ -20,6 +20,13 @@ pixels, and the predicted distribution over cells where there is one). The desig
                     keypoint's cell
 ==================  =====================================================  ===================================
 
+``frozen_features`` (a probe, not a design): ``0`` trains the whole network. ``s > 0`` takes the stem and
+stages (the backbone's features at strides 4, 8, 16) of the plain design (the same variant with
+``frozen_features = 0``) trained at output stride ``s`` with learning rate ``donor_lr`` on the same seed
+and budget, and keeps them fixed, weights and BatchNorm statistics; the laterals, the fusion and the head
+are trained afresh at the run's own stride. Features that give a low error through a stride-4 readout,
+read through a stride-16 one, separate what the backbone knows from what the readout can express.
+
 ``fusion``: how the tiny CNN brings its stride-4 and stride-8 features down to a coarser output stride:
 ``"avgpool"`` (the package's fusion, ``trainers.models.layers.resample``) or ``"learned"`` (space to
 depth, then a 1 x 1 conv back to the same width: every sub-cell feature keeps its own weights instead of
@@ -56,6 +63,8 @@ class Variant:
     coordinate_weight: float = 1.0  # codec+window and offset: weight of the pixel term (per px)
     fusion: str = "avgpool"  # one of FUSIONS
     width: int = 16  # the tiny CNN's stem width
+    frozen_features: int = 0  # 0, or the output stride of the donor whose stem and stages are kept fixed
+    donor_lr: float = 0.0  # the donor's learning rate (required with frozen_features)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -71,6 +80,19 @@ class Variant:
         weight = self.coordinate_weight
         if not (isinstance(weight, (int, float)) and 0 < float(weight) < 1e6):
             raise ValueError(f"variant {self.name!r}: coordinate_weight must be in (0, 1e6), got {weight!r}")
+        frozen = self.frozen_features
+        if not isinstance(frozen, int) or isinstance(frozen, bool) or frozen not in (0, *TAP_STRIDES):
+            raise ValueError(
+                f"variant {self.name!r}: frozen_features must be 0 (train everything) or a donor stride in "
+                f"{TAP_STRIDES}, got {self.frozen_features!r}"
+            )
+        lr_ok = isinstance(self.donor_lr, (int, float)) and not isinstance(self.donor_lr, bool)
+        if self.frozen_features and not (lr_ok and 0 < float(self.donor_lr) < 10):
+            raise ValueError(
+                f"variant {self.name!r}: frozen_features needs donor_lr in (0, 10), got {self.donor_lr!r}"
+            )
+        if not self.frozen_features and self.donor_lr != 0.0:
+            raise ValueError(f"variant {self.name!r}: donor_lr is only used with frozen_features")
         if self.loss != "codec" and self.codec != "randomized_rounding":
             raise ValueError(
                 f"variant {self.name!r}: loss {self.loss!r} is built on the randomized_rounding codec, "
@@ -123,6 +145,7 @@ class StudyNet(TinyNet):
     ) -> None:
         super().__init__(num_keypoints, output_stride=output_stride, width=width)
         self.channels = channels
+        self.features_frozen = False
         self.down = nn.ModuleDict()
         if fusion == "learned":
             for s in TAP_STRIDES:
@@ -135,6 +158,26 @@ class StudyNet(TinyNet):
             self.head.conv = nn.Conv2d(2 * width, num_keypoints * channels, kernel_size=1)
             nn.init.normal_(self.head.conv.weight, std=1e-3)
             nn.init.zeros_(self.head.conv.bias)
+
+    def freeze_features(self, donor_state: dict[str, Tensor]) -> None:
+        """Load the stem and stages from a donor's state dict and keep them fixed: no gradients, and
+        BatchNorm in eval mode even while the rest trains (its running statistics are the donor's)."""
+        own = self.state_dict()
+        for name, value in donor_state.items():
+            if name.startswith(("stem.", "stages.")):
+                own[name] = value.clone()
+        self.load_state_dict(own)
+        for module in (self.stem, self.stages):
+            module.requires_grad_(False)
+        self.features_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> StudyNet:
+        super().train(mode)
+        if self.features_frozen:
+            self.stem.eval()
+            self.stages.eval()
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, K, h, w) maps, or (B, K, channels, h, w) with more than one channel."""
@@ -150,10 +193,16 @@ class StudyNet(TinyNet):
         return out.reshape(B, self.num_keypoints, self.channels, h, w)
 
 
-def build_model(variant: Variant, num_keypoints: int, stride: int) -> nn.Module:
-    """The network of ``variant``: (B, 3, H, W) in [0, 1] -> (B, K, h, w), or (B, K, 3, h, w) for ``offset``."""
+def build_model(variant: Variant, num_keypoints: int, stride: int) -> StudyNet:
+    """The network of ``variant``: (B, 3, H, W) in [0, 1] -> (B, K, h, w), or (B, K, 3, h, w) for ``offset``.
+    With ``frozen_features`` the caller loads the donor's features (:meth:`StudyNet.freeze_features`)."""
     channels = 3 if variant.loss == "offset" else 1
     return StudyNet(num_keypoints, stride, variant.width, variant.fusion, channels)
+
+
+def donor_of(variant: Variant) -> Variant:
+    """The plain design whose trained features a ``frozen_features`` probe reads."""
+    return dataclasses.replace(variant, frozen_features=0, donor_lr=0.0)
 
 
 def _stride(codec: HeatmapCodec) -> Tensor:
