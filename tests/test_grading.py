@@ -199,6 +199,23 @@ def test_toy_grading_and_skip(tmp_path):
     assert "total       4    4  (1 check skipped, not counted)" in table
 
 
+def test_a_long_exercise_is_graded_only_with_long(tmp_path):
+    (tmp_path / "sol").mkdir()
+    # The setup reads the flag the way the training solutions do (sys.argv), so a long answer can use it.
+    text = TOY_SOLUTION.replace(
+        '"""A toy solution."""\nimport math\n',
+        '"""A toy solution."""\nimport math\nimport sys\n\nLONG = "--long" in sys.argv\n',
+    )
+    text = text.replace(", needs no/such/folder", ", long").replace("x = 1\n", "x = 1 if LONG else 0\n")
+    solution = _write(tmp_path / "sol" / "01_toy.py", text)
+    rows = _grade(solution, solution)
+    assert rows[-1].got is None and "skipped: a long exercise (grade with --long)" in rows[-1].message
+    assert [r.got for r in _grade(solution, solution, long=True)] == [2, 1, 1, 5]
+    wrong = _write(tmp_path / "01_toy.py", text.replace("x = 1 if LONG else 0\n", "x = 2\n"))
+    rows = _grade(wrong, solution, long=True)
+    assert rows[-1].got == 0 and "exercise 3" in rows[-1].message
+
+
 def test_exit_loop_and_syntax_error_lose_only_their_points(tmp_path):
     (tmp_path / "sol").mkdir()
     solution = _write(tmp_path / "sol" / "01_toy.py", TOY_SOLUTION.replace(", needs no/such/folder", ""))
