@@ -348,9 +348,24 @@ def test_the_cpu_estimate_weights_each_design_by_its_width():
 
 def test_a_probe_reads_its_donors_features_unchanged_and_trains_only_the_readout(tmp_path):
     probe = {"name": "frozen", "options": {"target": "expected"}, "frozen_features": 4, "donor_lr": 1.2e-2}
-    study = tiny_study(tmp_path, seeds=[0], strides=[4, 16], lrs=[1.2e-2],
-                       variants=[TINY["variants"][0], probe])  # fmt: skip
+    study = tiny_study(tmp_path, strides=[4, 16], lrs=[1.2e-2], variants=[TINY["variants"][0], probe])
     records = runner.run_studies([study], workers=0, log=lambda m: None)
+    from trainers.studies import report
+
+    record = report.build_record(study, records, "test")
+    rows = {p["stride"]: p for p in record["probes"]}
+    for seed, check in enumerate(rows[16]["donors"]):
+        assert check["recorded"] == f"rr_expected_s4_n3_seed{seed}_lr0.012"
+        assert check["donor_val_px"] == check["recorded_val_px"]
+    left = rows[16]["excess_left"]["per_seed"]
+    for seed, share in enumerate(left):
+        err = {(v, st): records[f"{v}_s{st}_n3_seed{seed}_lr0.012"]["mean_error_px"]
+               for v in ("rr_expected", "frozen") for st in (4, 16)}  # fmt: skip
+        want = (err["frozen", 16] - err["rr_expected", 4]) / (err["rr_expected", 16] - err["rr_expected", 4])
+        assert share == pytest.approx(want, rel=1e-12)
+    assert "excess_left" not in rows[4]
+    assert any("bit for bit in 2 of 2 seeds" in v for v in record["verdicts"])
+    assert "kept fixed" in report.markdown(record)
     # The donor is the plain design's own run at stride 4 (same seed, budget, rate): bit for bit.
     plain = records["rr_expected_s4_n3_seed0_lr0.012"]
     for stride in (4, 16):

@@ -167,6 +167,49 @@ def differences(study: runner.Study, runs: dict, names: list[str], reference: st
     return out
 
 
+def probes(study: runner.Study, runs: dict, records: dict, reference: str = "rr_expected") -> list[dict]:
+    """For each ``frozen_features`` probe, budget and stride: how much of the reference's stride excess is
+    left when the reference's stride-``fine`` features are read at that stride, paired by seed:
+    ``(probe@s - ref@fine) / (ref@s - ref@fine)`` (1 = all of it, 0 = none); and whether each run's donor is
+    the recorded reference run bit for bit (same validation error), where that run is recorded."""
+    fine = min(study.strides)
+    out = []
+    for v, ok in runner.all_variants(study, records):
+        if not (ok and v.frozen_features):
+            continue
+        donor = variants_lib.donor_of(v)
+        for steps in study.budgets:
+            for stride in study.strides:
+                seeds = [sd for sd in study.seeds if all(
+                    c in runs for c in ((v.name, stride, steps, sd), (reference, stride, steps, sd),
+                                        (reference, fine, steps, sd)))]  # fmt: skip
+                shares = [
+                    (runs[(v.name, stride, steps, sd)]["mean_error_px"] - runs[(reference, fine, steps, sd)]["mean_error_px"])
+                    / (runs[(reference, stride, steps, sd)]["mean_error_px"] - runs[(reference, fine, steps, sd)]["mean_error_px"])
+                    for sd in seeds
+                ] if stride != fine else []  # fmt: skip
+                checks = []
+                for sd in study.seeds:
+                    run = runs.get((v.name, stride, steps, sd))
+                    if run is None or "donor" not in run:
+                        continue
+                    plain = next(
+                        (r for r in records.values()
+                         if variants_lib.Variant(**r["job"]["spec"]) == dataclasses.replace(donor, name=r["job"]["variant"])
+                         and (r["job"]["stride"], r["job"]["steps"], r["job"]["seed"], r["job"]["lr"])
+                         == (v.frozen_features, steps, sd, v.donor_lr)),
+                        None,
+                    )  # fmt: skip
+                    checks.append({"seed": sd, "donor_val_px": run["donor"]["val_mean_error_px"],
+                                   "recorded": None if plain is None else runner.job_key(plain["job"]),
+                                   "recorded_val_px": None if plain is None else plain["val_mean_error_px"]})  # fmt: skip
+                row = {"variant": v.name, "stride": stride, "steps": steps, "donors": checks}
+                if len(shares) >= 2:
+                    row["excess_left"] = {**mean_interval(shares), "per_seed": shares, "seeds": seeds}
+                out.append(row)
+    return out
+
+
 def fall_per_doubling(rows: list[dict], name: str, stride: int) -> list[dict]:
     """Between consecutive budgets: the factor by which the mean error falls per doubling of the steps,
     ``1 - (e2 / e1) ** (1 / log2(n2 / n1))`` (0.1 = 10 % less per doubling)."""
@@ -231,6 +274,13 @@ def markdown(record: dict) -> str:
                 else ""
             )
             + f", fusion `{spec['fusion']}`, width {spec['width']}"
+            + (
+                f"; features: the stem and stages of this design trained whole at stride "
+                f"{spec['frozen_features']} (lr {spec['donor_lr']:g}, same seed and budget), kept fixed; "
+                "laterals, fusion and head trained afresh"
+                if spec.get("frozen_features")
+                else ""
+            )
             + (
                 " (a followup: the best of its study on the validation faces at the largest stride and budget, "
                 "with the change named by the config)"
@@ -435,6 +485,22 @@ def verdicts(study: runner.Study, record: dict, runs: dict) -> list[str]:
             out.append(f"rr_expected at {steps} steps: RMS error in cells per sqrt(KL to the expected target), "
                        f"stride {coarse} over stride {fine}, paired: {_iv(law)} (1 = the same error in cells at the "
                        f"same KL); the KL itself, stride {coarse} over {fine}: {_iv(kl)}")  # fmt: skip
+    for p in record.get("probes", []):
+        same = [d for d in p["donors"] if d["recorded"] is not None]
+        if same:
+            equal = sum(d["donor_val_px"] == d["recorded_val_px"] for d in same)
+            out.append(f"{p['variant']} at stride {p['stride']}: the donors are the recorded runs bit for bit in "
+                       f"{equal} of {len(same)} seeds (validation error equal: "
+                       f"{', '.join(d['recorded'] for d in same)})")  # fmt: skip
+        d = next((x for x in record["differences"] if (x["variant"], x["stride"], x["steps"])
+                  == (p["variant"], p["stride"], p["steps"])), None)  # fmt: skip
+        if d is not None:
+            out.append(f"{p['variant']} at stride {p['stride']} minus rr_expected trained whole at stride "
+                       f"{p['stride']}: {_iv(d)} px")  # fmt: skip
+        if "excess_left" in p:
+            out.append(f"{p['variant']} at stride {p['stride']}: share of rr_expected's stride-{p['stride']} excess "
+                       f"over its stride-{fine} error that is left when its stride-{fine} features are read at "
+                       f"stride {p['stride']}: {_iv(p['excess_left'])} (1 = all of it, 0 = none)")  # fmt: skip
     best = None
     for r in record["ratios"]:
         if r["steps"] == steps and (best is None or r["mean"] < best["mean"]):
@@ -509,6 +575,7 @@ def build_record(study: runner.Study, records: dict, command: str) -> dict:
         "ratios": ratios(study, runs, names),
         "kl_law": kl_law(study, runs, names),
         "differences": differences(study, runs, names, "rr_expected") if "rr_expected" in names else [],
+        "probes": probes(study, runs, records) if "rr_expected" in names else [],
         "falls": [
             {"variant": n, "stride": s, **f}
             for n in names
