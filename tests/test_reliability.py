@@ -407,6 +407,46 @@ def test_nan_loss_from_bad_data_is_not_blamed_on_the_learning_rate(tmp_path):
         )
 
 
+def _poisoned_after(model, calls: int):
+    """``model`` with an extra parameter that no output reads, set to NaN by its ``calls``-th forward pass:
+    the loss stays finite, the parameters do not (as when one update overflows a weight the loss reaches
+    only on the next pass)."""
+    model.unused = torch.nn.Parameter(torch.zeros(3))
+    count = {"n": 0}
+
+    def hook(module, args):
+        count["n"] += 1
+        if count["n"] == calls:
+            with torch.no_grad():
+                module.unused[1] = float("nan")
+
+    model.register_forward_pre_hook(hook)
+    return model
+
+
+def test_parameters_gone_nan_under_a_finite_loss_are_named_and_never_checkpointed(tmp_path):
+    from trainers.build import build_network
+
+    def run(name: str, calls: int, *overrides: str):
+        config = tiny(tmp_path / name, "train.max_steps=40", *overrides)
+        return engine.train(config, model=_poisoned_after(build_network(config, 6), calls))
+
+    # Checked at each log step (every 10): NaN since the 13th forward pass, so between steps 10 and 20.
+    with pytest.raises(ValueError) as info:
+        run("log", 13, "train.log_every=10", "train.checkpoint_every=0")
+    message = str(info.value)
+    assert "not finite at step 20" in message and "finite at step 10" in message and "optim.lr" in message
+    # Checked before each checkpoint (every 5 steps, no log step before 40): step 5's checkpoint is written,
+    # step 10's refused, so last.pt stays the good one of step 5.
+    with pytest.raises(
+        ValueError, match=r"not finite at step 10 \(before a checkpoint, which was not written\)"
+    ):
+        run("ckpt", 7, "train.log_every=100", "train.checkpoint_every=5")
+    state = ckpt.load(tmp_path / "ckpt" / "last.pt")
+    assert state["step"] == 5
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
 # -- 5. determinism stated ------------------------------------------------------------------------------------
 
 

@@ -54,7 +54,13 @@ from .build import (
 )
 from .config import Config
 from .evaluate import evaluate
-from .guards import TrainingInterrupted, deferred_interrupt, nonfinite_loss_message
+from .guards import (
+    TrainingInterrupted,
+    deferred_interrupt,
+    nonfinite_loss_message,
+    nonfinite_parameters_message,
+    parameters_finite,
+)
 from .logging_utils import JsonlLogger, read_jsonl, write_text_atomic
 from .plotting import save_curves
 from .run_folder import RUN_FILES, config_differences, note, open_run_folder, refuse_if_in_use
@@ -284,10 +290,18 @@ def _train(
                 logger.log({"kind": "eval", "step": at_step, "epoch": at_step // steps_per_epoch, **result})
             return result
 
+        def check_parameters(at_step: int, what: str) -> None:
+            nonlocal finite_at
+            if not parameters_finite(model):
+                raise ValueError(nonfinite_parameters_message(at_step, finite_at, what, config))
+            finite_at = at_step
+
         def log_train(at_step: int, epoch: int, loss, batch: dict, enc) -> None:
             mean_loss = float(dist_utils.all_reduce_mean(loss.detach(), info))
             if not math.isfinite(mean_loss):  # checked at log steps only: a sync per step costs on GPU
                 raise ValueError(nonfinite_loss_message(mean_loss, at_step, epoch, batch, enc, model, config))
+            # The loss was computed before this step's update: only the parameters show it overflowing.
+            check_parameters(at_step, "checked at a log step, the loss still finite")
             if logger is not None:
                 lr = scheduler.get_last_lr()[0]
                 logger.log(
@@ -304,6 +318,7 @@ def _train(
                 progress.set_postfix(loss=f"{mean_loss:.4f}")
 
         saved_step = step if resume is not None else None
+        finite_at = step  # the last step at which the parameters were checked and found finite
         # A Ctrl-C during the checkpoint write or the evaluation of an evaluation step stops the run after
         # the checkpoint and before the evaluation's record: the resumed run evaluates that step first, from
         # the same parameters and RNG state, so the log is the uninterrupted run's. (The final step's
@@ -314,6 +329,8 @@ def _train(
 
         def checkpoint_now(at_step: int) -> None:
             nonlocal saved_step
+            # Never overwrite the last good checkpoint with non-finite weights.
+            check_parameters(at_step, "before a checkpoint, which was not written")
             if info.is_main:
                 with deferred_interrupt():
                     ckpt.save_checkpoint(

@@ -71,3 +71,18 @@ def nonfinite_loss_message(loss: float, step: int, epoch: int, batch: dict, enc,
         f"cause. If the data are clean, the optimisation diverged: lower optim.lr (now {config.optim.lr}) "
         "or set optim.grad_clip"
     )
+
+
+def parameters_finite(model) -> bool:
+    """Whether every parameter of ``model`` is finite (one reduction per tensor: a sync on a GPU)."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def nonfinite_parameters_message(step: int, last_finite: int, what: str, config) -> str:
+    """The parameters went non-finite while the loss still was: an update overflowed (a loss only shows it
+    one forward pass later). ``last_finite`` is the last step at which they were checked and finite."""
+    return (
+        f"the parameters are not finite at step {step} ({what}), finite at step {last_finite}: an update "
+        f"between the two overflowed; lower optim.lr (now {config.optim.lr}) or set optim.grad_clip "
+        f"(now {config.optim.grad_clip})"
+    )
