@@ -161,6 +161,27 @@ def test_learned_fusion_and_the_offset_head_keep_the_backbone_and_give_their_sha
     assert len(offset.down) == 2  # stride-4 and stride-8 taps are brought down to 16
 
 
+def test_a_wide_readout_keeps_the_backbone_and_widens_only_the_fusion_conv_and_head():
+    torch.manual_seed(0)
+    plain = variants.build_model(variants.Variant(name="x"), 5, 16)
+    torch.manual_seed(0)
+    wide = variants.build_model(variants.Variant(name="w", head_width=96), 5, 16)
+    for k, v in plain.state_dict().items():
+        if k.startswith(("stem.", "stages.", "laterals.")):
+            assert torch.equal(v, wide.state_dict()[k]), k
+    assert wide.fuse[0].out_channels == 96 and wide.head.conv.in_channels == 96
+    assert wide(torch.rand(2, 3, 64, 64)).shape == (2, 5, 4, 4)
+
+
+def test_a_design_runs_only_at_its_own_strides(tmp_path):
+    study = tiny_study(
+        tmp_path, variants=[{"name": "coarse", "options": {"target": "expected"}, "strides": [16]}]
+    )
+    ready, _ = runner.jobs(study, {})
+    assert {j["stride"] for j in ready} == {16}
+    assert runner.total_steps(study) == 3 * 3  # one stride, budget 3, two rates on seed 0 + one other seed
+
+
 def test_the_offset_decoder_reads_its_own_target_exactly():
     from h3r_theory import codecs
 
@@ -202,6 +223,8 @@ def test_the_window_coordinate_loss_is_differentiable_and_in_pixels():
     ({"frozen_features": 4}, "needs donor_lr"),
     ({"frozen_features": 3, "donor_lr": 0.01}, "frozen_features must be 0"),
     ({"donor_lr": 0.01}, "only used with frozen_features"),
+    ({"head_width": -1}, "head_width must be an int"),
+    ({"strides": [4, "16"]}, "strides must be a list of ints"),
 ])  # fmt: skip
 def test_a_bad_variant_is_refused_naming_the_key(bad, message):
     with pytest.raises(ValueError, match=message):

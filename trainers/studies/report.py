@@ -231,8 +231,11 @@ def flops(study: runner.Study, names_specs: dict) -> dict:
     size = tuple(runner.run_config(study, study.strides[0], 1, study.lrs[0], 0).data.input_size)
     out = {}
     for name, spec in names_specs.items():
+        variant = variants_lib.Variant(**spec)
         for stride in study.strides:
-            model = variants_lib.build_model(variants_lib.Variant(**spec), 12, stride)
+            if variant.strides and stride not in variant.strides:
+                continue
+            model = variants_lib.build_model(variant, 12, stride)
             out[f"{name}@{stride}"] = forward_flops(model, size) / 1e9
     return out
 

@@ -246,6 +246,8 @@ def jobs(study: Study, records: dict) -> tuple[list[dict], int]:
     for variant, resolved in all_variants(study, records):
         for seed in sorted(study.seeds, key=lambda s: s != study.selection_seed):
             for stride in study.strides:
+                if variant.strides and stride not in variant.strides:
+                    continue
                 for steps in study.budgets:
                     if not resolved:
                         waiting += len(study.lrs) if seed == study.selection_seed else 1
@@ -273,10 +275,20 @@ def jobs(study: Study, records: dict) -> tuple[list[dict], int]:
     return ready, waiting
 
 
-def _steps_per_design(study: Study) -> int:
-    """Training steps of one design's runs: every stride and budget, both rates on the selection seed, the
-    chosen one on each other seed."""
-    return len(study.strides) * sum(study.budgets) * (len(study.lrs) + len(study.seeds) - 1)
+def _steps_per_design(study: Study, strides: tuple = ()) -> int:
+    """Training steps of one design's runs: every stride (of ``strides`` when given) and budget, both rates
+    on the selection seed, the chosen one on each other seed."""
+    count = len([s for s in study.strides if not strides or s in strides])
+    return count * sum(study.budgets) * (len(study.lrs) + len(study.seeds) - 1)
+
+
+def _designs(study: Study) -> list[tuple[int, tuple]]:
+    """(width, strides) of every variant and followup (a followup's from its ``change``, else the default)."""
+    default = variants_lib.Variant
+    return [(v.width, v.strides) for v in study.variants] + [
+        (f["change"].get("width", default.width), tuple(f["change"].get("strides", ())))
+        for f in study.followups
+    ]
 
 
 def _donor_steps(study: Study) -> int:
@@ -288,7 +300,7 @@ def _donor_steps(study: Study) -> int:
 
 def total_steps(study: Study) -> int:
     """Training steps of the whole grid (every variant and followup, every run, the probes' donors)."""
-    return (len(study.variants) + len(study.followups)) * _steps_per_design(study) + _donor_steps(study)
+    return sum(_steps_per_design(study, strides) for _, strides in _designs(study)) + _donor_steps(study)
 
 
 def width_cost(width: int) -> float:
@@ -301,12 +313,10 @@ def width_cost(width: int) -> float:
 def cpu_seconds(study: Study) -> float:
     """The grid's training CPU time on 1 thread: its steps at ``seconds_per_step``, each variant's (and
     followup's) weighted by :func:`width_cost` (a followup's width is its ``change``'s, else the default)."""
-    widths = [v.width for v in study.variants] + [
-        f["change"].get("width", variants_lib.Variant.width) for f in study.followups
-    ]
+    designs = sum(width_cost(w) * _steps_per_design(study, strides) for w, strides in _designs(study))
     donors = sum(width_cost(v.width) for v in study.variants if v.frozen_features)
     donors *= len(study.seeds) * sum(study.budgets)
-    return (sum(width_cost(w) for w in widths) * _steps_per_design(study) + donors) * study.seconds_per_step
+    return (designs + donors) * study.seconds_per_step
 
 
 def read_records(folder: Path) -> dict:
@@ -487,7 +497,8 @@ def donor_features(study: Study, variant, steps: int, seed: int) -> tuple[dict, 
     from ``<out_dir>/donors/`` (written atomically: two workers needing it at once both train it, and the
     results are the same)."""
     donor = variants_lib.donor_of(variant)
-    spec = json.dumps(dataclasses.asdict(donor), sort_keys=True)
+    fields = {k: v for k, v in variants_lib.non_default_fields(donor).items() if k != "name"}
+    spec = json.dumps(fields, sort_keys=True)  # the design, not its name: probes of one donor share it
     digest = hashlib.sha1(spec.encode()).hexdigest()[:10]
     key = f"donor_{digest}_s{variant.frozen_features}_n{steps}_seed{seed}_lr{variant.donor_lr:g}"
     path = Path(study.out_dir) / "donors" / f"{key}.pt"

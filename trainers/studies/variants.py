@@ -27,6 +27,9 @@ and budget, and keeps them fixed, weights and BatchNorm statistics; the laterals
 are trained afresh at the run's own stride. Features that give a low error through a stride-4 readout,
 read through a stride-16 one, separate what the backbone knows from what the readout can express.
 
+``head_width``: the channels of the readout (the 3 x 3 fusion conv's output and the head's input), 0 for
+the backbone's own ``2 x width``; ``strides``: the study's strides a design runs at (empty: all of them).
+
 ``fusion``: how the tiny CNN brings its stride-4 and stride-8 features down to a coarser output stride:
 ``"avgpool"`` (the package's fusion, ``trainers.models.layers.resample``) or ``"learned"`` (space to
 depth, then a 1 x 1 conv back to the same width: every sub-cell feature keeps its own weights instead of
@@ -45,7 +48,7 @@ from torch import Tensor, nn
 from h3r_theory import codecs, losses
 from h3r_theory.codecs import Encoded, HeatmapCodec, soft_argmax_cells
 
-from ..models.layers import conv_bn_act, init_backbone, resample
+from ..models.layers import KeypointHead, conv_bn_act, init_backbone, resample
 from ..models.tiny import TAP_STRIDES, TinyNet
 
 LOSSES = ("codec", "codec+window", "integral", "offset")
@@ -65,6 +68,8 @@ class Variant:
     width: int = 16  # the tiny CNN's stem width
     frozen_features: int = 0  # 0, or the output stride of the donor whose stem and stages are kept fixed
     donor_lr: float = 0.0  # the donor's learning rate (required with frozen_features)
+    head_width: int = 0  # channels of the fusion conv and the head's input; 0 = the backbone's 2 x width
+    strides: tuple = ()  # the study's strides this design runs at; empty = every one
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -93,6 +98,16 @@ class Variant:
             )
         if not self.frozen_features and self.donor_lr != 0.0:
             raise ValueError(f"variant {self.name!r}: donor_lr is only used with frozen_features")
+        hw = self.head_width
+        if not (isinstance(hw, int) and not isinstance(hw, bool) and 0 <= hw <= 4096):
+            raise ValueError(f"variant {self.name!r}: head_width must be an int in [0, 4096], got {hw!r}")
+        if not isinstance(self.strides, (list, tuple)) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in self.strides
+        ):
+            raise ValueError(
+                f"variant {self.name!r}: strides must be a list of ints >= 1, got {self.strides!r}"
+            )
+        object.__setattr__(self, "strides", tuple(self.strides))  # a list from YAML or JSON compares equal
         if self.loss != "codec" and self.codec != "randomized_rounding":
             raise ValueError(
                 f"variant {self.name!r}: loss {self.loss!r} is built on the randomized_rounding codec, "
@@ -141,7 +156,13 @@ class StudyNet(TinyNet):
     same parameters in the same order, built from the same random numbers)."""
 
     def __init__(
-        self, num_keypoints: int, output_stride: int, width: int, fusion: str, channels: int
+        self,
+        num_keypoints: int,
+        output_stride: int,
+        width: int,
+        fusion: str,
+        channels: int,
+        head_width: int = 0,
     ) -> None:
         super().__init__(num_keypoints, output_stride=output_stride, width=width)
         self.channels = channels
@@ -154,8 +175,13 @@ class StudyNet(TinyNet):
             init_backbone(
                 self.down
             )  # He-normal like the rest; drawn after the backbone, which stays the same
+        readout = head_width or 2 * width
+        if head_width:  # a wider readout: the fusion conv and the head drawn afresh, after the backbone
+            self.fuse = conv_bn_act(2 * width * len(TAP_STRIDES), readout, kernel=3)
+            init_backbone(self.fuse)
+            self.head = KeypointHead(readout, num_keypoints, "heatmap")
         if channels != 1:  # a wider last conv, initialised like the heatmap head's (near zero: flat maps)
-            self.head.conv = nn.Conv2d(2 * width, num_keypoints * channels, kernel_size=1)
+            self.head.conv = nn.Conv2d(readout, num_keypoints * channels, kernel_size=1)
             nn.init.normal_(self.head.conv.weight, std=1e-3)
             nn.init.zeros_(self.head.conv.bias)
 
@@ -197,12 +223,27 @@ def build_model(variant: Variant, num_keypoints: int, stride: int) -> StudyNet:
     """The network of ``variant``: (B, 3, H, W) in [0, 1] -> (B, K, h, w), or (B, K, 3, h, w) for ``offset``.
     With ``frozen_features`` the caller loads the donor's features (:meth:`StudyNet.freeze_features`)."""
     channels = 3 if variant.loss == "offset" else 1
-    return StudyNet(num_keypoints, stride, variant.width, variant.fusion, channels)
+    return StudyNet(num_keypoints, stride, variant.width, variant.fusion, channels, variant.head_width)
 
 
 def donor_of(variant: Variant) -> Variant:
-    """The plain design whose trained features a ``frozen_features`` probe reads."""
-    return dataclasses.replace(variant, frozen_features=0, donor_lr=0.0)
+    """The plain design whose trained features a ``frozen_features`` probe reads: the probe's codec, loss and
+    backbone width, trained whole with the package's own readout (average-pool fusion, the default head)."""
+    return dataclasses.replace(
+        variant, frozen_features=0, donor_lr=0.0, fusion="avgpool", head_width=0, strides=()
+    )
+
+
+def non_default_fields(variant: Variant) -> dict:
+    """The fields of ``variant`` that differ from :class:`Variant`'s defaults (a key that stays the same
+    when a field is added with a default)."""
+    out = {}
+    for f in dataclasses.fields(Variant):
+        value = getattr(variant, f.name)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if f.name == "name" or value != default:
+            out[f.name] = value
+    return out
 
 
 def _stride(codec: HeatmapCodec) -> Tensor:
