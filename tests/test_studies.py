@@ -376,7 +376,7 @@ def test_a_probe_reads_its_donors_features_unchanged_and_trains_only_the_readout
     from trainers.studies import report
 
     record = report.build_record(study, records, "test")
-    rows = {p["stride"]: p for p in record["probes"]}
+    rows = {p["stride"]: p for p in record["against_fine"]}
     for seed, check in enumerate(rows[16]["donors"]):
         assert check["recorded"] == f"rr_expected_s4_n3_seed{seed}_lr0.012"
         assert check["donor_val_px"] == check["recorded_val_px"]
@@ -386,7 +386,9 @@ def test_a_probe_reads_its_donors_features_unchanged_and_trains_only_the_readout
                for v in ("rr_expected", "frozen") for st in (4, 16)}  # fmt: skip
         want = (err["frozen", 16] - err["rr_expected", 4]) / (err["rr_expected", 16] - err["rr_expected", 4])
         assert share == pytest.approx(want, rel=1e-12)
-    assert "excess_left" not in rows[4]
+        ratio = rows[16]["ratio_to_fine"]["per_seed"][seed]
+        assert ratio == pytest.approx(err["frozen", 16] / err["rr_expected", 4], rel=1e-12)
+    assert "excess_left" not in rows[4] and len(rows[4]["donors"]) == 2
     assert any("bit for bit in 2 of 2 seeds" in v for v in record["verdicts"])
     assert "kept fixed" in report.markdown(record)
     # The donor is the plain design's own run at stride 4 (same seed, budget, rate): bit for bit.

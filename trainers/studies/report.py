@@ -167,46 +167,54 @@ def differences(study: runner.Study, runs: dict, names: list[str], reference: st
     return out
 
 
-def probes(study: runner.Study, runs: dict, records: dict, reference: str = "rr_expected") -> list[dict]:
-    """For each ``frozen_features`` probe, budget and stride: how much of the reference's stride excess is
-    left when the reference's stride-``fine`` features are read at that stride, paired by seed:
-    ``(probe@s - ref@fine) / (ref@s - ref@fine)`` (1 = all of it, 0 = none); and whether each run's donor is
-    the recorded reference run bit for bit (same validation error), where that run is recorded."""
+def against_fine(
+    study: runner.Study, runs: dict, records: dict, reference: str = "rr_expected"
+) -> list[dict]:
+    """Each design at each coarser stride against the reference at the finest, paired by seed: the ratio
+    ``v@s / ref@fine`` (1 = as good as the reference's fine map) and the share of the reference's own excess
+    that is left, ``(v@s - ref@fine) / (ref@s - ref@fine)`` (1 = all of it, 0 = none). For a
+    ``frozen_features`` probe also whether each run's donor is the recorded run of its design bit for bit
+    (the same validation error), where that run is recorded."""
     fine = min(study.strides)
+    err = lambda cell: runs[cell]["mean_error_px"]  # noqa: E731
     out = []
     for v, ok in runner.all_variants(study, records):
-        if not (ok and v.frozen_features):
+        if not ok or v.name == reference:
             continue
-        donor = variants_lib.donor_of(v)
+        donor = variants_lib.donor_of(v) if v.frozen_features else None
         for steps in study.budgets:
             for stride in study.strides:
+                if stride == fine and not v.frozen_features:
+                    continue
+                row = {"variant": v.name, "stride": stride, "steps": steps}
                 seeds = [sd for sd in study.seeds if all(
                     c in runs for c in ((v.name, stride, steps, sd), (reference, stride, steps, sd),
                                         (reference, fine, steps, sd)))]  # fmt: skip
-                shares = [
-                    (runs[(v.name, stride, steps, sd)]["mean_error_px"] - runs[(reference, fine, steps, sd)]["mean_error_px"])
-                    / (runs[(reference, stride, steps, sd)]["mean_error_px"] - runs[(reference, fine, steps, sd)]["mean_error_px"])
-                    for sd in seeds
-                ] if stride != fine else []  # fmt: skip
-                checks = []
-                for sd in study.seeds:
-                    run = runs.get((v.name, stride, steps, sd))
-                    if run is None or "donor" not in run:
-                        continue
-                    plain = next(
-                        (r for r in records.values()
-                         if variants_lib.Variant(**r["job"]["spec"]) == dataclasses.replace(donor, name=r["job"]["variant"])
-                         and (r["job"]["stride"], r["job"]["steps"], r["job"]["seed"], r["job"]["lr"])
-                         == (v.frozen_features, steps, sd, v.donor_lr)),
-                        None,
-                    )  # fmt: skip
-                    checks.append({"seed": sd, "donor_val_px": run["donor"]["val_mean_error_px"],
-                                   "recorded": None if plain is None else runner.job_key(plain["job"]),
-                                   "recorded_val_px": None if plain is None else plain["val_mean_error_px"]})  # fmt: skip
-                row = {"variant": v.name, "stride": stride, "steps": steps, "donors": checks}
-                if len(shares) >= 2:
-                    row["excess_left"] = {**mean_interval(shares), "per_seed": shares, "seeds": seeds}
-                out.append(row)
+                if stride != fine and len(seeds) >= 2:
+                    cells = [((v.name, stride, steps, sd), (reference, stride, steps, sd),
+                              (reference, fine, steps, sd)) for sd in seeds]  # fmt: skip
+                    to_fine = [err(a) / err(f) for a, _, f in cells]
+                    left = [(err(a) - err(f)) / (err(r) - err(f)) for a, r, f in cells]
+                    row["ratio_to_fine"] = {**mean_interval(to_fine), "per_seed": to_fine, "seeds": seeds}
+                    row["excess_left"] = {**mean_interval(left), "per_seed": left, "seeds": seeds}
+                if donor is not None:
+                    row["donors"] = []
+                    for sd in study.seeds:
+                        run = runs.get((v.name, stride, steps, sd))
+                        if run is None or "donor" not in run:
+                            continue
+                        plain = next(
+                            (r for r in records.values()
+                             if variants_lib.Variant(**r["job"]["spec"]) == dataclasses.replace(donor, name=r["job"]["variant"])
+                             and (r["job"]["stride"], r["job"]["steps"], r["job"]["seed"], r["job"]["lr"])
+                             == (v.frozen_features, steps, sd, v.donor_lr)),
+                            None,
+                        )  # fmt: skip
+                        row["donors"].append({"seed": sd, "donor_val_px": run["donor"]["val_mean_error_px"],
+                                              "recorded": None if plain is None else runner.job_key(plain["job"]),
+                                              "recorded_val_px": None if plain is None else plain["val_mean_error_px"]})  # fmt: skip
+                if len(row) > 3:
+                    out.append(row)
     return out
 
 
@@ -339,6 +347,16 @@ def markdown(record: dict) -> str:
         lines += _table(["variant", "stride", "steps", "difference", "per seed"],
                         [[d["variant"], str(d["stride"]), str(d["steps"]), _iv(d), ", ".join(f"{v:+.3f}" for v in d["per_seed"])]
                          for d in record["differences"]]) + [""]  # fmt: skip
+    rows = [p for p in record.get("against_fine", []) if "ratio_to_fine" in p]
+    if rows:
+        fine = min(record["study"]["strides"])
+        lines += [f"## Against rr_expected at stride {fine} (paired by seed)", "",
+                  f"`over rr_expected@{fine}` = the design's error at its stride over rr_expected's at stride {fine} "
+                  f"(1 = as good as the fine map); `excess left` = (design@s - rr_expected@{fine}) / "
+                  f"(rr_expected@s - rr_expected@{fine}) (1 = all of rr_expected's own excess at that stride, 0 = none).", ""]  # fmt: skip
+        lines += _table(["variant", "stride", "steps", f"over rr_expected@{fine}", "excess left", "per seed (over)"],
+                        [[p["variant"], str(p["stride"]), str(p["steps"]), _iv(p["ratio_to_fine"]), _iv(p["excess_left"]),
+                          ", ".join(f"{v:.2f}" for v in p["ratio_to_fine"]["per_seed"])] for p in rows]) + [""]  # fmt: skip
     if record.get("falls"):
         lines += ["## Fall of the mean error per doubling of the training steps", ""]
         lines += _table(["variant", "stride", "from", "to", "fall per doubling"],
@@ -488,22 +506,22 @@ def verdicts(study: runner.Study, record: dict, runs: dict) -> list[str]:
             out.append(f"rr_expected at {steps} steps: RMS error in cells per sqrt(KL to the expected target), "
                        f"stride {coarse} over stride {fine}, paired: {_iv(law)} (1 = the same error in cells at the "
                        f"same KL); the KL itself, stride {coarse} over {fine}: {_iv(kl)}")  # fmt: skip
-    for p in record.get("probes", []):
-        same = [d for d in p["donors"] if d["recorded"] is not None]
+    for p in record.get("against_fine", []):
+        same = [d for d in p.get("donors", []) if d["recorded"] is not None]
         if same:
             equal = sum(d["donor_val_px"] == d["recorded_val_px"] for d in same)
-            out.append(f"{p['variant']} at stride {p['stride']}: the donors are the recorded runs bit for bit in "
+            out.append(f"{p['variant']} at stride {p['stride']}: its donors are the recorded runs bit for bit in "
                        f"{equal} of {len(same)} seeds (validation error equal: "
                        f"{', '.join(d['recorded'] for d in same)})")  # fmt: skip
         d = next((x for x in record["differences"] if (x["variant"], x["stride"], x["steps"])
                   == (p["variant"], p["stride"], p["steps"])), None)  # fmt: skip
         if d is not None:
-            out.append(f"{p['variant']} at stride {p['stride']} minus rr_expected trained whole at stride "
-                       f"{p['stride']}: {_iv(d)} px")  # fmt: skip
-        if "excess_left" in p:
-            out.append(f"{p['variant']} at stride {p['stride']}: share of rr_expected's stride-{p['stride']} excess "
-                       f"over its stride-{fine} error that is left when its stride-{fine} features are read at "
-                       f"stride {p['stride']}: {_iv(p['excess_left'])} (1 = all of it, 0 = none)")  # fmt: skip
+            out.append(f"{p['variant']} at stride {p['stride']} minus rr_expected at stride {p['stride']}: "
+                       f"{_iv(d)} px")  # fmt: skip
+        if "ratio_to_fine" in p:
+            out.append(f"{p['variant']} at stride {p['stride']} over rr_expected at stride {fine}: "
+                       f"{_iv(p['ratio_to_fine'])}; share of rr_expected's own stride-{p['stride']} excess left: "
+                       f"{_iv(p['excess_left'])} (1 = all of it, 0 = none)")  # fmt: skip
     best = None
     for r in record["ratios"]:
         if r["steps"] == steps and (best is None or r["mean"] < best["mean"]):
@@ -578,7 +596,7 @@ def build_record(study: runner.Study, records: dict, command: str) -> dict:
         "ratios": ratios(study, runs, names),
         "kl_law": kl_law(study, runs, names),
         "differences": differences(study, runs, names, "rr_expected") if "rr_expected" in names else [],
-        "probes": probes(study, runs, records) if "rr_expected" in names else [],
+        "against_fine": against_fine(study, runs, records) if "rr_expected" in names else [],
         "falls": [
             {"variant": n, "stride": s, **f}
             for n in names
