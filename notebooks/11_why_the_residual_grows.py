@@ -485,7 +485,11 @@ if probe_rows:
     for label, p, r in probe_rows:
         donors = p.get("donors", [])
         same = [d for d in donors if d["recorded"] is not None]
-        bits = f"{sum(d['donor_val_px'] == d['recorded_val_px'] for d in same)} of {len(same)}" if donors else "-"
+        bits = (
+            f"{sum(d['donor_val_px'] == d['recorded_val_px'] for d in same)} of {len(same)}"
+            if donors
+            else "-"
+        )
         lines.append(f"| {label} | `{p['variant']}` | {p['stride']} | {iv(r['mean_error_px'])} | "
                      f"{iv(p.get('ratio_to_fine'), 2)} | {iv(p.get('excess_left'), 2)} | {iv(r.get('kl_nats'), 4)} | {bits} |")  # fmt: skip
     display(Markdown("\n".join(lines)))
@@ -570,7 +574,14 @@ if control:
                             for n in ("frozen_s4", "frozen_s4_learned") if ("features", n, 16) in by_name)
            else "The share left is below 1 for at least one readout: part of the excess is in the features.")
     )  # fmt: skip
-wide = [t for t in (probe_text("readout", n, 16) for n in ("frozen_s4_head128", "frozen_s4_head512", "rr_expected_head512")) if t]
+wide = [
+    t
+    for t in (
+        probe_text("readout", n, 16)
+        for n in ("frozen_s4_head128", "frozen_s4_head512", "rr_expected_head512")
+    )
+    if t
+]
 if wide:
     points.append("* **A wider readout** (readout record): " + "; ".join(wide) + ".")
 points.append(
