@@ -12,7 +12,7 @@ import torch
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`train`, raised after the checkpoint of the last completed step was written."""
+    """Ctrl-C during :func:`trainers.engine.train`, raised after the checkpoint of the last completed step was written."""
 
     def __init__(self, step: int, checkpoint: Path | None) -> None:
         super().__init__(step, checkpoint)

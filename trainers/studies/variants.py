@@ -199,6 +199,7 @@ class StudyNet(TinyNet):
         self.train(self.training)
 
     def train(self, mode: bool = True) -> StudyNet:
+        """Set training mode (``mode``) everywhere but in frozen features, which stay in eval mode."""
         super().train(mode)
         if self.features_frozen:
             self.stem.eval()
