@@ -464,10 +464,17 @@ if rep:
 #
 # The columns: the error in pixels; the design's error over `rr_expected`'s at stride 4 (1 = as good as
 # the fine map); and the share of `rr_expected`'s own stride-16 excess that is left,
-# $(e_	ext{design} - e_{4}) / (e_{16} - e_{4})$ with $e$ the errors of `rr_expected` (1 = all of it, 0 = none).
+# $(e_\text{design} - e_{4}) / (e_{16} - e_{4})$ with $e$ the errors of `rr_expected` (1 = all of it, 0 = none).
 # All paired by seed.
 
+
 # %%
+def donors_equal(p):
+    """'n of m': how many of a probe's recorded donors give the recorded run's validation error exactly."""
+    same = [d for d in p.get("donors", []) if d["recorded"] is not None]
+    return f"{sum(d['donor_val_px'] == d['recorded_val_px'] for d in same)} of {len(same)}"
+
+
 probe_rows = []
 for label, rec in (("features", feat), ("readout", readout)):
     if not rec:
@@ -483,18 +490,12 @@ if probe_rows:
     lines = ["| study | design | stride | px | over `rr_expected` at 4 | excess left | KL nats | donors bit for bit |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for label, p, r in probe_rows:
-        donors = p.get("donors", [])
-        same = [d for d in donors if d["recorded"] is not None]
-        bits = (
-            f"{sum(d['donor_val_px'] == d['recorded_val_px'] for d in same)} of {len(same)}"
-            if donors
-            else "-"
-        )
+        bits = donors_equal(p) if p.get("donors") else "-"
         lines.append(f"| {label} | `{p['variant']}` | {p['stride']} | {iv(r['mean_error_px'])} | "
                      f"{iv(p.get('ratio_to_fine'), 2)} | {iv(p.get('excess_left'), 2)} | {iv(r.get('kl_nats'), 4)} | {bits} |")  # fmt: skip
     display(Markdown("\n".join(lines)))
-    base4 = row(feat or readout, "rr_expected", 4, max((feat or readout)["study"]["budgets"]))
-    base16 = row(feat or readout, "rr_expected", 16, max((feat or readout)["study"]["budgets"]))
+    ref = feat or readout
+    base4, base16 = (row(ref, "rr_expected", s, max(ref["study"]["budgets"])) for s in (4, 16))
     display(Markdown(
         f"For reference, `rr_expected` trained whole: {iv(base4['mean_error_px'])} px at stride 4 and "
         f"{iv(base16['mean_error_px'])} px at stride 16 (the same runs as the convergence record's)."
@@ -561,15 +562,14 @@ def probe_text(label, name, stride):
 control = by_name.get(("features", "frozen_s4", 4))
 if control:
     diff = next((d for d in feat["differences"] if (d["variant"], d["stride"]) == ("frozen_s4", 4)), None)
-    bits = [d for d in control[0].get("donors", []) if d["recorded"] is not None]
     texts = [t for t in (probe_text("features", n, 16) for n in ("frozen_s4", "frozen_s4_learned")) if t]
     points.append(
         f"* **Features against readout** (features record): a fresh stride-4 readout on the fixed stride-4 features "
         f"is {iv(diff)} px from `rr_expected` trained whole at stride 4 (donors equal to the recorded runs in "
-        f"{sum(d['donor_val_px'] == d['recorded_val_px'] for d in bits)} of {len(bits)} seeds), so the features hold "
+        f"{donors_equal(control[0])} seeds), so the features hold "
         f"the fine position; read at stride 16: " + "; ".join(texts) + ". "
         + ("Every interval of the share left reaches 1 or more: with the features fixed, the stride-16 readout loses "
-           "all of the excess, so it is lost in the readout, not in what the backbone learns."
+           "all of the excess: it does not read out a position that the features it is given hold."
            if texts and all(by_name[("features", n, 16)][0]["excess_left"]["high"] >= 1
                             for n in ("frozen_s4", "frozen_s4_learned") if ("features", n, 16) in by_name)
            else "The share left is below 1 for at least one readout: part of the excess is in the features.")
