@@ -225,6 +225,9 @@ def test_the_window_coordinate_loss_is_differentiable_and_in_pixels():
     ({"donor_lr": 0.01}, "only used with frozen_features"),
     ({"head_width": -1}, "head_width must be an int"),
     ({"strides": [4, "16"]}, "strides must be a list of ints"),
+    ({"budgets": [0]}, "budgets must be a list of ints"),
+    ({"donor_steps": 10}, "donor_steps is only used with frozen_features"),
+    ({"frozen_features": 4, "donor_lr": 0.01, "donor_steps": -1}, "donor_steps must be an int"),
 ])  # fmt: skip
 def test_a_bad_variant_is_refused_naming_the_key(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -307,6 +310,8 @@ def test_a_torn_record_is_run_again_and_a_renamed_design_is_refused(tmp_path):
     ({"noise_draws": 1}, "noise_draws must be an int >= 2"),
     ({"strdes": [4]}, "unknown key"),
     ({"followups": [{"name": "f", "from": ["nope"], "change": {}}]}, "unknown: \\['nope'\\]"),
+    ({"variants": [{"name": "v", "budgets": [30]}]}, "budgets \\[30\\] not in the study's budgets"),
+    ({"variants": [{"name": "v", "strides": [8]}]}, "strides \\[8\\] not in the study's strides"),
 ])  # fmt: skip
 def test_a_bad_study_is_refused_naming_the_key(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
@@ -412,3 +417,50 @@ def test_a_probe_reads_its_donors_features_unchanged_and_trains_only_the_readout
             assert torch.equal(t, saved[k]), k
     assert not all(torch.equal(state[k], t) for k, t in fresh_head.items())  # the readout did train
     assert not model.stem.training and model.head.training
+
+
+def test_a_longer_readout_on_a_shorter_donor_is_held_against_the_donors_budget(tmp_path):
+    """``donor_steps`` keeps the donor at its own budget while the readout trains longer; ``budgets`` keeps
+    the reference at the budget it is needed at. The probe's run at the donor's budget is the same network
+    as a probe without ``donor_steps`` (bit for bit), and every share is against the donor's budget."""
+    from trainers.studies import report
+
+    ref = {"name": "rr_expected", "options": {"target": "expected"}, "budgets": [3]}
+    probe = {"name": "long", "options": {"target": "expected"}, "frozen_features": 4, "donor_lr": 1.2e-2,
+             "donor_steps": 3, "strides": [16]}  # fmt: skip
+    plain_probe = {"name": "short", "options": {"target": "expected"}, "frozen_features": 4,
+                   "donor_lr": 1.2e-2, "strides": [16], "budgets": [3]}  # fmt: skip
+    study = tiny_study(tmp_path, budgets=[3, 6], lrs=[1.2e-2], variants=[ref, probe, plain_probe])
+    ready, _ = runner.jobs(study, {})
+    assert sorted((j["variant"], j["stride"], j["steps"]) for j in ready if j["seed"] == 0) == [
+        ("long", 16, 3), ("long", 16, 6), ("rr_expected", 4, 3), ("rr_expected", 16, 3), ("short", 16, 3)]  # fmt: skip
+    # One rate, two seeds: rr_expected 3 steps at 2 strides, long 3 + 6, short 3; donors 3 per probe and seed.
+    assert runner.total_steps(study) == 2 * (2 * 3 + (3 + 6) + 3) + 2 * 2 * 3
+    records = runner.run_studies([study], workers=0, log=lambda m: None)
+    assert len(list((tmp_path / "study" / "donors").glob("*.pt"))) == 2  # one donor per seed, shared
+    for seed in (0, 1):
+        long3, short3 = (records[f"{v}_s16_n3_seed{seed}_lr0.012"] for v in ("long", "short"))
+        assert long3["mean_error_px"] == short3["mean_error_px"]
+        assert records[f"long_s16_n6_seed{seed}_lr0.012"]["donor"] == long3["donor"]
+    record = report.build_record(study, records, "test")
+    rows = {(p["variant"], p["steps"]): p for p in record["against_fine"] if "excess_left" in p}
+    assert rows[("long", 6)]["reference_steps"] == 3
+    for seed in (0, 1):
+        err = lambda key: records[key]["mean_error_px"]  # noqa: E731
+        fine, coarse = (
+            err(f"rr_expected_s4_n3_seed{seed}_lr0.012"),
+            err(f"rr_expected_s16_n3_seed{seed}_lr0.012"),
+        )
+        want = (err(f"long_s16_n6_seed{seed}_lr0.012") - fine) / (coarse - fine)
+        assert rows[("long", 6)]["excess_left"]["per_seed"][seed] == pytest.approx(want, rel=1e-12)
+    (longer,) = [f for f in record["longer"] if f["variant"] == "long"]
+    assert (longer["steps"], longer["from"]) == (6, 3)
+    assert longer["per_seed"] == pytest.approx([
+        records[f"long_s16_n6_seed{s}_lr0.012"]["mean_error_px"] - records[f"long_s16_n3_seed{s}_lr0.012"]["mean_error_px"]
+        for s in (0, 1)])  # fmt: skip
+    text = report.markdown(record)
+    assert "6 (rr_expected at 3)" in text and "Longer training" in text
+    assert any("trained 6 steps minus 3" in v for v in record["verdicts"])
+    # Where a design runs is not what it is: a run recorded without ``budgets`` is read back.
+    assert variants.same_design(variants.Variant(name="a", budgets=(3,)), variants.Variant(name="a"))
+    assert not variants.same_design(variants.Variant(name="a", width=8), variants.Variant(name="a"))

@@ -174,7 +174,9 @@ def against_fine(
     ``v@s / ref@fine`` (1 = as good as the reference's fine map) and the share of the reference's own excess
     that is left, ``(v@s - ref@fine) / (ref@s - ref@fine)`` (1 = all of it, 0 = none). For a
     ``frozen_features`` probe also whether each run's donor is the recorded run of its design bit for bit
-    (the same validation error), where that run is recorded."""
+    (the same validation error), where that run is recorded. The reference is taken at the run's own
+    budget, or for a probe with ``donor_steps`` at its donor's (``reference_steps``): a readout trained
+    longer on features of a given budget is held against the models of that budget."""
     fine = min(study.strides)
     err = lambda cell: runs[cell]["mean_error_px"]  # noqa: E731
     out = []
@@ -183,16 +185,17 @@ def against_fine(
             continue
         donor = variants_lib.donor_of(v) if v.frozen_features else None
         for steps in study.budgets:
+            ref_steps = v.donor_steps or steps
             for stride in study.strides:
                 if stride == fine and not v.frozen_features:
                     continue
-                row = {"variant": v.name, "stride": stride, "steps": steps}
+                row = {"variant": v.name, "stride": stride, "steps": steps, "reference_steps": ref_steps}
                 seeds = [sd for sd in study.seeds if all(
-                    c in runs for c in ((v.name, stride, steps, sd), (reference, stride, steps, sd),
-                                        (reference, fine, steps, sd)))]  # fmt: skip
+                    c in runs for c in ((v.name, stride, steps, sd), (reference, stride, ref_steps, sd),
+                                        (reference, fine, ref_steps, sd)))]  # fmt: skip
                 if stride != fine and len(seeds) >= 2:
-                    cells = [((v.name, stride, steps, sd), (reference, stride, steps, sd),
-                              (reference, fine, steps, sd)) for sd in seeds]  # fmt: skip
+                    cells = [((v.name, stride, steps, sd), (reference, stride, ref_steps, sd),
+                              (reference, fine, ref_steps, sd)) for sd in seeds]  # fmt: skip
                     to_fine = [err(a) / err(f) for a, _, f in cells]
                     left = [(err(a) - err(f)) / (err(r) - err(f)) for a, r, f in cells]
                     row["ratio_to_fine"] = {**mean_interval(to_fine), "per_seed": to_fine, "seeds": seeds}
@@ -207,14 +210,28 @@ def against_fine(
                             (r for r in records.values()
                              if variants_lib.Variant(**r["job"]["spec"]) == dataclasses.replace(donor, name=r["job"]["variant"])
                              and (r["job"]["stride"], r["job"]["steps"], r["job"]["seed"], r["job"]["lr"])
-                             == (v.frozen_features, steps, sd, v.donor_lr)),
+                             == (v.frozen_features, ref_steps, sd, v.donor_lr)),
                             None,
                         )  # fmt: skip
                         row["donors"].append({"seed": sd, "donor_val_px": run["donor"]["val_mean_error_px"],
                                               "recorded": None if plain is None else runner.job_key(plain["job"]),
                                               "recorded_val_px": None if plain is None else plain["val_mean_error_px"]})  # fmt: skip
-                if len(row) > 3:
+                if len(row) > 4:
                     out.append(row)
+    return out
+
+
+def longer_training(study: runner.Study, runs: dict, names: list[str]) -> list[dict]:
+    """Per variant, stride and budget beyond the variant's smallest: its error there minus at its smallest
+    budget, paired by seed (px; negative = more steps helped)."""
+    out = []
+    for name in names:
+        for stride in study.strides:
+            budgets = sorted({n for (v, st, n, _) in runs if (v, st) == (name, stride)})
+            for steps in budgets[1:]:
+                p = paired(runs, (name, stride, steps), (name, stride, budgets[0]))
+                if p is not None:
+                    out.append({"variant": name, "stride": stride, "steps": steps, "from": budgets[0], **p})
     return out
 
 
@@ -265,6 +282,13 @@ def _table(header: list[str], body: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
         "| " + " | ".join(r) + " |" for r in body
     ]
+
+
+def _steps_against(row: dict) -> str:
+    """A row's budget, with the reference's where they differ (a probe's readout trained longer than its
+    donor is held against the models of the donor's budget)."""
+    ref = row.get("reference_steps", row["steps"])
+    return str(row["steps"]) if ref == row["steps"] else f"{row['steps']} (rr_expected at {ref})"
 
 
 def markdown(record: dict) -> str:
@@ -355,13 +379,18 @@ def markdown(record: dict) -> str:
                   f"(1 = as good as the fine map); `excess left` = (design@s - rr_expected@{fine}) / "
                   f"(rr_expected@s - rr_expected@{fine}) (1 = all of rr_expected's own excess at that stride, 0 = none).", ""]  # fmt: skip
         lines += _table(["variant", "stride", "steps", f"over rr_expected@{fine}", "excess left", "per seed (over)"],
-                        [[p["variant"], str(p["stride"]), str(p["steps"]), _iv(p["ratio_to_fine"]), _iv(p["excess_left"]),
+                        [[p["variant"], str(p["stride"]), _steps_against(p), _iv(p["ratio_to_fine"]), _iv(p["excess_left"]),
                           ", ".join(f"{v:.2f}" for v in p["ratio_to_fine"]["per_seed"])] for p in rows]) + [""]  # fmt: skip
     if record.get("falls"):
         lines += ["## Fall of the mean error per doubling of the training steps", ""]
         lines += _table(["variant", "stride", "from", "to", "fall per doubling"],
                         [[f["variant"], str(f["stride"]), str(f["from"]), str(f["to"]), f"{f['fall'] * 100:.1f} %"]
                          for f in record["falls"]]) + [""]  # fmt: skip
+    if record.get("longer"):
+        lines += ["## Longer training, paired by seed (px; negative = the extra steps helped)", ""]
+        lines += _table(["variant", "stride", "steps", "minus steps", "difference", "per seed"],
+                        [[f["variant"], str(f["stride"]), str(f["steps"]), str(f["from"]), _iv(f),
+                          ", ".join(f"{v:+.3f}" for v in f["per_seed"])] for f in record["longer"]]) + [""]  # fmt: skip
     if record.get("flops"):
         lines += ["## Forward GFLOPs per image", ""]
         lines += _table(
@@ -500,6 +529,11 @@ def verdicts(study: runner.Study, record: dict, runs: dict) -> list[str]:
             stopped = "has stopped falling" if f["fall"] < 0.10 else "has NOT stopped falling"
             out.append(f"{f['variant']} at stride {fine} {stopped}: {f['fall'] * 100:.1f} % less error per doubling "
                        f"of the steps from {f['from']} to {f['to']}")  # fmt: skip
+    probes = {n for n, spec in record["variants"].items() if spec.get("frozen_features")}
+    for f in record.get("longer", []):
+        if f["variant"] in probes:
+            out.append(f"{f['variant']} at stride {f['stride']}: the readout trained {f['steps']} steps minus "
+                       f"{f['from']} on the same fixed features: {_iv(f)} px")  # fmt: skip
     for k in record.get("kl_law", []):
         if k["variant"] == "rr_expected" and k["steps"] == steps:
             law, kl = k["law_ratio"], k["kl_ratio"]
@@ -510,7 +544,8 @@ def verdicts(study: runner.Study, record: dict, runs: dict) -> list[str]:
         same = [d for d in p.get("donors", []) if d["recorded"] is not None]
         if same:
             equal = sum(d["donor_val_px"] == d["recorded_val_px"] for d in same)
-            out.append(f"{p['variant']} at stride {p['stride']}: its donors are the recorded runs bit for bit in "
+            at = f" ({p['steps']} steps)" if len(study.budgets) > 1 else ""
+            out.append(f"{p['variant']} at stride {p['stride']}{at}: its donors are the recorded runs bit for bit in "
                        f"{equal} of {len(same)} seeds (validation error equal: "
                        f"{', '.join(d['recorded'] for d in same)})")  # fmt: skip
         d = next((x for x in record["differences"] if (x["variant"], x["stride"], x["steps"])
@@ -519,7 +554,9 @@ def verdicts(study: runner.Study, record: dict, runs: dict) -> list[str]:
             out.append(f"{p['variant']} at stride {p['stride']} minus rr_expected at stride {p['stride']}: "
                        f"{_iv(d)} px")  # fmt: skip
         if "ratio_to_fine" in p:
-            out.append(f"{p['variant']} at stride {p['stride']} over rr_expected at stride {fine}: "
+            ref = p.get("reference_steps", p["steps"])
+            at = f" ({p['steps']} steps, against rr_expected at {ref})" if ref != p["steps"] else ""
+            out.append(f"{p['variant']} at stride {p['stride']}{at} over rr_expected at stride {fine}: "
                        f"{_iv(p['ratio_to_fine'])}; share of rr_expected's own stride-{p['stride']} excess left: "
                        f"{_iv(p['excess_left'])} (1 = all of it, 0 = none)")  # fmt: skip
     best = None
@@ -605,6 +642,7 @@ def build_record(study: runner.Study, records: dict, command: str) -> dict:
         ]
         if len(study.budgets) > 1
         else [],  # fmt: skip
+        "longer": longer_training(study, runs, names) if len(study.budgets) > 1 else [],
         "flops": flops(study, specs),
         "missing": [runner.job_key(j) for j in ready],
         "runs_missing_variant": {runner.job_key(j): j["variant"] for j in ready},

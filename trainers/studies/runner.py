@@ -151,6 +151,13 @@ def study_from_dict(data: dict, source: str) -> Study:
         if bad:
             raise ValueError(f"{where}: change has unknown variant key(s) {bad}")
         names.append(f["name"])
+    for v in study.variants:
+        for key, grid in (("strides", study.strides), ("budgets", study.budgets)):
+            outside = [x for x in getattr(v, key) if x not in grid]
+            if outside:
+                raise ValueError(
+                    f"{source}: variant {v.name!r}: {key} {outside} not in the study's {key} {grid}"
+                )
     if len(set(names)) != len(names):
         raise ValueError(f"{source}: variant names must be unique, got {names}")
     for stride in study.strides:
@@ -249,6 +256,8 @@ def jobs(study: Study, records: dict) -> tuple[list[dict], int]:
                 if variant.strides and stride not in variant.strides:
                     continue
                 for steps in study.budgets:
+                    if variant.budgets and steps not in variant.budgets:
+                        continue
                     if not resolved:
                         waiting += len(study.lrs) if seed == study.selection_seed else 1
                         continue
@@ -266,7 +275,9 @@ def jobs(study: Study, records: dict) -> tuple[list[dict], int]:
                         key = job_key(job)
                         if key not in records:
                             ready.append(job)
-                        elif variants_lib.Variant(**records[key]["job"]["spec"]) != variant:
+                        elif not variants_lib.same_design(
+                            variants_lib.Variant(**records[key]["job"]["spec"]), variant
+                        ):
                             # compared as designs: a record written before a field existed has its default
                             raise ValueError(
                                 f"{study.out_dir}/runs/{key}.json holds a run of another design under the name "
@@ -275,32 +286,41 @@ def jobs(study: Study, records: dict) -> tuple[list[dict], int]:
     return ready, waiting
 
 
-def _steps_per_design(study: Study, strides: tuple = ()) -> int:
-    """Training steps of one design's runs: every stride (of ``strides`` when given) and budget, both rates
-    on the selection seed, the chosen one on each other seed."""
+def _steps_per_design(study: Study, strides: tuple = (), budgets: tuple = ()) -> int:
+    """Training steps of one design's runs: every stride and budget (of ``strides`` and ``budgets`` when
+    given), both rates on the selection seed, the chosen one on each other seed."""
     count = len([s for s in study.strides if not strides or s in strides])
-    return count * sum(study.budgets) * (len(study.lrs) + len(study.seeds) - 1)
+    steps = sum(n for n in study.budgets if not budgets or n in budgets)
+    return count * steps * (len(study.lrs) + len(study.seeds) - 1)
 
 
-def _designs(study: Study) -> list[tuple[int, tuple]]:
-    """(width, strides) of every variant and followup (a followup's from its ``change``, else the default)."""
+def _designs(study: Study) -> list[tuple[int, tuple, tuple]]:
+    """(width, strides, budgets) of every variant and followup (a followup's from its ``change``, else the
+    default)."""
     default = variants_lib.Variant
-    return [(v.width, v.strides) for v in study.variants] + [
-        (f["change"].get("width", default.width), tuple(f["change"].get("strides", ())))
+    return [(v.width, v.strides, v.budgets) for v in study.variants] + [
+        (f["change"].get("width", default.width), tuple(f["change"].get("strides", ())),
+         tuple(f["change"].get("budgets", ())))
         for f in study.followups
-    ]
+    ]  # fmt: skip
 
 
-def _donor_steps(study: Study) -> int:
-    """Training steps of the donors of the ``frozen_features`` probes: one per probe, seed and budget (a
-    donor two probes share is trained once, so this is an upper bound)."""
-    probes = sum(1 for v in study.variants if v.frozen_features)
-    return probes * len(study.seeds) * sum(study.budgets)
+def _donors(study: Study) -> list[tuple[int, int]]:
+    """(width, steps) of the donors of the ``frozen_features`` probes: one per probe, seed and budget it is
+    trained for (a donor two probes or budgets share is trained once, so this is an upper bound)."""
+    out = []
+    for v in study.variants:
+        if v.frozen_features:
+            budgets = [n for n in study.budgets if not v.budgets or n in v.budgets]
+            steps = [v.donor_steps] if v.donor_steps else budgets
+            out += [(v.width, n) for n in steps for _ in study.seeds]
+    return out
 
 
 def total_steps(study: Study) -> int:
     """Training steps of the whole grid (every variant and followup, every run, the probes' donors)."""
-    return sum(_steps_per_design(study, strides) for _, strides in _designs(study)) + _donor_steps(study)
+    designs = sum(_steps_per_design(study, s, b) for _, s, b in _designs(study))
+    return designs + sum(n for _, n in _donors(study))
 
 
 def width_cost(width: int) -> float:
@@ -313,9 +333,8 @@ def width_cost(width: int) -> float:
 def cpu_seconds(study: Study) -> float:
     """The grid's training CPU time on 1 thread: its steps at ``seconds_per_step``, each variant's (and
     followup's) weighted by :func:`width_cost` (a followup's width is its ``change``'s, else the default)."""
-    designs = sum(width_cost(w) * _steps_per_design(study, strides) for w, strides in _designs(study))
-    donors = sum(width_cost(v.width) for v in study.variants if v.frozen_features)
-    donors *= len(study.seeds) * sum(study.budgets)
+    designs = sum(width_cost(w) * _steps_per_design(study, s, b) for w, s, b in _designs(study))
+    donors = sum(width_cost(w) * n for w, n in _donors(study))
     return (designs + donors) * study.seconds_per_step
 
 
@@ -529,7 +548,8 @@ def run_job(job: dict, study: Study) -> dict:
     codec = variants_lib.build_codec(variant, tuple(config.data.input_size), job["stride"])
     donor_note = None
     if variant.frozen_features:
-        donor_state, donor_note = donor_features(study, variant, job["steps"], job["seed"])
+        donor_steps = variant.donor_steps or job["steps"]
+        donor_state, donor_note = donor_features(study, variant, donor_steps, job["seed"])
     seed_everything(job["seed"])  # the same initial backbone for every variant and stride of a seed
     model = variants_lib.build_model(variant, train_set.num_keypoints, job["stride"])
     if variant.frozen_features:

@@ -28,7 +28,9 @@ are trained afresh at the run's own stride. Features that give a low error throu
 read through a stride-16 one, separate what the backbone knows from what the readout can express.
 
 ``head_width``: the channels of the readout (the 3 x 3 fusion conv's output and the head's input), 0 for
-the backbone's own ``2 x width``; ``strides``: the study's strides a design runs at (empty: all of them).
+the backbone's own ``2 x width``; ``strides`` and ``budgets``: the study's strides and training budgets a
+design runs at (empty: all of them). ``donor_steps``: the budget the donor of a ``frozen_features`` probe is
+trained for, 0 for the run's own (a readout trained longer than its features, on the same fixed features).
 
 ``fusion``: how the tiny CNN brings its stride-4 and stride-8 features down to a coarser output stride:
 ``"avgpool"`` (the package's fusion, ``trainers.models.layers.resample``) or ``"learned"`` (space to
@@ -70,6 +72,8 @@ class Variant:
     donor_lr: float = 0.0  # the donor's learning rate (required with frozen_features)
     head_width: int = 0  # channels of the fusion conv and the head's input; 0 = the backbone's 2 x width
     strides: tuple = ()  # the study's strides this design runs at; empty = every one
+    budgets: tuple = ()  # the study's budgets (training steps) this design runs at; empty = every one
+    donor_steps: int = 0  # the donor's budget with frozen_features; 0 = the run's own
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -107,7 +111,20 @@ class Variant:
             raise ValueError(
                 f"variant {self.name!r}: strides must be a list of ints >= 1, got {self.strides!r}"
             )
-        object.__setattr__(self, "strides", tuple(self.strides))  # a list from YAML or JSON compares equal
+        if not isinstance(self.budgets, (list, tuple)) or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in self.budgets
+        ):
+            raise ValueError(
+                f"variant {self.name!r}: budgets must be a list of ints >= 1, got {self.budgets!r}"
+            )
+        ds = self.donor_steps
+        if not (isinstance(ds, int) and not isinstance(ds, bool) and ds >= 0):
+            raise ValueError(f"variant {self.name!r}: donor_steps must be an int >= 0, got {ds!r}")
+        if ds and not self.frozen_features:
+            raise ValueError(f"variant {self.name!r}: donor_steps is only used with frozen_features")
+        # a list from YAML or JSON compares equal to the tuple
+        object.__setattr__(self, "strides", tuple(self.strides))
+        object.__setattr__(self, "budgets", tuple(self.budgets))
         if self.loss != "codec" and self.codec != "randomized_rounding":
             raise ValueError(
                 f"variant {self.name!r}: loss {self.loss!r} is built on the randomized_rounding codec, "
@@ -231,8 +248,23 @@ def donor_of(variant: Variant) -> Variant:
     """The plain design whose trained features a ``frozen_features`` probe reads: the probe's codec, loss and
     backbone width, trained whole with the package's own readout (average-pool fusion, the default head)."""
     return dataclasses.replace(
-        variant, frozen_features=0, donor_lr=0.0, fusion="avgpool", head_width=0, strides=()
+        variant,
+        frozen_features=0,
+        donor_lr=0.0,
+        donor_steps=0,
+        fusion="avgpool",
+        head_width=0,
+        strides=(),
+        budgets=(),
     )
+
+
+def same_design(a: Variant, b: Variant) -> bool:
+    """Whether two variants train and read the same network: every field but where in a study's grid it
+    runs (``strides``, ``budgets``), so that a study can read back another study's runs of a design on the
+    part of the grid they share."""
+    where = {"strides": (), "budgets": ()}
+    return dataclasses.replace(a, **where) == dataclasses.replace(b, **where)
 
 
 def non_default_fields(variant: Variant) -> dict:
