@@ -394,7 +394,7 @@ def test_a_probe_reads_its_donors_features_unchanged_and_trains_only_the_readout
         ratio = rows[16]["ratio_to_fine"]["per_seed"][seed]
         assert ratio == pytest.approx(err["frozen", 16] / err["rr_expected", 4], rel=1e-12)
     assert "excess_left" not in rows[4] and len(rows[4]["donors"]) == 2
-    assert any("bit for bit in 2 of 2 seeds" in v for v in record["verdicts"])
+    assert any("reproduce the recorded runs in 2 of 2 seeds" in v for v in record["verdicts"])
     assert "kept fixed" in report.markdown(record)
     # The donor is the plain design's own run at stride 4 (same seed, budget, rate): bit for bit.
     plain = records["rr_expected_s4_n3_seed0_lr0.012"]

@@ -59,8 +59,10 @@ RESUME_FREE_SECTIONS = {"eval"}
 
 
 def note(message: str) -> None:
-    """One line on stderr: something the user should know that is not an error."""
-    print(f"h3r-train: note: {message}", file=sys.stderr)
+    """One line on stderr: something the user should know that is not an error, under the name of the
+    command that runs (``h3r-sweep``, ``h3r-train``; h3r-train from Python)."""
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    print(f"{program if program.startswith('h3r-') else 'h3r-train'}: note: {message}", file=sys.stderr)
 
 
 def _pid_alive(pid: int) -> bool:
