@@ -185,7 +185,7 @@ def against_fine(
             continue
         donor = variants_lib.donor_of(v) if v.frozen_features else None
         for steps in study.budgets:
-            ref_steps = v.donor_steps or steps
+            ref_steps = variants_lib.donor_budget(v, steps)
             for stride in study.strides:
                 if stride == fine and not v.frozen_features:
                     continue

@@ -548,7 +548,7 @@ def run_job(job: dict, study: Study) -> dict:
     codec = variants_lib.build_codec(variant, tuple(config.data.input_size), job["stride"])
     donor_note = None
     if variant.frozen_features:
-        donor_steps = variant.donor_steps or job["steps"]
+        donor_steps = variants_lib.donor_budget(variant, job["steps"])
         donor_state, donor_note = donor_features(study, variant, donor_steps, job["seed"])
     seed_everything(job["seed"])  # the same initial backbone for every variant and stride of a seed
     model = variants_lib.build_model(variant, train_set.num_keypoints, job["stride"])

@@ -132,6 +132,12 @@ class Variant:
             )
 
 
+def donor_budget(variant: Variant, steps: int) -> int:
+    """The training steps of a ``frozen_features`` probe's donor for a run of ``steps``: ``donor_steps``, or
+    the run's own budget when that is 0."""
+    return variant.donor_steps or steps
+
+
 def variant_from_dict(data: Any, where: str) -> Variant:
     """A :class:`Variant` from a config mapping; unknown keys fail, naming the valid ones."""
     names = [f.name for f in dataclasses.fields(Variant)]
